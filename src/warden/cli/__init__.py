@@ -1,0 +1,60 @@
+"""The ``warden`` command: parses arguments and delegates; no behaviour of its own.
+
+Each subcommand is a module with a ``main(argv) -> int``, imported only when it is used, so
+``warden run`` (a PID 1 that should stay small) loads nothing another subcommand needs. A new
+subcommand is one line in :data:`_COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from .. import __version__
+from ..lifecycle import EXIT_OK, EXIT_USAGE
+
+#: name -> (module implementing ``main(argv: list[str]) -> int``, one-line summary)
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("warden.cli._run", "run a program under warden: PID 1 duties, stop ladder, restarts"),
+}
+
+
+def _usage() -> str:
+    width = max(len(name) for name in _COMMANDS)
+    lines = [
+        "usage: warden COMMAND [OPTIONS] ...",
+        "",
+        "warden keeps a service alive and honest through its whole life.",
+        "",
+        "commands:",
+        *(f"  {name:<{width}}  {summary}" for name, (_, summary) in _COMMANDS.items()),
+        "",
+        "Run 'warden COMMAND --help' for the options of a command.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``warden`` console script; returns the process exit code."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args:
+        sys.stderr.write(_usage())
+        return EXIT_USAGE
+    name, rest = args[0], args[1:]
+    if name in ("-h", "--help", "help"):
+        sys.stdout.write(_usage())
+        return EXIT_OK
+    if name == "--version":
+        sys.stdout.write(f"warden {__version__}\n")
+        return EXIT_OK
+    entry = _COMMANDS.get(name)
+    if entry is None:
+        known = ", ".join(_COMMANDS)
+        sys.stderr.write(
+            f"warden: error: {name!r} is not a warden command; use one of: {known} "
+            "(warden --help)\n"
+        )
+        return EXIT_USAGE
+    module = importlib.import_module(entry[0])
+    code: int = module.main(rest)
+    return code

@@ -1,0 +1,145 @@
+"""The deadline guard: the part of warden that does not trust the event loop.
+
+One daemon thread, blocked in ``select()`` on a pipe while nothing happens (no periodic
+wake-ups). Three things write to the pipe:
+
+* the signal handlers, one byte per delivery holding the signal number (``os.write`` to a
+  non-blocking pipe is all they do: it is async-signal-safe and allocates nothing);
+* the loop, ``ARM`` when a shutdown starts for a reason other than a signal;
+* the loop, ``DONE`` when the shutdown has finished, which ends the thread.
+
+The guard forwards every signal to the loop (``call_soon_threadsafe``) and arms the deadline
+at the first stop signal *itself*, so a loop that is already blocked when SIGTERM arrives
+cannot keep the process alive past the deadline. When the deadline passes, it writes the
+report it is given to stderr and leaves with ``os._exit``: no cleanup code of the stuck
+program can block it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from ._exitcodes import EXIT_DEADLINE, EXIT_SIGNAL_BASE
+
+ARM = 0xFE
+DONE = 0xFF
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+
+
+class DeadlineGuard:
+    """Arms a hard deadline on the first stop signal or :meth:`arm`, and enforces it."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        forward: Callable[[int], None],
+        report: Callable[[str], str],
+        exit_on_second_signal: bool,
+    ) -> None:
+        self._timeout = timeout
+        self._forward = forward
+        self._report = report
+        self._exit_on_second_signal = exit_on_second_signal
+        self._rfd, self.wake_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._thread = threading.Thread(target=self._watch, name="warden:guard", daemon=True)
+        self._armed_at: float | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def arm(self) -> None:
+        """Start the deadline now (idempotent: the first arming counts)."""
+        _write_byte(self.wake_fd, ARM)
+
+    def finish(self) -> None:
+        """The shutdown has ended: disarm and stop the thread."""
+        _write_byte(self.wake_fd, DONE)
+        self._thread.join()
+        os.close(self._rfd)
+        os.close(self.wake_fd)
+
+    def _watch(self) -> None:
+        deadline: float | None = None
+        stop_signals_seen = 0
+        while True:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            readable, _, _ = select.select([self._rfd], [], [], timeout)
+            if not readable:
+                self._force_exit(
+                    EXIT_DEADLINE,
+                    f"shutdown deadline of {self._timeout:g}s exceeded; "
+                    f"forcing exit with code {EXIT_DEADLINE}",
+                )
+            try:
+                data = os.read(self._rfd, 512)
+            except BlockingIOError:
+                continue
+            # Signals coalesce (the kernel already merges pending ones): forward each signal
+            # of a batch once, so a storm of SIGCHLD costs the loop one callback, not 2,000.
+            # Stop signals are still counted one by one for the second-signal rule.
+            batch: dict[int, None] = {}
+            for byte in data:
+                if byte == DONE:
+                    return
+                if (byte == ARM or byte in STOP_SIGNALS) and deadline is None:
+                    deadline = time.monotonic() + self._timeout
+                if byte == ARM:
+                    continue
+                if byte in STOP_SIGNALS:
+                    stop_signals_seen += 1
+                    if stop_signals_seen > 1 and self._exit_on_second_signal:
+                        name = signal.Signals(byte).name
+                        self._force_exit(
+                            EXIT_SIGNAL_BASE + byte,
+                            f"second {name}: stopping immediately "
+                            f"with code {EXIT_SIGNAL_BASE + byte}",
+                        )
+                    if stop_signals_seen > 1:
+                        self._forward(byte)  # the loop must see the second one as such
+                        continue
+                batch[byte] = None
+            for signum in batch:
+                self._forward(signum)
+
+    def _force_exit(self, code: int, headline: str) -> None:
+        text = self._report(headline)
+        with contextlib.suppress(OSError):
+            _write_all(2, text.encode("utf-8", "replace"))
+        _flush_stdio_briefly()
+        os._exit(code)
+
+
+def _write_byte(fd: int, value: int) -> None:
+    # A full pipe means the guard already has a wake-up pending: dropping is correct.
+    with contextlib.suppress(BlockingIOError, OSError):
+        os.write(fd, bytes((value,)))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            select.select([], [fd], [], 1.0)
+
+
+def _flush_stdio_briefly() -> None:
+    # The stuck thread may hold a stream's lock; flush on a helper thread and give up after
+    # a few milliseconds rather than hang the forced exit.
+    def flush() -> None:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+
+    helper = threading.Thread(target=flush, name="warden:flush", daemon=True)
+    helper.start()
+    helper.join(0.01)

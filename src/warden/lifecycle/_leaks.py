@@ -1,0 +1,177 @@
+"""The leak report: what the service started and left running after it stopped.
+
+The Python counterpart of Go's goroutine-leak checks: pending asyncio tasks, non-daemon
+threads (they keep the interpreter from exiting), child processes and listening sockets. Each
+is compared with a baseline taken before the service started, so only what the service itself
+left behind is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import os
+import re
+import sys
+import threading
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Leak:
+    """Something the service started that was still alive after it stopped.
+
+    Attributes:
+        kind: ``task``, ``thread``, ``process`` or ``socket``.
+        name: how to recognise it: a task or thread name, a pid and command line, an address.
+        stack: where it is now (tasks, threads) or what is known of it (processes, sockets).
+    """
+
+    kind: str
+    name: str
+    stack: str
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    tasks: frozenset[asyncio.Task[object]]
+    threads: frozenset[int]
+    children: frozenset[int]
+    sockets: frozenset[int]
+
+
+def take_baseline() -> Baseline:
+    try:
+        tasks = frozenset(asyncio.all_tasks())
+    except RuntimeError:
+        tasks = frozenset()
+    return Baseline(
+        tasks,
+        frozenset(t.ident for t in threading.enumerate() if t.ident is not None),
+        frozenset(_child_pids()),
+        frozenset(_listening_sockets()),
+    )
+
+
+def find_leaks(baseline: Baseline) -> list[Leak]:
+    """Everything alive now that was not in ``baseline``, each with a name and a stack."""
+    leaks: list[Leak] = []
+    current = asyncio.current_task()
+    for task in asyncio.all_tasks():
+        if task is current or task in baseline.tasks or task.done():
+            continue
+        leaks.append(Leak("task", task.get_name(), task_stack(task)))
+    frames = sys._current_frames()
+    for thread in threading.enumerate():
+        if thread.daemon or thread is threading.main_thread() or thread.ident is None:
+            continue
+        if thread.ident in baseline.threads:
+            continue
+        frame = frames.get(thread.ident)
+        stack = "".join(traceback.format_stack(frame)) if frame else "(no Python frame)\n"
+        leaks.append(Leak("thread", thread.name, stack))
+    for pid in sorted(_child_pids() - baseline.children):
+        leaks.append(Leak("process", f"pid {pid}: {_cmdline(pid)}", _process_state(pid)))
+    sockets = _listening_sockets()
+    for inode in sorted(sockets.keys() - baseline.sockets):
+        fd, address = sockets[inode]
+        leaks.append(Leak("socket", f"fd {fd}: listening on {address}", "(still open)\n"))
+    return leaks
+
+
+def task_stack(task: asyncio.Task[object] | asyncio.Task[None]) -> str:
+    """Where a task is now: every frame of its coroutine chain, outermost first.
+
+    ``Task.get_stack()`` gives only the outermost frame of a suspended coroutine; the frame
+    that matters is at the end of the ``cr_await`` chain.
+    """
+    frames = []
+    awaited: object = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is not None:
+            frames.append(frame)
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    if not frames:
+        return f"(no frame: {task.get_coro()!r})\n"
+    summary = traceback.StackSummary.extract((f, f.f_lineno) for f in frames)
+    return "".join(traceback.format_list(summary))
+
+
+def _child_pids() -> set[int]:
+    pids: set[int] = set()
+    with contextlib.suppress(OSError):
+        for task in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError):
+                text = Path(f"/proc/self/task/{task}/children").read_text()
+                pids.update(int(p) for p in text.split())
+    return pids
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "(gone)"
+    return " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)
+
+
+def _process_state(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "(gone)\n"
+    state = stat.rsplit(")", 1)[1].split()[0]
+    return f"(process state {state})\n"
+
+
+_SOCKET_LINK = re.compile(r"socket:\[(\d+)\]")
+
+
+def _listening_sockets() -> dict[int, tuple[int, str]]:
+    """Map inode -> (fd, address) for this process's listening TCP and UNIX sockets."""
+    ours: dict[int, int] = {}
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                match = _SOCKET_LINK.fullmatch(os.readlink(f"/proc/self/fd/{name}"))
+                if match:
+                    ours[int(match.group(1))] = int(name)
+    if not ours:
+        return {}
+    listening: dict[int, tuple[int, str]] = {}
+    for table, ipv6 in (("tcp", False), ("tcp6", True)):
+        for fields in _proc_net_rows(table):
+            # sl local_address rem_address st ... inode: state 0A is TCP_LISTEN.
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[9]) in ours:
+                inode = int(fields[9])
+                listening[inode] = (ours[inode], _tcp_address(fields[1], ipv6))
+    for fields in _proc_net_rows("unix"):
+        # Num RefCount Protocol Flags Type St Inode [Path]; flag 0x10000 is __SO_ACCEPTCON.
+        if len(fields) > 6 and int(fields[3], 16) & 0x10000 and int(fields[6]) in ours:
+            inode = int(fields[6])
+            path = fields[7] if len(fields) > 7 else "(unnamed)"
+            listening[inode] = (ours[inode], f"unix:{path}")
+    return listening
+
+
+def _proc_net_rows(table: str) -> list[list[str]]:
+    try:
+        lines = Path(f"/proc/self/net/{table}").read_text().splitlines()[1:]
+    except OSError:
+        return []
+    return [line.split() for line in lines]
+
+
+def _tcp_address(field: str, ipv6: bool) -> str:
+    host_hex, port_hex = field.split(":")
+    raw = bytes.fromhex(host_hex)
+    # /proc prints the address as native-endian 32-bit words.
+    words = [raw[i : i + 4][::-1] for i in range(0, len(raw), 4)]
+    packed = b"".join(words) if sys.byteorder == "little" else raw
+    host = ipaddress.IPv6Address(packed) if ipv6 else ipaddress.IPv4Address(packed)
+    port = int(port_hex, 16)
+    return f"[{host}]:{port}" if ipv6 else f"{host}:{port}"

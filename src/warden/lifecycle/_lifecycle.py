@@ -1,0 +1,604 @@
+"""The lifecycle: components started in dependency order, stopped in reverse within deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Literal, Self
+
+from warden._exceptions import DependencyError, LifecycleError, StartupError
+
+from ._calls import Callback, call, is_async
+from ._durations import parse_duration
+from ._exitcodes import EXIT_FAILURE, EXIT_OK
+from ._graph import start_order
+from ._guard import STOP_SIGNALS, DeadlineGuard
+from ._leaks import Baseline, Leak, find_leaks, take_baseline, task_stack
+from ._signals import SignalIntake
+from ._states import ALLOWED, State
+from ._timeline import Timeline
+
+DEFAULT_SHUTDOWN_TIMEOUT = 25.0
+"""Below Kubernetes' default 30 s grace period, leaving a buffer before its SIGKILL."""
+
+SignalCallback = Callable[[int], object]
+SecondSignal = Literal["exit", "ignore"] | SignalCallback
+Main = Callable[[], Awaitable[object]] | Callable[[], object]
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    """A part of the service with a start and a stop, and the parts it needs."""
+
+    name: str
+    start: Callback | None
+    stop: Callback | None
+    depends_on: tuple[str, ...]
+    stop_timeout: float | None
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A start or stop under way, for the deadline report."""
+
+    phase: str
+    since: float
+    task: asyncio.Task[None] | None = None
+    threads: list[threading.Thread] = field(default_factory=list)
+
+
+class Lifecycle:
+    """Starts a service's components in dependency order and stops them within a deadline.
+
+    Example::
+
+        lc = warden.Lifecycle(shutdown_timeout=20, drain_delay=5)
+        lc.add("db", start=pool.open, stop=pool.close)
+        lc.add("http", start=server.start, stop=server.stop, depends_on=["db"])
+        sys.exit(lc.run())
+
+    Args:
+        shutdown_timeout: the hard deadline for the whole shutdown, in seconds or as a
+            duration string; ``None`` reads ``$WARDEN_SHUTDOWN_TIMEOUT``, else 25 s. Past it
+            the process exits with code 124 even if the event loop is blocked.
+        drain_delay: how long readiness is false before components stop (the window in which
+            load balancers notice), like a Kubernetes preStop sleep.
+        stop_timeout: the default stop timeout of a component (``None``: only the shutdown
+            deadline bounds it).
+        on_second_signal: what a second SIGTERM/SIGINT does: ``"exit"`` at once with 128+N,
+            ``"ignore"``, or a callable given the signal number, called in the loop.
+        handle_signals: install signal handlers while running (main thread only).
+    """
+
+    def __init__(
+        self,
+        *,
+        shutdown_timeout: float | str | None = None,
+        drain_delay: float | str = 0.0,
+        stop_timeout: float | str | None = None,
+        on_second_signal: SecondSignal = "exit",
+        handle_signals: bool = True,
+    ) -> None:
+        if shutdown_timeout is None:
+            env = os.environ.get("WARDEN_SHUTDOWN_TIMEOUT")
+            self.shutdown_timeout = (
+                DEFAULT_SHUTDOWN_TIMEOUT
+                if env is None
+                else parse_duration(env, what="WARDEN_SHUTDOWN_TIMEOUT", allow_zero=False)
+            )
+        else:
+            self.shutdown_timeout = parse_duration(
+                shutdown_timeout, what="shutdown_timeout", allow_zero=False
+            )
+        self.drain_delay = parse_duration(drain_delay, what="drain_delay")
+        self.stop_timeout = (
+            None
+            if stop_timeout is None
+            else parse_duration(stop_timeout, what="stop_timeout", allow_zero=False)
+        )
+        if on_second_signal not in ("exit", "ignore") and not callable(on_second_signal):
+            raise LifecycleError(
+                f"on_second_signal={on_second_signal!r} is not valid; "
+                "use 'exit', 'ignore' or a callable taking the signal number"
+            )
+        self._on_second_signal = on_second_signal
+        self._handle_signals = handle_signals
+        self.timeline = Timeline()
+        self.exit_code = EXIT_OK
+        self.leaks: list[Leak] = []
+        self._state = State.CREATED
+        self._components: dict[str, Component] = {}
+        self._started: list[str] = []
+        self._in_flight: dict[str, _InFlight] = {}
+        self._reload_hooks: list[Callback] = []
+        self._reopen_hooks: list[Callback] = []
+        self._signal_hooks: dict[int, list[SignalCallback]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._stop_reason: str | None = None
+        self._draining_since: float | None = None
+        self._reload_task: asyncio.Task[None] | None = None
+        self._reload_again = False
+        self._background: set[asyncio.Future[object]] = set()
+        self._guard: DeadlineGuard | None = None
+        self._intake: SignalIntake | None = None
+        self._baseline: Baseline | None = None
+
+    # -- registration -------------------------------------------------------------------
+
+    def add(
+        self,
+        name: str,
+        *,
+        start: Callback | None = None,
+        stop: Callback | None = None,
+        depends_on: Iterable[str] = (),
+        stop_timeout: float | str | None = None,
+    ) -> None:
+        """Register a component. ``start`` and ``stop`` may be sync or async callables.
+
+        Dependencies may be registered later; unknown names and cycles are reported when the
+        service starts, before any component starts.
+        """
+        if self._state is not State.CREATED:
+            raise LifecycleError(
+                f"cannot add component {name!r}: the lifecycle is {self._state.value}; "
+                "register every component before run() or 'async with'"
+            )
+        if not isinstance(name, str) or not name:
+            raise DependencyError(f"component name must be a non-empty string, got {name!r}")
+        if name in self._components:
+            raise DependencyError(f"component {name!r} is already registered; pick another name")
+        deps = (depends_on,) if isinstance(depends_on, str) else tuple(depends_on)
+        if name in deps:
+            raise DependencyError(f"component {name!r} depends on itself; remove {name!r}")
+        for fn, what in ((start, "start"), (stop, "stop")):
+            if fn is not None and not callable(fn):
+                raise LifecycleError(f"component {name!r}: {what}={fn!r} is not callable")
+        timeout = (
+            None
+            if stop_timeout is None
+            else parse_duration(stop_timeout, what=f"stop_timeout of {name!r}", allow_zero=False)
+        )
+        self._components[name] = Component(name, start, stop, deps, timeout)
+
+    def on_reload(self, fn: Callback) -> Callback:
+        """Call ``fn`` on SIGHUP or :meth:`reload` (coalesced; usable as a decorator)."""
+        self._reload_hooks.append(fn)
+        return fn
+
+    def on_reopen_logs(self, fn: Callback) -> Callback:
+        """Call ``fn`` on SIGUSR1 (usable as a decorator)."""
+        self._reopen_hooks.append(fn)
+        return fn
+
+    def on_signal(self, signum: int, fn: SignalCallback) -> None:
+        """Call ``fn(signum)`` in the loop whenever ``signum`` arrives (coalesced).
+
+        Runs in addition to the built-in handling of TERM, INT, HUP and USR1. A coroutine
+        returned by ``fn`` is run as a task.
+        """
+        self._signal_hooks.setdefault(signum, []).append(fn)
+        if self._intake is not None:
+            self._intake.install([signum])
+
+    # -- observation --------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def ready(self) -> bool:
+        """Readiness: true only while the service should receive new work."""
+        return self._state.serving
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self._stop_reason
+
+    # -- control ------------------------------------------------------------------------
+
+    def request_stop(self, reason: str = "requested") -> None:
+        """Begin the graceful stop; safe from any thread, a no-op once stopping."""
+        if self._loop is None:
+            raise LifecycleError("request_stop() before the lifecycle runs; start it first")
+        if threading.get_ident() == self._loop_thread:
+            self._begin_stop(reason)
+        else:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._begin_stop, reason)
+
+    def reload(self) -> None:
+        """Run the reload hooks, as SIGHUP does; safe from any thread."""
+        if self._loop is None:
+            raise LifecycleError("reload() before the lifecycle runs; start it first")
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._start_reload)
+
+    async def wait_for_stop(self) -> str:
+        """Wait until a stop is requested; returns the reason."""
+        if self._stop_event is None:
+            raise LifecycleError("wait_for_stop() outside a running lifecycle")
+        await self._stop_event.wait()
+        return self._stop_reason or "requested"
+
+    # -- entry points -------------------------------------------------------------------
+
+    def run(self, main: Main | None = None) -> int:
+        """Run the service in the calling thread until it stops; return the exit code.
+
+        Starts the components, then runs ``main`` (sync or async) if given, and stops when a
+        signal arrives, :meth:`request_stop` is called, or ``main`` returns (an ``int`` it
+        returns becomes the exit code of a clean stop). Without ``main`` it serves until a
+        stop is requested.
+        """
+        return asyncio.run(self._run(main))
+
+    async def __aenter__(self) -> Self:
+        await self._startup()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None:
+            self.exit_code = EXIT_FAILURE
+            self._begin_stop(f"error: {type(exc).__name__}: {exc}")
+        await self._shutdown()
+
+    async def _run(self, main: Main | None) -> int:
+        try:
+            await self._startup()
+        except StartupError:
+            return self.exit_code
+        main_task = None if main is None else asyncio.create_task(self._run_main(main))
+        try:
+            await self.wait_for_stop()
+        finally:
+            await self._shutdown(main_task)
+        return self.exit_code
+
+    async def _run_main(self, main: Main) -> None:
+        started = time.monotonic()
+        try:
+            if is_async(main):
+                result = await main()  # type: ignore[misc]
+            else:
+                box: list[object] = []
+                await call(lambda: box.append(main()), thread_name="warden:main")
+                result = box[0]
+        except asyncio.CancelledError:
+            self._publish("main", outcome="cancelled", duration=time.monotonic() - started)
+            raise
+        except Exception as exc:
+            self.exit_code = EXIT_FAILURE
+            self._publish(
+                "main", outcome="failed", duration=time.monotonic() - started, detail=_err(exc)
+            )
+            self._begin_stop("main failed")
+            return
+        if isinstance(result, int) and not isinstance(result, bool):
+            self.exit_code = result
+        self._publish("main", outcome="ok", duration=time.monotonic() - started)
+        self._begin_stop("main returned")
+
+    # -- start-up -----------------------------------------------------------------------
+
+    async def _startup(self) -> None:
+        if self._state is not State.CREATED:
+            raise LifecycleError(
+                f"this lifecycle is {self._state.value}; a Lifecycle runs once, create a new one"
+            )
+        order = start_order({n: c.depends_on for n, c in self._components.items()})
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._stop_event = asyncio.Event()
+        self._baseline = take_baseline()
+        self._guard = DeadlineGuard(
+            timeout=self.shutdown_timeout,
+            forward=self._forward_signal,
+            report=self._deadline_report,
+            exit_on_second_signal=self._on_second_signal == "exit",
+        )
+        if self._handle_signals:
+            intake = SignalIntake(self._guard.wake_fd)
+            intake.install([signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1])
+            intake.install(self._signal_hooks)
+            self._intake = intake
+        self._guard.start()
+        self._set_state(State.STARTING)
+        began = time.monotonic()
+        for name in order:
+            if self._stop_event.is_set():
+                self._publish("start", name=name, outcome="skipped", detail="stop requested")
+                continue
+            error = await self._start_one(self._components[name])
+            if error is not None:
+                self.exit_code = EXIT_FAILURE
+                self._begin_stop(f"component {name!r} failed to start")
+                await self._shutdown()
+                raise StartupError(name, error) from error
+        if self._stop_event.is_set():
+            return
+        self._set_state(State.READY, duration=time.monotonic() - began)
+
+    async def _start_one(self, component: Component) -> BaseException | None:
+        """Start one component; returns the error if its start failed."""
+        assert self._stop_event is not None
+        name = component.name
+        if component.start is None:
+            self._started.append(name)
+            self._publish("start", name=name, outcome="ok", duration=0.0)
+            return None
+        flight = self._track(name, "starting")
+        task = asyncio.create_task(
+            call(
+                component.start, thread_name=f"warden:start:{name}", on_thread=flight.threads.append
+            )
+        )
+        flight.task = task
+        stop_wait = asyncio.create_task(self._stop_event.wait())
+        try:
+            await asyncio.wait({task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done() and is_async(component.start):
+                # An async start can be cancelled: it never finished, so it is not stopped.
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+                self._publish("start", name=name, outcome="cancelled", detail="stop requested")
+                return None
+            # A sync start cannot be interrupted; once it returns the component is started
+            # and will be stopped like the others.
+            await asyncio.wait({task})
+        finally:
+            stop_wait.cancel()
+            self._in_flight.pop(name, None)
+        duration = time.monotonic() - flight.since
+        error = task.exception()
+        if error is not None:
+            self._publish(
+                "start", name=name, outcome="failed", duration=duration, detail=_err(error)
+            )
+            return error
+        self._started.append(name)
+        self._publish("start", name=name, outcome="ok", duration=duration)
+        return None
+
+    # -- stopping -----------------------------------------------------------------------
+
+    def _begin_stop(self, reason: str) -> None:
+        """Turn readiness false and arm the deadline; the rest happens in _shutdown."""
+        assert self._stop_event is not None and self._guard is not None
+        if self._stop_event.is_set():
+            return
+        self._stop_reason = reason
+        self._stop_event.set()
+        self._guard.arm()
+        self._publish("stop_requested", detail=reason)
+        if self._state.serving:
+            self._draining_since = time.monotonic()
+            self._set_state(State.DRAINING)
+
+    async def _shutdown(self, main_task: asyncio.Task[None] | None = None) -> None:
+        assert self._stop_event is not None and self._guard is not None
+        self._begin_stop("service body finished")
+        try:
+            if self._draining_since is not None:
+                remaining = self._draining_since + self.drain_delay - time.monotonic()
+                if remaining > 0:
+                    await asyncio.sleep(remaining)
+            if main_task is not None and not main_task.done():
+                # main is expected to return once the stop is requested (it awaits
+                # wait_for_stop()); let it see the stop before cancelling what is left.
+                await asyncio.wait({main_task}, timeout=0.001)
+            for task in (self._reload_task, main_task):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+            self._set_state(State.STOPPING)
+            began = time.monotonic()
+            await self._stop_components()
+            self._set_state(State.STOPPED, duration=time.monotonic() - began)
+        finally:
+            if self._intake is not None:
+                self._intake.restore()
+                self._intake = None
+            self._guard.finish()
+        assert self._baseline is not None
+        self.leaks = find_leaks(self._baseline)
+        for leak in self.leaks:
+            self._publish("leak", name=f"{leak.kind} {leak.name}", detail=leak.stack)
+
+    async def _stop_components(self) -> None:
+        started = list(self._started)
+        done = {name: asyncio.Event() for name in started}
+        dependents = {
+            name: [m for m in started if name in self._components[m].depends_on] for name in started
+        }
+
+        async def stop_one(name: str) -> None:
+            try:
+                for dependent in dependents[name]:
+                    await done[dependent].wait()
+                await self._stop_one(self._components[name])
+            finally:
+                done[name].set()
+
+        await asyncio.gather(*(stop_one(name) for name in started))
+
+    async def _stop_one(self, component: Component) -> None:
+        name = component.name
+        if component.stop is None:
+            self._publish("stop", name=name, outcome="ok", duration=0.0)
+            return
+        flight = self._track(name, "stopping")
+        timeout = component.stop_timeout or self.stop_timeout
+        task = asyncio.create_task(
+            call(component.stop, thread_name=f"warden:stop:{name}", on_thread=flight.threads.append)
+        )
+        flight.task = task
+        try:
+            await asyncio.wait_for(task, timeout)
+        except TimeoutError:
+            self.exit_code = EXIT_FAILURE
+            self._publish(
+                "stop",
+                name=name,
+                outcome="timeout",
+                duration=time.monotonic() - flight.since,
+                detail=f"did not stop within its stop_timeout of {timeout:g}s",
+            )
+        except Exception as exc:
+            self.exit_code = EXIT_FAILURE
+            self._publish(
+                "stop",
+                name=name,
+                outcome="failed",
+                duration=time.monotonic() - flight.since,
+                detail=_err(exc),
+            )
+        else:
+            self._publish("stop", name=name, outcome="ok", duration=time.monotonic() - flight.since)
+        finally:
+            self._in_flight.pop(name, None)
+
+    # -- signals and reload -------------------------------------------------------------
+
+    def _forward_signal(self, signum: int) -> None:
+        """Called on the guard thread: hand the signal to the loop."""
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed
+                loop.call_soon_threadsafe(self._on_signal, signum)
+
+    def _on_signal(self, signum: int) -> None:
+        assert self._stop_event is not None
+        name = signal.Signals(signum).name
+        if signum in STOP_SIGNALS:
+            second = self._stop_event.is_set()
+            self._publish("signal", name=name, detail="second stop signal" if second else None)
+            if not second:
+                self._begin_stop(f"signal {name}")
+            elif callable(self._on_second_signal):
+                self._run_hook(self._on_second_signal, signum)
+        elif signum == signal.SIGHUP and self._reload_hooks:
+            self._publish("signal", name=name)
+            self._start_reload()
+        elif signum == signal.SIGUSR1 and self._reopen_hooks:
+            self._publish("signal", name=name)
+            self._in_background(self._run_hooks("reopen_logs", self._reopen_hooks))
+        for hook in self._signal_hooks.get(signum, ()):
+            self._run_hook(hook, signum)
+
+    def _run_hook(self, hook: SignalCallback, signum: int) -> None:
+        try:
+            result = hook(signum)
+            if asyncio.iscoroutine(result):
+                self._in_background(result)
+        except Exception:
+            self._publish(
+                "signal",
+                name=signal.Signals(signum).name,
+                outcome="failed",
+                detail=traceback.format_exc(),
+            )
+
+    def _start_reload(self) -> None:
+        if not self._state.serving:
+            self._publish("reload", outcome="skipped", detail=f"lifecycle is {self._state.value}")
+            return
+        if self._reload_task is not None and not self._reload_task.done():
+            self._reload_again = True  # coalesce: one more round after this one
+            return
+        self._reload_task = asyncio.create_task(self._reload())
+
+    async def _reload(self) -> None:
+        while True:
+            self._reload_again = False
+            self._set_state(State.RELOADING)
+            await self._run_hooks("reload", self._reload_hooks)
+            if self._state is State.RELOADING:
+                self._set_state(State.READY)
+            if not self._reload_again or not self._state.serving:
+                return
+
+    async def _run_hooks(self, kind: str, hooks: list[Callback]) -> None:
+        began = time.monotonic()
+        errors = []
+        for hook in hooks:
+            try:
+                await call(hook, thread_name=f"warden:{kind}")
+            except Exception as exc:
+                errors.append(_err(exc))
+        self._publish(
+            kind,
+            outcome="failed" if errors else "ok",
+            duration=time.monotonic() - began,
+            detail="; ".join(errors) or None,
+        )
+
+    # -- bookkeeping --------------------------------------------------------------------
+
+    def _in_background(self, coro: Coroutine[object, object, object]) -> None:
+        # The loop keeps only weak references to tasks: hold one until the task is done.
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _set_state(self, state: State, *, duration: float | None = None) -> None:
+        if state is self._state:
+            return
+        if state not in ALLOWED[self._state]:
+            raise LifecycleError(f"invalid transition {self._state.value} -> {state.value}")
+        self._state = state
+        self._publish("state", name=state.value, duration=duration)
+
+    def _publish(self, kind: str, **fields: str | float | None) -> None:
+        self.timeline.publish(kind, self._state, **fields)  # type: ignore[arg-type]
+
+    def _track(self, name: str, phase: str) -> _InFlight:
+        flight = _InFlight(phase, time.monotonic())
+        self._in_flight[name] = flight
+        return flight
+
+    def _deadline_report(self, headline: str) -> str:
+        """Runs on the guard thread while the loop may be blocked: read, never wait."""
+        now = time.monotonic()
+        frames = sys._current_frames()
+        lines = [f"warden: {headline}\n"]
+        for name, flight in list(self._in_flight.items()):
+            lines.append(
+                f"warden: still {flight.phase}: component {name!r} "
+                f"(for {now - flight.since:.3f}s)\n"
+            )
+            if flight.task is not None:
+                with contextlib.suppress(Exception):
+                    lines.extend("  " + line for line in task_stack(flight.task).splitlines(True))
+            for thread in flight.threads:
+                frame = frames.get(thread.ident or -1)
+                if frame is not None:
+                    lines.append(f"  on thread {thread.name!r}:\n")
+                    lines.extend("  " + line for line in traceback.format_stack(frame))
+        if self._loop_thread is not None and self._loop_thread in frames:
+            lines.append("warden: event loop thread is at:\n")
+            lines.extend("  " + line for line in traceback.format_stack(frames[self._loop_thread]))
+        return "".join(lines)
+
+
+def _err(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,7 @@
+"""Observers of the lifecycle's timeline: logs today; metrics and health later."""
+
+from __future__ import annotations
+
+from ._log import HumanFormatter as HumanFormatter
+from ._log import JsonFormatter as JsonFormatter
+from ._log import log_events as log_events

@@ -1,0 +1,105 @@
+"""Timeline events as log records: one record per lifecycle step.
+
+``log_events(lifecycle)`` subscribes to the timeline and emits each event on the ``warden``
+logger, carrying the event in the record (``record.warden_event``). Where the records go is
+the application's choice, as with any library; ``log_events`` only adds a handler when the
+logger has none, choosing human-readable lines on a TTY and JSON lines otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import IO, Protocol
+
+from warden.lifecycle import Event
+
+_LOG = logging.getLogger("warden")
+_WARNING_OUTCOMES = frozenset({"failed", "timeout"})
+
+
+class _HasTimeline(Protocol):
+    @property
+    def timeline(self) -> _Subscribable: ...
+
+
+class _Subscribable(Protocol):
+    def subscribe(self, observer: _Observer) -> object: ...
+
+
+class _Observer(Protocol):
+    def __call__(self, event: Event, /) -> None: ...
+
+
+def log_events(lifecycle: _HasTimeline, *, stream: IO[str] | None = None) -> None:
+    """Log every event of ``lifecycle``'s timeline on the ``warden`` logger."""
+    if not _LOG.handlers:
+        out = sys.stderr if stream is None else stream
+        handler = logging.StreamHandler(out)
+        handler.setFormatter(HumanFormatter() if out.isatty() else JsonFormatter())
+        _LOG.addHandler(handler)
+        _LOG.setLevel(logging.INFO)
+        _LOG.propagate = False
+    lifecycle.timeline.subscribe(_emit)
+
+
+def _emit(event: Event) -> None:
+    level = logging.INFO
+    if event.outcome in _WARNING_OUTCOMES or event.kind == "leak":
+        level = logging.WARNING
+    _LOG.log(level, "%s", describe(event), extra={"warden_event": event})
+
+
+def describe(event: Event) -> str:
+    """One human line for an event: ``stop http ok in 41.2 ms``."""
+    parts = [event.kind]
+    if event.name is not None:
+        parts.append(event.name)
+    if event.outcome is not None:
+        parts.append(event.outcome)
+    if event.duration is not None:
+        parts.append(f"in {event.duration * 1000:.1f} ms")
+    text = " ".join(parts)
+    if event.detail and event.kind != "leak":
+        text += f": {event.detail}"
+    return text
+
+
+class HumanFormatter(logging.Formatter):
+    """``12:00:01.123 warden ready   stop http ok in 41.2 ms``; a leak's stack follows."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+        event: Event | None = getattr(record, "warden_event", None)
+        state = f"{event.state.value:<9} " if event else ""
+        line = f"{stamp}.{int(record.msecs):03d} warden {state}{record.getMessage()}"
+        if event is not None and event.kind == "leak" and event.detail:
+            line += "\n" + event.detail.rstrip("\n")
+        return line
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with every field of the event."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, object] = {
+            "time": record.created,
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        event: Event | None = getattr(record, "warden_event", None)
+        if event is not None:
+            data.update(
+                seq=event.seq,
+                monotonic=event.at,
+                event=event.kind,
+                state=event.state.value,
+                name=event.name,
+                outcome=event.outcome,
+                duration=event.duration,
+                detail=event.detail,
+            )
+        return json.dumps({k: v for k, v in data.items() if v is not None})

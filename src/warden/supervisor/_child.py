@@ -1,0 +1,56 @@
+"""One run of the program: its pid (also its process group), when it started, how it ended."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+
+from ._reason import ExitReason
+
+
+@dataclasses.dataclass(eq=False)
+class RunningChild:
+    """The program as one spawn started it. ``pid`` is also its process group id.
+
+    :attr:`ended` is set, and :attr:`reason` filled, by the reaper's callback when the
+    kernel reports the child's end; until then the pid cannot be reused (the child is at
+    least a zombie), so signalling it by pid is safe.
+    """
+
+    pid: int
+    argv: tuple[str, ...]
+    started_at: float
+    ended: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    reason: ExitReason | None = None
+    ended_at: float | None = None
+
+    @property
+    def pgid(self) -> int:
+        return self.pid
+
+    @property
+    def running(self) -> bool:
+        return not self.ended.is_set()
+
+    def send(self, signum: int, *, group: bool) -> bool:
+        """Send ``signum`` to the child, or to its whole process group; False if none left.
+
+        The group outlives its leader: after the child has ended, ``group=True`` still
+        reaches the members that are left.
+        """
+        try:
+            if group:
+                os.killpg(self.pgid, signum)
+            elif self.running:
+                os.kill(self.pid, signum)
+            else:
+                return False
+        except ProcessLookupError:
+            return False
+        return True
+
+    def mark_ended(self, reason: ExitReason, at: float) -> None:
+        self.reason = reason
+        self.ended_at = at
+        self.ended.set()

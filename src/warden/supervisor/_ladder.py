@@ -1,0 +1,160 @@
+"""The stop ladder: stop signal, a deadline, SIGKILL to the group, SIGKILL to orphans, wait.
+
+::
+
+    t=0            stop signal (--stop-signal) to the child, or to its group with --group
+    child ends     the stop signal to whatever it left behind that has not had it yet
+    t=timeout      SIGKILL to the child's process group, then to every child of warden
+                   (adopted orphans, even those that left the group with setsid)
+    ...            SIGKILL again to each newly adopted orphan, until waitpid says ECHILD
+    all gone       warden may exit: nothing it started is left running
+
+A second SIGTERM/SIGINT (:attr:`StopLadder.escalate`) skips straight to SIGKILL.
+
+Why "until ECHILD" means "all gone": when a process dies, the kernel re-parents its children
+to warden (the subreaper) *before* warden can reap it (``exit_notify`` runs
+``forget_original_parent`` first), so as long as any descendant is alive warden has a child,
+and ``waitpid`` only fails with ECHILD once the whole tree is gone.
+
+Every wait is on events (a SIGCHLD reaped, the escalation) with the deadline as the only
+timer, on ``time.monotonic()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable
+
+from ._child import RunningChild
+from ._reaper import Reaper, children
+from ._reason import signal_name
+
+
+class StopLadder:
+    """Stops the program and everything it started, within ``timeout`` seconds plus a kill.
+
+    Args:
+        reaper: the reaper, whose :meth:`Reaper.reap` the supervisor calls on SIGCHLD; call
+            :meth:`reaped` after each such call so the ladder re-checks what is left.
+        stop_signal: the first signal.
+        timeout: seconds from the stop signal to SIGKILL.
+        group: the stop signal goes to the child's process group, not just the child.
+        note: receives one line per step, for the timeline.
+    """
+
+    def __init__(
+        self,
+        reaper: Reaper,
+        *,
+        stop_signal: int,
+        timeout: float,
+        group: bool,
+        note: Callable[[str, str], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._reaper = reaper
+        self._stop_signal = stop_signal
+        self._timeout = timeout
+        self._group = group
+        self._note = note
+        self._clock = clock
+        self._changed = asyncio.Event()
+        #: Set by a second stop signal: skip the rest of the wait, SIGKILL now.
+        self.escalate = asyncio.Event()
+
+    def reaped(self) -> None:
+        """Something was reaped (or may have been): waiters re-check their condition."""
+        self._changed.set()
+
+    async def stop(self, child: RunningChild | None) -> None:
+        """The whole ladder, for a stop warden was asked for."""
+        deadline = self._clock() + self._timeout
+        name = signal_name(self._stop_signal)
+        group_signalled = False
+        if child is not None and child.running and not self.escalate.is_set():
+            target = f"process group {child.pgid}" if self._group else f"pid {child.pid}"
+            child.send(self._stop_signal, group=self._group)
+            group_signalled = self._group
+            self._note(name, f"to {target}; SIGKILL to its group in {self._timeout:g}s")
+            await self._wait(lambda: not child.running, deadline)
+        await self.clear(child, deadline, group_signalled=group_signalled)
+
+    async def clear(
+        self, child: RunningChild | None, deadline: float, *, group_signalled: bool
+    ) -> None:
+        """What the program left behind gets the stop signal, then SIGKILL at ``deadline``.
+
+        Also used when the child ended on its own (``group_signalled=False``): its leftovers
+        must not outlive it, or a restarted program finds its port still taken.
+        """
+        self._reaper.reap()
+        if self._reaper.childless:
+            return
+        if not self.escalate.is_set() and self._clock() < deadline:
+            sent = self._signal_leftovers(child, group_signalled=group_signalled)
+            if sent:
+                self._note(
+                    signal_name(self._stop_signal),
+                    f"to {sent} left behind by the program; SIGKILL in "
+                    f"{max(0.0, deadline - self._clock()):.3g}s",
+                )
+            if await self._wait(lambda: self._reaper.childless, deadline):
+                return
+        await self._kill_all(child)
+
+    def _signal_leftovers(self, child: RunningChild | None, *, group_signalled: bool) -> str:
+        """The stop signal to each leftover that has not had it yet; describes who got it."""
+        pgid = None if child is None else child.pgid
+        parts = []
+        if child is not None and not group_signalled and child.send(self._stop_signal, group=True):
+            parts.append(f"process group {pgid}")
+        orphans = 0
+        for pid in children():
+            with contextlib.suppress(ProcessLookupError):
+                if os.getpgid(pid) != pgid:
+                    os.kill(pid, self._stop_signal)
+                    orphans += 1
+        if orphans:
+            parts.append(f"{orphans} adopted orphan{'s' if orphans > 1 else ''}")
+        return " and ".join(parts)
+
+    async def _kill_all(self, child: RunningChild | None) -> None:
+        if child is not None:
+            child.send(signal.SIGKILL, group=True)
+        killed = self._reaper.kill_children(signal.SIGKILL)
+        reason = "second stop signal" if self.escalate.is_set() else "deadline"
+        self._note(
+            "SIGKILL",
+            f"{reason}: to process group {child.pgid if child else '-'} and "
+            f"{killed} child process{'es' if killed != 1 else ''} of warden",
+        )
+        while True:
+            self._reaper.reap()
+            if self._reaper.childless:
+                return
+            self._changed.clear()
+            await self._changed.wait()
+            # Killing an orphan re-parents *its* children to warden: kill those too.
+            self._reaper.kill_children(signal.SIGKILL)
+
+    async def _wait(self, done: Callable[[], bool], deadline: float) -> bool:
+        """Wait until ``done()``; False at the deadline or on escalation."""
+        while not done():
+            remaining = deadline - self._clock()
+            if remaining <= 0 or self.escalate.is_set():
+                return False
+            self._changed.clear()
+            changed = asyncio.ensure_future(self._changed.wait())
+            escalated = asyncio.ensure_future(self.escalate.wait())
+            try:
+                await asyncio.wait(
+                    {changed, escalated}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                changed.cancel()
+                escalated.cancel()
+        return True

@@ -1,0 +1,374 @@
+"""Shutdown under real signals, in real processes: order, deadlines, failures, second signal."""
+
+from __future__ import annotations
+
+import signal
+import textwrap
+from pathlib import Path
+
+from tests._proc import python
+from tests.conftest import Spawn
+
+# Every script prints its timeline to stdout ("event KIND NAME OUTCOME"), so a test waits for
+# a line instead of sleeping.
+PRELUDE = """\
+import asyncio, os, sys, threading, time
+import warden
+
+def make(**kwargs):
+    lc = warden.Lifecycle(**kwargs)
+    lc.timeline.subscribe(
+        lambda e: print("event", e.kind, e.name, e.outcome, e.detail or "", flush=True)
+    )
+    return lc
+"""
+
+
+def script(tmp_path: Path, body: str) -> list[str]:
+    path = tmp_path / "service.py"
+    path.write_text(PRELUDE + textwrap.dedent(body))
+    return python(str(path))
+
+
+def stop_lines(stdout: str) -> list[str]:
+    return [line.split()[2] for line in stdout.splitlines() if line.startswith("event stop ")]
+
+
+def test_stop_runs_in_reverse_dependency_order_and_independent_ones_concurrently(
+    tmp_path: Path, spawn: Spawn
+) -> None:
+    # cache and queue both need db; http needs both. cache and queue stop concurrently: each
+    # waits at a barrier for the other, so a sequential stop would time out instead.
+    proc = spawn(
+        script(
+            tmp_path,
+            """
+        lc = make(shutdown_timeout=10)
+        barrier = None
+        async def meet():
+            global barrier
+            barrier = barrier or asyncio.Barrier(2)
+            await barrier.wait()
+        lc.add("http", stop=lambda: None, depends_on=["cache", "queue"])
+        lc.add("cache", stop=meet, depends_on=["db"], stop_timeout=5)
+        lc.add("queue", stop=meet, depends_on=["db"], stop_timeout=5)
+        lc.add("db", stop=lambda: None)
+        sys.exit(lc.run())
+    """,
+        )
+    )
+    proc.wait_line(r"^event state ready")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    order = stop_lines(proc.stdout)
+    assert order[0] == "http"
+    assert set(order[1:3]) == {"cache", "queue"}
+    assert order[3] == "db"
+    assert "event stop cache ok" in proc.stdout
+    assert "event stop queue ok" in proc.stdout
+    starts = [ln.split()[2] for ln in proc.stdout.splitlines() if ln.startswith("event start ")]
+    assert starts.index("db") < starts.index("cache") < starts.index("http")
+
+
+def test_busy_loop_blocking_the_event_loop_is_cut_at_the_deadline(
+    tmp_path: Path, spawn: Spawn
+) -> None:
+    proc = spawn(
+        script(
+            tmp_path,
+            """
+        lc = make(shutdown_timeout=1)
+        async def spin():
+            while True:  # a sync busy loop inside a coroutine blocks the whole event loop
+                pass
+        lc.add("db", stop=lambda: print("db stopped", flush=True))
+        lc.add("stuck", stop=spin, depends_on=["db"])
+        sys.exit(lc.run())
+    """,
+        )
+    )
+    proc.wait_line(r"^event state ready")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == warden_exit_deadline()
+    assert "shutdown deadline of 1s exceeded" in proc.stderr
+    assert "still stopping: component 'stuck'" in proc.stderr
+    assert "while True:  # a sync busy loop" in proc.stderr  # the culprit's stack
+    assert "db stopped" not in proc.stdout  # db depends-on order held: it waited for stuck
+
+
+def test_async_stop_that_never_finishes_is_cut_at_the_deadline(
+    tmp_path: Path, spawn: Spawn
+) -> None:
+    proc = spawn(
+        script(
+            tmp_path,
+            """
+        lc = make(shutdown_timeout=0.5)
+        async def forever():
+            await asyncio.Event().wait()
+        lc.add("pool", stop=forever)
+        sys.exit(lc.run())
+    """,
+        )
+    )
+    proc.wait_line(r"^event state ready")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == warden_exit_deadline()
+    assert "still stopping: component 'pool'" in proc.stderr
+    assert "await asyncio.Event().wait()" in proc.stderr
+
+
+def test_loop_blocked_before_the_signal_still_exits_at_the_deadline(
+    tmp_path: Path, spawn: Spawn
+) -> None:
+    # The loop is stuck in request handling when SIGTERM arrives: the loop never sees the
+    # signal, the guard thread arms the deadline by itself.
+    proc = spawn(
+        script(
+            tmp_path,
+            """
+        lc = make(shutdown_timeout=0.5)
+        async def main():
+            print("spinning", flush=True)
+            while True:
+                pass
+        sys.exit(lc.run(main))
+    """,
+        )
+    )
+    proc.wait_line(r"^spinning")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == warden_exit_deadline()
+    assert "event loop thread is at" in proc.stderr
+
+
+def test_a_stop_that_raises_does_not_skip_the_others(tmp_path: Path, spawn: Spawn) -> None:
+    proc = spawn(
+        script(
+            tmp_path,
+            """
+        lc = make()
+        def boom():
+            raise RuntimeError("disk on fire")
+        lc.add("a", stop=lambda: print("a stopped", flush=True))
+        lc.add("b", stop=boom, depends_on=["a"])
+        lc.add("c", stop=lambda: print("c stopped", flush=True), depends_on=["b"])
+        sys.exit(lc.run())
+    """,
+        )
+    )
+    proc.wait_line(r"^event state ready")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 1
+    assert "event stop b failed RuntimeError: disk on fire" in proc.stdout
+    assert "a stopped" in proc.stdout
+    assert "c stopped" in proc.stdout
+    assert stop_lines(proc.stdout) == ["c", "b", "a"]
+
+
+def test_a_stop_over_its_own_timeout_is_recorded_and_the_rest_stop(
+    tmp_path: Path, spawn: Spawn
+) -> None:
+    proc = spawn(
+        script(
+            tmp_path,
+            """
+        lc = make(shutdown_timeout=10)
+        async def slow():
+            await asyncio.Event().wait()
+        lc.add("db", stop=lambda: print("db stopped", flush=True))
+        lc.add("slow", stop=slow, depends_on=["db"], stop_timeout=0.2)
+        sys.exit(lc.run())
+    """,
+        )
+    )
+    proc.wait_line(r"^event state ready")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 1
+    assert "event stop slow timeout did not stop within its stop_timeout of 0.2s" in proc.stdout
+    assert "db stopped" in proc.stdout
+
+
+def test_second_sigterm_stops_immediately(tmp_path: Path, spawn: Spawn) -> None:
+    proc = spawn(
+        script(
+            tmp_path,
+            """
+        lc = make(shutdown_timeout=60)
+        async def forever():
+            print("stopping slowly", flush=True)
+            await asyncio.Event().wait()
+        lc.add("slow", stop=forever)
+        sys.exit(lc.run())
+    """,
+        )
+    )
+    proc.wait_line(r"^event state ready")
+    proc.signal(signal.SIGTERM)
+    proc.wait_line(r"^stopping slowly")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(timeout=5) == 128 + signal.SIGTERM
+    assert "second SIGTERM: stopping immediately with code 143" in proc.stderr
+    assert "still stopping: component 'slow'" in proc.stderr
+
+
+def test_second_signal_ignored_when_configured(tmp_path: Path, spawn: Spawn) -> None:
+    proc = spawn(
+        script(
+            tmp_path,
+            """
+        lc = make(shutdown_timeout=60, on_second_signal="ignore")
+        gate = asyncio.Event()
+        async def stop():
+            print("stopping", flush=True)
+            await gate.wait()
+        lc.on_signal(__import__("signal").SIGUSR2, lambda s: gate.set())
+        lc.add("x", stop=stop)
+        sys.exit(lc.run())
+    """,
+        )
+    )
+    proc.wait_line(r"^event state ready")
+    proc.signal(signal.SIGTERM)
+    proc.wait_line(r"^stopping")
+    proc.signal(signal.SIGINT)
+    proc.wait_line(r"^event signal SIGINT None second stop signal")
+    proc.signal(signal.SIGUSR2)
+    assert proc.wait() == 0
+
+
+def test_sigterm_during_startup_stops_only_what_started(tmp_path: Path, spawn: Spawn) -> None:
+    proc = spawn(
+        script(
+            tmp_path,
+            """
+        lc = make()
+        async def hang():
+            print("b starting", flush=True)
+            await asyncio.Event().wait()
+        lc.add("a", start=lambda: None, stop=lambda: print("a stopped", flush=True))
+        lc.add("b", start=hang, stop=lambda: print("b stopped", flush=True), depends_on=["a"])
+        lc.add("c", start=lambda: print("c started", flush=True), depends_on=["b"])
+        sys.exit(lc.run())
+    """,
+        )
+    )
+    proc.wait_line(r"^b starting")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    assert "a stopped" in proc.stdout
+    assert "b stopped" not in proc.stdout
+    assert "c started" not in proc.stdout
+    assert "event start b cancelled" in proc.stdout
+    assert "event start c skipped" in proc.stdout
+    assert "event state ready" not in proc.stdout
+
+
+def test_failed_start_stops_the_started_and_exits_1(tmp_path: Path, spawn: Spawn) -> None:
+    proc = spawn(
+        script(
+            tmp_path,
+            """
+        lc = make()
+        def fail():
+            raise OSError("port 80 in use")
+        lc.add("a", stop=lambda: print("a stopped", flush=True))
+        lc.add("b", start=fail, depends_on=["a"])
+        lc.add("c", start=lambda: print("c started", flush=True), depends_on=["b"])
+        sys.exit(lc.run())
+    """,
+        )
+    )
+    assert proc.wait() == 1
+    assert "event start b failed OSError: port 80 in use" in proc.stdout
+    assert "a stopped" in proc.stdout
+    assert "c started" not in proc.stdout
+
+
+def test_leak_report_names_task_thread_process_and_socket(tmp_path: Path, spawn: Spawn) -> None:
+    proc = spawn(
+        script(
+            tmp_path,
+            """
+        import socket, subprocess
+        lc = make()
+        release = threading.Event()
+        held = {}
+        async def poll_forever():
+            await asyncio.Event().wait()
+        async def start():
+            asyncio.create_task(poll_forever(), name="metrics-poller")
+            threading.Thread(target=release.wait, name="cache-refresher").start()
+            held["child"] = subprocess.Popen(["sleep", "1000"])
+            held["sock"] = socket.create_server(("127.0.0.1", 0))
+        lc.add("app", start=start, stop=lambda: None)
+        code = lc.run()
+        for leak in lc.leaks:
+            print("leak", leak.kind, leak.name, "|", " ".join(leak.stack.split()))
+        release.set()
+        held["child"].kill(); held["child"].wait()
+        sys.exit(code)
+    """,
+        )
+    )
+    proc.wait_line(r"^event state ready")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    leaks = [line for line in proc.stdout.splitlines() if line.startswith("leak ")]
+    assert any(
+        ln.startswith("leak task metrics-poller") and "in poll_forever" in ln for ln in leaks
+    ), leaks
+    assert any(ln.startswith("leak thread cache-refresher") for ln in leaks), leaks
+    assert any(ln.startswith("leak process pid ") and "sleep 1000" in ln for ln in leaks), leaks
+    assert any(ln.startswith("leak socket fd ") and "127.0.0.1:" in ln for ln in leaks), leaks
+    assert proc.stdout.count("event leak ") == 4
+
+
+def test_reload_and_reopen_hooks_run_on_hup_and_usr1(tmp_path: Path, spawn: Spawn) -> None:
+    proc = spawn(
+        script(
+            tmp_path,
+            """
+        lc = make()
+        lc.on_reload(lambda: print("reloaded", flush=True))
+        lc.on_reopen_logs(lambda: print("reopened", flush=True))
+        lc.add("x", stop=lambda: None)
+        sys.exit(lc.run())
+    """,
+        )
+    )
+    proc.wait_line(r"^event state ready")
+    proc.signal(signal.SIGHUP)
+    proc.wait_line(r"^reloaded")
+    proc.wait_line(r"^event reload None ok")
+    proc.signal(signal.SIGUSR1)
+    proc.wait_line(r"^reopened")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    states = [ln.split()[2] for ln in proc.stdout.splitlines() if ln.startswith("event state")]
+    assert states == ["starting", "ready", "reloading", "ready", "draining", "stopping", "stopped"]
+
+
+def test_drain_turns_readiness_false_before_anything_stops(tmp_path: Path, spawn: Spawn) -> None:
+    proc = spawn(
+        script(
+            tmp_path,
+            """
+        lc = make(drain_delay=0.3)
+        lc.add("http", stop=lambda: print("ready during stop:", lc.ready, flush=True))
+        sys.exit(lc.run())
+        """,
+        )
+    )
+    proc.wait_line(r"^event state ready")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    assert "ready during stop: False" in proc.stdout
+    lines = proc.stdout.splitlines()
+    assert lines.index("event state draining None ") < lines.index("event stop http ok ")
+
+
+def warden_exit_deadline() -> int:
+    import warden
+
+    return warden.EXIT_DEADLINE
