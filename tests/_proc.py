@@ -38,8 +38,11 @@ class Proc:
         self.err: list[str] = []
         self._lines: queue.Queue[tuple[str, str | None]] = queue.Queue()
         self._readers = [
-            threading.Thread(target=self._pump, args=(s, "out", sink), daemon=True)
-            for s, sink in ((self.popen.stdout, self.out), (self.popen.stderr, self.err))
+            threading.Thread(target=self._pump, args=(stream, name, sink), daemon=True)
+            for stream, name, sink in (
+                (self.popen.stdout, "out", self.out),
+                (self.popen.stderr, "err", self.err),
+            )
         ]
         for reader in self._readers:
             reader.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import os
 import signal
 import threading
 from types import FrameType
@@ -221,6 +222,18 @@ def test_sync_service_blocking_in_the_main_thread() -> None:
     assert lc.leaks == []
 
 
+def test_sys_exit_in_main_is_its_exit_code_after_a_clean_stop() -> None:
+    stopped: list[str] = []
+    lc = warden.Lifecycle(handle_signals=False)
+    lc.add("db", stop=lambda: stopped.append("db"))
+
+    def main() -> None:
+        raise SystemExit(4)
+
+    assert lc.run(main) == 4
+    assert stopped == ["db"]
+
+
 def test_main_that_raises_exits_1() -> None:
     lc = warden.Lifecycle(handle_signals=False)
 
@@ -266,9 +279,11 @@ def test_signal_handling_off_the_main_thread_is_a_clear_error() -> None:
         except warden.SignalHandlerError as exc:
             errors.append(exc)
 
+    fds_before = len(os.listdir("/proc/self/fd"))
     thread = threading.Thread(target=in_thread, name="worker-7")
     thread.start()
     thread.join(10)
+    assert len(os.listdir("/proc/self/fd")) == fds_before  # the guard's pipe was closed
     assert "not from thread 'worker-7'" in str(errors[0])
     assert "handle_signals=False" in str(errors[0])
 

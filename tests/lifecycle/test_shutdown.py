@@ -142,6 +142,34 @@ def test_loop_blocked_before_the_signal_still_exits_at_the_deadline(
     assert "event loop thread is at" in proc.stderr
 
 
+def test_readiness_turns_false_even_while_the_loop_is_blocked(tmp_path: Path, spawn: Spawn) -> None:
+    # A health check answered from another thread must say "not ready" at once, although
+    # the loop, stuck in a request, has not processed the signal yet.
+    proc = spawn(
+        script(
+            tmp_path,
+            """
+        lc = make(shutdown_timeout=5)
+        release = threading.Event()
+        def probe():
+            while lc.ready:
+                pass
+            print("probe saw ready=False; state is", lc.state.value, flush=True)
+            release.set()
+        async def main():
+            threading.Thread(target=probe, daemon=True).start()
+            print("blocking the loop", flush=True)
+            release.wait()  # blocks the event loop until the probe saw readiness go false
+        sys.exit(lc.run(main))
+    """,
+        )
+    )
+    proc.wait_line(r"^blocking the loop")
+    proc.signal(signal.SIGTERM)
+    proc.wait_line(r"^probe saw ready=False; state is ready")
+    assert proc.wait() == 0
+
+
 def test_a_stop_that_raises_does_not_skip_the_others(tmp_path: Path, spawn: Spawn) -> None:
     proc = spawn(
         script(

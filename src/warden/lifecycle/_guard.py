@@ -8,8 +8,8 @@ wake-ups). Three things write to the pipe:
 * the loop, ``ARM`` when a shutdown starts for a reason other than a signal;
 * the loop, ``DONE`` when the shutdown has finished, which ends the thread.
 
-The guard forwards every signal to the loop (``call_soon_threadsafe``) and arms the deadline
-at the first stop signal *itself*, so a loop that is already blocked when SIGTERM arrives
+The guard forwards every signal to the loop (``call_soon_threadsafe``), turns readiness false
+and arms the deadline at the first stop signal *itself*, so a loop that is already blocked when SIGTERM arrives
 cannot keep the process alive past the deadline. When the deadline passes, it writes the
 report it is given to stderr and leaves with ``os._exit``: no cleanup code of the stuck
 program can block it.
@@ -41,11 +41,13 @@ class DeadlineGuard:
         *,
         timeout: float,
         forward: Callable[[int], None],
+        on_first_stop_signal: Callable[[], None],
         report: Callable[[str], str],
         exit_on_second_signal: bool,
     ) -> None:
         self._timeout = timeout
         self._forward = forward
+        self._on_first_stop_signal = on_first_stop_signal
         self._report = report
         self._exit_on_second_signal = exit_on_second_signal
         self._rfd, self.wake_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -60,9 +62,10 @@ class DeadlineGuard:
         _write_byte(self.wake_fd, ARM)
 
     def finish(self) -> None:
-        """The shutdown has ended: disarm and stop the thread."""
-        _write_byte(self.wake_fd, DONE)
-        self._thread.join()
+        """The shutdown has ended (or never began): disarm, stop the thread, close the pipe."""
+        if self._thread.is_alive():
+            _write_byte(self.wake_fd, DONE)
+            self._thread.join()
         os.close(self._rfd)
         os.close(self.wake_fd)
 
@@ -95,6 +98,8 @@ class DeadlineGuard:
                     continue
                 if byte in STOP_SIGNALS:
                     stop_signals_seen += 1
+                    if stop_signals_seen == 1:
+                        self._on_first_stop_signal()
                     if stop_signals_seen > 1 and self._exit_on_second_signal:
                         name = signal.Signals(byte).name
                         self._force_exit(

@@ -126,6 +126,7 @@ class Lifecycle:
         self._loop_thread: int | None = None
         self._stop_event: asyncio.Event | None = None
         self._stop_reason: str | None = None
+        self._stopping = False  # set from the guard thread too: a plain bool store is atomic
         self._draining_since: float | None = None
         self._reload_task: asyncio.Task[None] | None = None
         self._reload_again = False
@@ -200,8 +201,12 @@ class Lifecycle:
 
     @property
     def ready(self) -> bool:
-        """Readiness: true only while the service should receive new work."""
-        return self._state.serving
+        """Readiness: true only while the service should receive new work.
+
+        Turns false the instant a stop signal is seen, on the guard thread, before the loop
+        has processed it: a health check answered from another thread is right at once.
+        """
+        return self._state.serving and not self._stopping
 
     @property
     def stop_reason(self) -> str | None:
@@ -284,6 +289,8 @@ class Lifecycle:
         except asyncio.CancelledError:
             self._publish("main", outcome="cancelled", duration=time.monotonic() - started)
             raise
+        except SystemExit as exc:  # sys.exit(n) in main: a return with an exit code
+            result = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         except Exception as exc:
             self.exit_code = EXIT_FAILURE
             self._publish(
@@ -311,13 +318,19 @@ class Lifecycle:
         self._guard = DeadlineGuard(
             timeout=self.shutdown_timeout,
             forward=self._forward_signal,
+            on_first_stop_signal=self._stop_signal_seen,
             report=self._deadline_report,
             exit_on_second_signal=self._on_second_signal == "exit",
         )
         if self._handle_signals:
             intake = SignalIntake(self._guard.wake_fd)
-            intake.install([signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1])
-            intake.install(self._signal_hooks)
+            try:
+                intake.install([signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1])
+                intake.install(self._signal_hooks)
+            except BaseException:
+                intake.restore()
+                self._guard.finish()
+                raise
             self._intake = intake
         self._guard.start()
         self._set_state(State.STARTING)
@@ -386,6 +399,7 @@ class Lifecycle:
         if self._stop_event.is_set():
             return
         self._stop_reason = reason
+        self._stopping = True
         self._stop_event.set()
         self._guard.arm()
         self._publish("stop_requested", detail=reason)
@@ -478,6 +492,10 @@ class Lifecycle:
             self._in_flight.pop(name, None)
 
     # -- signals and reload -------------------------------------------------------------
+
+    def _stop_signal_seen(self) -> None:
+        """Called on the guard thread at the first SIGTERM/SIGINT, even if the loop is stuck."""
+        self._stopping = True
 
     def _forward_signal(self, signum: int) -> None:
         """Called on the guard thread: hand the signal to the loop."""
