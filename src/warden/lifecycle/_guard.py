@@ -8,11 +8,11 @@ wake-ups). Three things write to the pipe:
 * the loop, ``ARM`` when a shutdown starts for a reason other than a signal;
 * the loop, ``DONE`` when the shutdown has finished, which ends the thread.
 
-The guard forwards every signal to the loop (``call_soon_threadsafe``), turns readiness false
-and arms the deadline at the first stop signal *itself*, so a loop that is already blocked when SIGTERM arrives
-cannot keep the process alive past the deadline. When the deadline passes, it writes the
-report it is given to stderr and leaves with ``os._exit``: no cleanup code of the stuck
-program can block it.
+The guard forwards every signal to the loop (``call_soon_threadsafe``), and at the first stop
+signal it turns readiness false and arms the deadline *itself*, so a loop that is already
+blocked when SIGTERM arrives cannot keep the process alive past the deadline. When the
+deadline passes, it writes the report it is given to stderr and leaves with ``os._exit``: no
+cleanup code of the stuck program can block it.
 """
 
 from __future__ import annotations
