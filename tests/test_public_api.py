@@ -12,7 +12,7 @@ import warden
 
 def test_all_names_exist_and_every_public_name_is_listed() -> None:
     public = {name for name in vars(warden) if not name.startswith("_")}
-    subpackages = {"lifecycle", "observe", "supervisor", "cli", "annotations"}
+    subpackages = {"lifecycle", "observe", "supervisor", "systemd", "cli", "annotations"}
     assert set(warden.__all__) - {"__version__"} == public - subpackages
     for name in warden.__all__:
         assert hasattr(warden, name)
@@ -20,7 +20,8 @@ def test_all_names_exist_and_every_public_name_is_listed() -> None:
 
 # Each layer may import only the layers below it (docs/design.md).
 LAYERS = {
-    "warden.lifecycle": ["warden.observe", "warden.supervisor", "warden.cli"],
+    "warden.systemd": ["warden.lifecycle", "warden.observe", "warden.supervisor", "warden.cli"],
+    "warden.lifecycle": ["warden.systemd", "warden.observe", "warden.supervisor", "warden.cli"],
     "warden.observe": ["warden.supervisor", "warden.cli"],
     "warden.supervisor": ["warden.cli"],
 }

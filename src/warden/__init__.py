@@ -19,6 +19,9 @@ from .lifecycle import Lifecycle as Lifecycle
 from .lifecycle import State as State
 from .lifecycle import Timeline as Timeline
 from .observe import log_events as log_events
+from .observe import notify_systemd as notify_systemd
+from .systemd import Notifier as Notifier
+from .systemd import listen_fds as listen_fds
 
 __version__ = "0.1.0"
 
@@ -30,11 +33,14 @@ __all__ = [
     "Leak",
     "Lifecycle",
     "LifecycleError",
+    "Notifier",
     "SignalHandlerError",
     "StartupError",
     "State",
     "Timeline",
     "WardenError",
     "__version__",
+    "listen_fds",
     "log_events",
+    "notify_systemd",
 ]

@@ -62,6 +62,11 @@ def test_drain_delay_may_be_zero_but_not_negative() -> None:
         warden.Lifecycle(drain_delay=-0.5)
 
 
+def test_drain_delay_must_fit_inside_the_deadline() -> None:
+    with pytest.raises(warden.ConfigurationError, match=r"drain_delay=30s is not shorter"):
+        warden.Lifecycle(drain_delay=30)  # the default deadline is 25 s
+
+
 def test_durations_accept_units() -> None:
     assert parse_duration("250ms", what="x") == 0.25
     assert parse_duration("2m", what="x") == 120

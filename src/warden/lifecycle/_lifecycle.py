@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal, Self
 
-from warden._exceptions import DependencyError, LifecycleError, StartupError
+from warden._exceptions import ConfigurationError, DependencyError, LifecycleError, StartupError
 
 from ._calls import Callback, call, is_async
 from ._durations import parse_duration
@@ -71,7 +71,8 @@ class Lifecycle:
             duration string; ``None`` reads ``$WARDEN_SHUTDOWN_TIMEOUT``, else 25 s. Past it
             the process exits with code 124 even if the event loop is blocked.
         drain_delay: how long readiness is false before components stop (the window in which
-            load balancers notice), like a Kubernetes preStop sleep.
+            load balancers notice), like a Kubernetes preStop sleep. It runs inside the
+            shutdown deadline, so it must be shorter.
         stop_timeout: the default stop timeout of a component (``None``: only the shutdown
             deadline bounds it).
         on_second_signal: what a second SIGTERM/SIGINT does: ``"exit"`` at once with 128+N,
@@ -100,6 +101,12 @@ class Lifecycle:
                 shutdown_timeout, what="shutdown_timeout", allow_zero=False
             )
         self.drain_delay = parse_duration(drain_delay, what="drain_delay")
+        if self.drain_delay >= self.shutdown_timeout:
+            raise ConfigurationError(
+                f"drain_delay={self.drain_delay:g}s is not shorter than shutdown_timeout="
+                f"{self.shutdown_timeout:g}s; the drain runs inside the shutdown deadline, so "
+                "lengthen the timeout or shorten the drain"
+            )
         self.stop_timeout = (
             None
             if stop_timeout is None

@@ -1,7 +1,8 @@
-"""Observers of the lifecycle's timeline: logs today; metrics and health later."""
+"""Observers of the lifecycle's timeline: logs and systemd today; metrics and health later."""
 
 from __future__ import annotations
 
 from ._log import HumanFormatter as HumanFormatter
 from ._log import JsonFormatter as JsonFormatter
 from ._log import log_events as log_events
+from ._systemd import notify_systemd as notify_systemd
