@@ -142,6 +142,28 @@ def test_loop_blocked_before_the_signal_still_exits_at_the_deadline(
     assert "event loop thread is at" in proc.stderr
 
 
+def test_guard_works_with_more_than_1024_open_files(tmp_path: Path, spawn: Spawn) -> None:
+    # select() cannot watch an fd >= 1024: the guard must use poll().
+    proc = spawn(
+        script(
+            tmp_path,
+            """
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+        held = [os.open("/dev/null", os.O_RDONLY) for _ in range(1100)]
+        lc = make(shutdown_timeout=5)
+        lc.add("x", stop=lambda: print("x stopped", flush=True))
+        sys.exit(lc.run())
+    """,
+        )
+    )
+    proc.wait_line(r"^event state ready")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    assert "x stopped" in proc.stdout
+
+
 def test_readiness_turns_false_even_while_the_loop_is_blocked(tmp_path: Path, spawn: Spawn) -> None:
     # A health check answered from another thread must say "not ready" at once, although
     # the loop, stuck in a request, has not processed the signal yet.
@@ -329,6 +351,8 @@ def test_leak_report_names_task_thread_process_and_socket(tmp_path: Path, spawn:
             threading.Thread(target=release.wait, name="cache-refresher").start()
             held["child"] = subprocess.Popen(["sleep", "1000"])
             held["sock"] = socket.create_server(("127.0.0.1", 0))
+            held["unix"] = socket.socket(socket.AF_UNIX)
+            held["unix"].bind(sys.argv[1]); held["unix"].listen()
         lc.add("app", start=start, stop=lambda: None)
         code = lc.run()
         for leak in lc.leaks:
@@ -338,6 +362,7 @@ def test_leak_report_names_task_thread_process_and_socket(tmp_path: Path, spawn:
         sys.exit(code)
     """,
         )
+        + [str(tmp_path / "leak.sock")]
     )
     proc.wait_line(r"^event state ready")
     proc.signal(signal.SIGTERM)
@@ -349,7 +374,8 @@ def test_leak_report_names_task_thread_process_and_socket(tmp_path: Path, spawn:
     assert any(ln.startswith("leak thread cache-refresher") for ln in leaks), leaks
     assert any(ln.startswith("leak process pid ") and "sleep 1000" in ln for ln in leaks), leaks
     assert any(ln.startswith("leak socket fd ") and "127.0.0.1:" in ln for ln in leaks), leaks
-    assert proc.stdout.count("event leak ") == 4
+    assert any(ln.startswith("leak socket fd ") and "unix:" in ln for ln in leaks), leaks
+    assert proc.stdout.count("event leak ") == 5
 
 
 def test_reload_and_reopen_hooks_run_on_hup_and_usr1(tmp_path: Path, spawn: Spawn) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import os
 import re
+import socket
 import sys
 import threading
 import traceback
@@ -132,46 +132,32 @@ _SOCKET_LINK = re.compile(r"socket:\[(\d+)\]")
 
 
 def _listening_sockets() -> dict[int, tuple[int, str]]:
-    """Map inode -> (fd, address) for this process's listening TCP and UNIX sockets."""
-    ours: dict[int, int] = {}
+    """Map inode -> (fd, address) for this process's listening sockets.
+
+    Asks each of our own socket fds (``SO_ACCEPTCONN``) rather than reading
+    ``/proc/net/tcp``, whose size grows with every connection on the machine (thousands of
+    TIME_WAIT entries on a busy host).
+    """
+    listening: dict[int, tuple[int, str]] = {}
     with contextlib.suppress(OSError):
         for name in os.listdir("/proc/self/fd"):
             with contextlib.suppress(OSError):
                 match = _SOCKET_LINK.fullmatch(os.readlink(f"/proc/self/fd/{name}"))
-                if match:
-                    ours[int(match.group(1))] = int(name)
-    if not ours:
-        return {}
-    listening: dict[int, tuple[int, str]] = {}
-    for table, ipv6 in (("tcp", False), ("tcp6", True)):
-        for fields in _proc_net_rows(table):
-            # sl local_address rem_address st ... inode: state 0A is TCP_LISTEN.
-            if len(fields) > 9 and fields[3] == "0A" and int(fields[9]) in ours:
-                inode = int(fields[9])
-                listening[inode] = (ours[inode], _tcp_address(fields[1], ipv6))
-    for fields in _proc_net_rows("unix"):
-        # Num RefCount Protocol Flags Type St Inode [Path]; flag 0x10000 is __SO_ACCEPTCON.
-        if len(fields) > 6 and int(fields[3], 16) & 0x10000 and int(fields[6]) in ours:
-            inode = int(fields[6])
-            path = fields[7] if len(fields) > 7 else "(unnamed)"
-            listening[inode] = (ours[inode], f"unix:{path}")
+                if match is None:
+                    continue
+                fd = int(name)
+                # A duplicate, so that closing our socket object leaves the service's fd open.
+                with socket.socket(fileno=os.dup(fd)) as probe:
+                    if probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                        listening[int(match.group(1))] = (fd, _address(probe))
     return listening
 
 
-def _proc_net_rows(table: str) -> list[list[str]]:
-    try:
-        lines = Path(f"/proc/self/net/{table}").read_text().splitlines()[1:]
-    except OSError:
-        return []
-    return [line.split() for line in lines]
-
-
-def _tcp_address(field: str, ipv6: bool) -> str:
-    host_hex, port_hex = field.split(":")
-    raw = bytes.fromhex(host_hex)
-    # /proc prints the address as native-endian 32-bit words.
-    words = [raw[i : i + 4][::-1] for i in range(0, len(raw), 4)]
-    packed = b"".join(words) if sys.byteorder == "little" else raw
-    host = ipaddress.IPv6Address(packed) if ipv6 else ipaddress.IPv4Address(packed)
-    port = int(port_hex, 16)
-    return f"[{host}]:{port}" if ipv6 else f"{host}:{port}"
+def _address(sock: socket.socket) -> str:
+    address = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        text = address.decode(errors="replace") if isinstance(address, bytes) else address
+        return f"unix:{text or '(unnamed)'}"
+    if sock.family == socket.AF_INET6:
+        return f"[{address[0]}]:{address[1]}"
+    return f"{address[0]}:{address[1]}"

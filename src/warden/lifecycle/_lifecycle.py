@@ -435,15 +435,16 @@ class Lifecycle:
             began = time.monotonic()
             await self._stop_components()
             self._set_state(State.STOPPED, duration=time.monotonic() - began)
+            # Still under the deadline guard: the leak scan is part of the shutdown.
+            assert self._baseline is not None
+            self.leaks = find_leaks(self._baseline)
+            for leak in self.leaks:
+                self._publish("leak", name=f"{leak.kind} {leak.name}", detail=leak.stack)
         finally:
             if self._intake is not None:
                 self._intake.restore()
                 self._intake = None
             self._guard.finish()
-        assert self._baseline is not None
-        self.leaks = find_leaks(self._baseline)
-        for leak in self.leaks:
-            self._publish("leak", name=f"{leak.kind} {leak.name}", detail=leak.stack)
 
     async def _stop_components(self) -> None:
         started = list(self._started)
