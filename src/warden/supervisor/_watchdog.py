@@ -1,0 +1,73 @@
+"""The child's watchdog: a program that stops sending WATCHDOG=1 is hung, and gets stopped.
+
+``--watchdog 10s`` gives the program ``WATCHDOG_USEC`` (and ``WATCHDOG_PID``, its own pid),
+as systemd's WatchdogSec= does; the program pings WATCHDOG=1 (at half the interval, as
+libsystemd advises) and WATCHDOG=trigger to report itself broken at once. A missed deadline
+is acted on by the supervisor: SIGABRT (a chance to dump stacks or a core), then SIGKILL, exit
+reason ``watchdog timeout``, then the restart policy.
+
+One timer, armed lazily: a ping only records the time, and when the timer fires it either
+expires or re-arms at ``last ping + interval``. So the cost is at most one wake-up per
+interval, however often the program pings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+
+class ChildWatchdog:
+    """Calls ``on_expire`` once when ``interval`` seconds pass without a :meth:`ping`."""
+
+    def __init__(
+        self,
+        interval: float,
+        on_expire: Callable[[], None],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.interval = interval
+        self._on_expire = on_expire
+        self._clock = clock
+        self._last = clock()
+        self._timer: asyncio.TimerHandle | None = None
+        self.expired = False
+
+    def start(self) -> None:
+        """Start counting from now (call on the loop, when the program is started)."""
+        self._last = self._clock()
+        self._arm(self._last + self.interval)
+
+    def ping(self) -> None:
+        self._last = self._clock()
+
+    def trigger(self) -> None:
+        """WATCHDOG=trigger: the program says it is broken; act now."""
+        self._expire()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _arm(self, at: float) -> None:
+        loop = asyncio.get_running_loop()
+        # call_at uses the loop's clock (monotonic); convert from ours in case it is injected.
+        self._timer = loop.call_at(loop.time() + max(0.0, at - self._clock()), self._check)
+
+    def _check(self) -> None:
+        self._timer = None
+        due = self._last + self.interval
+        if self._clock() >= due:
+            self._expire()
+        else:
+            self._arm(due)
+
+    def _expire(self) -> None:
+        if self.expired:
+            return
+        self.expired = True
+        self.stop()
+        self._on_expire()
