@@ -15,6 +15,7 @@ from ._leaks import Leak as Leak
 from ._lifecycle import DEFAULT_SHUTDOWN_TIMEOUT as DEFAULT_SHUTDOWN_TIMEOUT
 from ._lifecycle import Component as Component
 from ._lifecycle import Lifecycle as Lifecycle
+from ._signals import signal_name as signal_name
 from ._states import State as State
 from ._timeline import Event as Event
 from ._timeline import Timeline as Timeline

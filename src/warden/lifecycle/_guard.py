@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 
 from ._exitcodes import EXIT_DEADLINE, EXIT_SIGNAL_BASE
+from ._signals import signal_name
 
 ARM = 0xFE
 DONE = 0xFF
@@ -105,7 +106,7 @@ class DeadlineGuard:
                     if stop_signals_seen == 1:
                         self._on_first_stop_signal()
                     if stop_signals_seen > 1 and self._exit_on_second_signal:
-                        name = signal.Signals(byte).name
+                        name = signal_name(byte)
                         self._force_exit(
                             EXIT_SIGNAL_BASE + byte,
                             f"second {name}: stopping immediately "

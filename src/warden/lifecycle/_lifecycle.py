@@ -23,7 +23,7 @@ from ._exitcodes import EXIT_FAILURE, EXIT_OK
 from ._graph import start_order
 from ._guard import STOP_SIGNALS, DeadlineGuard
 from ._leaks import Baseline, Leak, find_leaks, take_baseline, task_stack
-from ._signals import SignalIntake
+from ._signals import SignalIntake, signal_name
 from ._states import ALLOWED, State
 from ._timeline import Timeline
 
@@ -386,6 +386,8 @@ class Lifecycle:
             await asyncio.wait({task})
         finally:
             stop_wait.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stop_wait  # a cancelled task not awaited would show in the leak report
             self._in_flight.pop(name, None)
         duration = time.monotonic() - flight.since
         error = task.exception()
@@ -514,7 +516,7 @@ class Lifecycle:
 
     def _on_signal(self, signum: int) -> None:
         assert self._stop_event is not None
-        name = signal.Signals(signum).name
+        name = signal_name(signum)
         if signum in STOP_SIGNALS:
             second = self._stop_event.is_set()
             self._publish("signal", name=name, detail="second stop signal" if second else None)
@@ -539,7 +541,7 @@ class Lifecycle:
         except Exception:
             self._publish(
                 "signal",
-                name=signal.Signals(signum).name,
+                name=signal_name(signum),
                 outcome="failed",
                 detail=traceback.format_exc(),
             )

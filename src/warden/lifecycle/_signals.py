@@ -22,6 +22,20 @@ from warden._exceptions import SignalHandlerError
 _Handler = signal.Handlers | int | None | object
 
 
+def signal_name(signum: int) -> str:
+    """``SIGSEGV`` for 11; ``SIGRTMIN+3`` for real-time signals; ``signal 99`` if unknown.
+
+    ``signal.Signals`` names only SIGRTMIN and SIGRTMAX of the real-time range.
+    """
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        pass
+    if signal.SIGRTMIN < signum <= signal.SIGRTMAX:
+        return f"SIGRTMIN+{signum - signal.SIGRTMIN}"
+    return f"signal {signum}"
+
+
 class SignalIntake:
     """Installs recording handlers for a set of signals, and restores the previous ones."""
 

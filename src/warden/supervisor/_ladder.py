@@ -29,9 +29,9 @@ import signal
 import time
 from collections.abc import Callable
 
+from ..lifecycle import signal_name
 from ._child import RunningChild
 from ._reaper import Reaper, children
-from ._reason import signal_name
 
 
 class StopLadder:

@@ -33,7 +33,10 @@ class OomScoreGuard:
 
     def __init__(self, path: Path = Path("/proc/self/oom_score_adj")) -> None:
         self._path = path
-        self.original = self._read()
+        try:
+            self.original = self._read()
+        except OSError:
+            self.original = 0  # protect() will report the error; child_defaults() is a no-op
         #: The value warden runs at; equal to :attr:`original` when it could not go lower.
         self.current = self.original
 
@@ -81,13 +84,13 @@ class OomScoreGuard:
     def describe(self) -> str:
         """One line for the log: what was set, and why not lower when it could not go lower."""
         if self.current == OOM_SCORE_ADJ_MIN:
-            return f"oom_score_adj {self.current} (the OOM killer will not pick warden)"
+            return f"set to {self.current}: the OOM killer will not pick warden"
         if self.current < self.original:
             return (
-                f"oom_score_adj lowered from {self.original} to {self.current}, the lowest "
-                "allowed without CAP_SYS_RESOURCE"
+                f"lowered from {self.original} to {self.current}, the lowest allowed "
+                "without CAP_SYS_RESOURCE"
             )
         return (
-            f"oom_score_adj stays {self.current}: going lower needs CAP_SYS_RESOURCE "
+            f"stays {self.current}: going lower needs CAP_SYS_RESOURCE "
             "(a container needs --cap-add SYS_RESOURCE, or set it from outside)"
         )

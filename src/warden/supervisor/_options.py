@@ -34,7 +34,7 @@ class SupervisorOptions:
     stop_timeout: float = 10.0
     group: bool = False
     restart: RestartPolicy = RestartPolicy.NO
-    backoff: Backoff = Backoff()
+    backoff: Backoff = dataclasses.field(default_factory=Backoff)
     min_uptime: float = 10.0
     max_restarts: int | None = 5
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
-import signal
+
+from ..lifecycle import signal_name
 
 
 class ExitKind(enum.Enum):
@@ -36,17 +37,6 @@ class ExitKind(enum.Enum):
     OOM_KILLED = "oom-killed"
     WATCHDOG_TIMEOUT = "watchdog timeout"
     NOT_READY = "not ready"
-
-
-def signal_name(signum: int) -> str:
-    """``SIGSEGV`` for 11; ``SIGRTMIN+3`` for real-time signals; ``signal 99`` if unknown."""
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        pass
-    if signal.SIGRTMIN < signum <= signal.SIGRTMAX:
-        return f"SIGRTMIN+{signum - signal.SIGRTMIN}"
-    return f"signal {signum}"
 
 
 @dataclasses.dataclass(frozen=True)

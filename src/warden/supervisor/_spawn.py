@@ -27,6 +27,7 @@ that starts a child.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -122,7 +123,5 @@ class Terminal:
             os.tcsetpgrp(self._fd, pgid)
         except OSError:
             return  # the terminal went away (hang-up); nothing to hand over
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass

@@ -23,13 +23,13 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 
-from ..lifecycle import Lifecycle
+from ..lifecycle import Lifecycle, signal_name
 from ._child import RunningChild
 from ._ladder import StopLadder
 from ._oom import OomScoreGuard
 from ._options import SupervisorOptions
 from ._reaper import Reaper, become_subreaper
-from ._reason import ExitReason, signal_name
+from ._reason import ExitReason
 from ._restart import Finish, RestartTracker
 from ._signals import FORWARDED
 from ._spawn import SpawnError, Terminal, spawn_child
@@ -109,8 +109,11 @@ class Supervisor:
         except OSError as exc:
             self._publish("subreaper", outcome="failed", detail=f"{exc}; orphans stay zombies")
         self._oom = OomScoreGuard()
-        self._oom.protect()
-        self._publish("oom_score_adj", name=str(self._oom.current), detail=self._oom.describe())
+        try:
+            self._oom.protect()
+            self._publish("oom_score_adj", detail=self._oom.describe())
+        except OSError as exc:  # no /proc mounted, or a kernel without the file
+            self._publish("oom_score_adj", outcome="failed", detail=str(exc))
         self._terminal = Terminal()
         self._spawn()
 
@@ -202,7 +205,9 @@ class Supervisor:
     def _second_stop_signal(self, signum: int) -> None:
         if self._ladder is not None:
             self._ladder.escalate.set()
-        self._publish("stop_ladder", name=signal_name(signum), detail="second stop signal: SIGKILL now")
+        self._publish(
+            "stop_ladder", name=signal_name(signum), detail="second stop signal: SIGKILL now"
+        )
 
     def _publish(self, kind: str, **fields: str | float | None) -> None:
         lc = self.lifecycle
