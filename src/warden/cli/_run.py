@@ -18,6 +18,8 @@ from typing import NoReturn, TypeVar
 from .._exceptions import ConfigurationError
 from ..lifecycle import EXIT_OK, EXIT_USAGE, parse_duration
 from ..supervisor import Backoff, RestartPolicy, Supervisor, SupervisorOptions, parse_signal
+from ..supervisor._listenspec import ListenSpec, parse_listen
+from ..supervisor._readiness import ReadySpec, parse_ready
 
 _T = TypeVar("_T")
 
@@ -38,6 +40,12 @@ examples:
       restart a crashing worker with exponential backoff; give up after 3 quick failures
   WARDEN_RESTART=always WARDEN_STOP_TIMEOUT=5 warden run -- ./server
       every option can come from a WARDEN_* environment variable
+
+  warden run --listen web=tcp://0.0.0.0:8000 --ready http://127.0.0.1:8000/readyz \\
+      -- uvicorn --fd 3 app:app
+      warden holds the port and hands it over (LISTEN_FDS); ready only when /readyz says so
+  warden run --listen tcp://[::]:8000 --ready notify --watchdog 10s -- ./server
+      the server sends READY=1 and WATCHDOG=1 to warden's NOTIFY_SOCKET, as under systemd
 
 stop ladder: stop signal -> --stop-timeout -> SIGKILL to the process group and to every
 adopted orphan -> wait for all of them -> exit. A second SIGTERM/SIGINT skips to SIGKILL.
@@ -123,6 +131,25 @@ def _signal(text: str, what: str) -> object:
     return parse_signal(text, what=what)
 
 
+def _ready(text: str, what: str) -> ReadySpec:
+    return parse_ready(text.strip())
+
+
+def _access(text: str, what: str) -> str:
+    value = text.strip().lower()
+    if value not in ("main", "all"):
+        raise ConfigurationError(f"{what}={text!r} is not a notify access; use main or all")
+    return value
+
+
+def _positive_duration(text: str, what: str) -> float:
+    return parse_duration(text.strip(), what=what, allow_zero=False)
+
+
+def _listens(texts: list[str]) -> tuple[ListenSpec, ...]:
+    return tuple(parse_listen(text) for text in texts)
+
+
 _OPTIONS = {
     "stop_signal": _Option("--stop-signal", "WARDEN_STOP_SIGNAL", _signal),
     "stop_timeout": _Option("--stop-timeout", "WARDEN_STOP_TIMEOUT", _duration),
@@ -133,6 +160,10 @@ _OPTIONS = {
     "backoff_jitter": _Option("--backoff-jitter", "WARDEN_BACKOFF_JITTER", _fraction),
     "min_uptime": _Option("--min-uptime", "WARDEN_MIN_UPTIME", _duration),
     "max_restarts": _Option("--max-restarts", "WARDEN_MAX_RESTARTS", _count),
+    "ready": _Option("--ready", "WARDEN_READY", _ready),
+    "ready_timeout": _Option("--ready-timeout", "WARDEN_READY_TIMEOUT", _positive_duration),
+    "notify_access": _Option("--notify-access", "WARDEN_NOTIFY_ACCESS", _access),
+    "watchdog": _Option("--watchdog", "WARDEN_WATCHDOG", _positive_duration),
 }
 
 
@@ -199,6 +230,39 @@ def _build_parser() -> argparse.ArgumentParser:
         help="restarts of a crash loop before giving up, or 'unlimited' (default 5) "
         "[WARDEN_MAX_RESTARTS]",
     )
+    add(
+        "--listen",
+        action="append",
+        metavar="[NAME=]ADDRESS",
+        help="bind and hold a socket for the program, handed over as LISTEN_FDS (fd 3, 4, ...): "
+        "tcp://0.0.0.0:8000, tcp://[::1]:8000, unix:/run/app.sock?mode=0660; repeatable "
+        "[WARDEN_LISTEN, space-separated]",
+    )
+    add(
+        "--ready",
+        metavar="GATE",
+        help="when the program is ready: notify (READY=1 to NOTIFY_SOCKET), "
+        "http://HOST:PORT/PATH (200-399), tcp, tcp://HOST:PORT, exec:CMD, none "
+        "(default none) [WARDEN_READY]",
+    )
+    add(
+        "--ready-timeout",
+        metavar="DURATION",
+        help="a program not ready by then is killed: reason 'failed to become ready within' "
+        "(default 30s) [WARDEN_READY_TIMEOUT]",
+    )
+    add(
+        "--notify-access",
+        metavar="WHO",
+        help="main | all: whose sd_notify messages count (default main: the program's own) "
+        "[WARDEN_NOTIFY_ACCESS]",
+    )
+    add(
+        "--watchdog",
+        metavar="DURATION",
+        help="give the program WATCHDOG_USEC; a missed WATCHDOG=1 ping gets SIGABRT, then "
+        "SIGKILL, reason 'watchdog timeout' [WARDEN_WATCHDOG]",
+    )
     add("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
@@ -232,6 +296,8 @@ def parse(argv: list[str], environ: Mapping[str, str]) -> SupervisorOptions:
             maximum=_get(values, "backoff_max", float, defaults.maximum),
             jitter=_get(values, "backoff_jitter", float, defaults.jitter),
         )
+        listen_texts = namespace.listen or environ.get("WARDEN_LISTEN", "").split()
+        listen = _listens(listen_texts)
         base = SupervisorOptions(command=tuple(command))
         return SupervisorOptions(
             command=tuple(command),
@@ -242,6 +308,11 @@ def parse(argv: list[str], environ: Mapping[str, str]) -> SupervisorOptions:
             backoff=backoff,
             min_uptime=_get(values, "min_uptime", float, base.min_uptime),
             max_restarts=values.get("max_restarts", base.max_restarts),  # type: ignore[arg-type]
+            listen=listen,
+            ready=_get(values, "ready", ReadySpec, base.ready),
+            ready_timeout=_get(values, "ready_timeout", float, base.ready_timeout),
+            notify_access=values.get("notify_access", base.notify_access),  # type: ignore[arg-type]
+            watchdog=values.get("watchdog", base.watchdog),  # type: ignore[arg-type]
         )
     except ConfigurationError as exc:
         raise UsageError(str(exc)) from None

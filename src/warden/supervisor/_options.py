@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import signal
+from typing import Literal
 
 from .._exceptions import ConfigurationError
+from ._listenspec import ListenSpec
+from ._readiness import ReadySpec
 from ._restart import Backoff, RestartPolicy
 
 #: Added to ``stop_timeout`` to get the lifecycle's hard shutdown deadline: the SIGKILL step of
@@ -27,6 +30,11 @@ class SupervisorOptions:
         backoff: the delay between restarts of a crash loop.
         min_uptime: a run at least this long counts as healthy and resets the crash loop.
         max_restarts: restarts of a crash loop before giving up; None: never give up.
+        listen: sockets warden binds and holds, handed to every child at fds 3..
+        ready: how warden knows a started child is ready (the readiness gate).
+        ready_timeout: how long a child may take to become ready.
+        notify_access: whose sd_notify messages are accepted: the child's only, or all.
+        watchdog: the child's watchdog interval (WATCHDOG_USEC); None: no watchdog.
     """
 
     command: tuple[str, ...]
@@ -37,6 +45,11 @@ class SupervisorOptions:
     backoff: Backoff = dataclasses.field(default_factory=Backoff)
     min_uptime: float = 10.0
     max_restarts: int | None = 5
+    listen: tuple[ListenSpec, ...] = ()
+    ready: ReadySpec = dataclasses.field(default_factory=lambda: ReadySpec("none"))
+    ready_timeout: float = 30.0
+    notify_access: Literal["main", "all"] = "main"
+    watchdog: float | None = None
 
     def __post_init__(self) -> None:
         if not self.command or not self.command[0]:
@@ -54,6 +67,10 @@ class SupervisorOptions:
             raise ConfigurationError(
                 f"backoff jitter {self.backoff.jitter!r} must be a fraction from 0 to 1"
             )
+        if self.ready_timeout <= 0:
+            raise ConfigurationError(f"ready_timeout={self.ready_timeout!r} must be above 0")
+        if self.watchdog is not None and self.watchdog <= 0:
+            raise ConfigurationError(f"watchdog={self.watchdog!r} must be above 0 seconds")
         if self.max_restarts is not None and self.max_restarts < 0:
             raise ConfigurationError(f"max_restarts={self.max_restarts!r} is negative")
 
