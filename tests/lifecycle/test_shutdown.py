@@ -24,10 +24,10 @@ def make(**kwargs):
 """
 
 
-def script(tmp_path: Path, body: str) -> list[str]:
+def script(tmp_path: Path, body: str, *args: str) -> list[str]:
     path = tmp_path / "service.py"
     path.write_text(PRELUDE + textwrap.dedent(body))
-    return python(str(path))
+    return python(str(path), *args)
 
 
 def stop_lines(stdout: str) -> list[str]:
@@ -361,8 +361,8 @@ def test_leak_report_names_task_thread_process_and_socket(tmp_path: Path, spawn:
         held["child"].kill(); held["child"].wait()
         sys.exit(code)
     """,
+            str(tmp_path / "leak.sock"),
         )
-        + [str(tmp_path / "leak.sock")]
     )
     proc.wait_line(r"^event state ready")
     proc.signal(signal.SIGTERM)
