@@ -8,7 +8,12 @@ subclasses of the built-in exceptions callers already expect::
     │   └── DependencyError               unknown name in depends_on, cycle, duplicate name
     ├── LifecycleError(RuntimeError)      an operation at the wrong time (add after start, ...)
     │   └── SignalHandlerError            signal handling asked for off the main thread
-    └── StartupError(RuntimeError)        a component failed to start (the cause is chained)
+    ├── StartupError(RuntimeError)        a component failed to start (the cause is chained)
+    ├── SpawnError(OSError)               warden run: the command cannot be executed (126/127)
+    └── ListenError(OSError)              warden run: a --listen socket cannot be bound
+
+(``SpawnError`` and ``ListenError`` live with the supervisor, in ``supervisor/_spawn.py`` and
+``supervisor/_sockets.py``.)
 
 Every message names the thing, the value and what to do about it.
 """
