@@ -1,10 +1,17 @@
 """warden: keeps a production service alive and honest through its whole life.
 
 The library: ordered graceful shutdown with hard deadlines, signal handling and a leak report
-(:class:`Lifecycle`); timeline observers for logs (:func:`log_events`).
+(:class:`Lifecycle`); timeline observers for logs (:func:`log_events`) and systemd
+(:func:`notify_systemd`); systemd's protocols (:class:`Notifier`, :func:`listen_fds`).
+
+The names are loaded on first use (PEP 562), so ``warden run`` imports only what a supervisor
+needs: a PID 1 should stay small.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 from ._exceptions import ConfigurationError as ConfigurationError
 from ._exceptions import DependencyError as DependencyError
@@ -12,18 +19,47 @@ from ._exceptions import LifecycleError as LifecycleError
 from ._exceptions import SignalHandlerError as SignalHandlerError
 from ._exceptions import StartupError as StartupError
 from ._exceptions import WardenError as WardenError
-from .lifecycle import EXIT_DEADLINE as EXIT_DEADLINE
-from .lifecycle import Event as Event
-from .lifecycle import Leak as Leak
-from .lifecycle import Lifecycle as Lifecycle
-from .lifecycle import State as State
-from .lifecycle import Timeline as Timeline
-from .observe import log_events as log_events
-from .observe import notify_systemd as notify_systemd
-from .systemd import Notifier as Notifier
-from .systemd import listen_fds as listen_fds
+
+if TYPE_CHECKING:
+    from .lifecycle import EXIT_DEADLINE as EXIT_DEADLINE
+    from .lifecycle import Event as Event
+    from .lifecycle import Leak as Leak
+    from .lifecycle import Lifecycle as Lifecycle
+    from .lifecycle import State as State
+    from .lifecycle import Timeline as Timeline
+    from .observe import log_events as log_events
+    from .observe import notify_systemd as notify_systemd
+    from .systemd import Notifier as Notifier
+    from .systemd import listen_fds as listen_fds
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "EXIT_DEADLINE": "warden.lifecycle",
+    "Event": "warden.lifecycle",
+    "Leak": "warden.lifecycle",
+    "Lifecycle": "warden.lifecycle",
+    "State": "warden.lifecycle",
+    "Timeline": "warden.lifecycle",
+    "log_events": "warden.observe",
+    "notify_systemd": "warden.observe",
+    "Notifier": "warden.systemd",
+    "listen_fds": "warden.systemd",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'warden' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "EXIT_DEADLINE",

@@ -11,7 +11,10 @@ import importlib
 import sys
 
 from .. import __version__
-from ..lifecycle import EXIT_OK, EXIT_USAGE
+
+# Not imported from warden.lifecycle: that would load asyncio before main() can decide on ssl.
+EXIT_OK = 0
+EXIT_USAGE = 2
 
 #: name -> (module implementing ``main(argv: list[str]) -> int``, one-line summary)
 _COMMANDS: dict[str, tuple[str, str]] = {
@@ -55,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
             "(warden --help)\n"
         )
         return EXIT_USAGE
+    if name == "run" and "asyncio" not in sys.modules:
+        # warden run never speaks TLS, but asyncio imports ssl (libssl and libcrypto: 4.7 MiB
+        # resident, measured) if it can; asyncio runs without it when the import fails. A
+        # PID 1 that holds a container's sockets should stay small.
+        sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
     module = importlib.import_module(entry[0])
     code: int = module.main(rest)
     return code
