@@ -47,16 +47,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _doc import DOC, markers, write_section
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 APPS = BENCH / "apps"
-DOC = ROOT / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- lifecycle:begin -->", "<!-- lifecycle:end -->"
-DOC_HEADER = (
-    "# Benchmarks\n\n"
-    "Figures written by the scripts in `bench/`; each section names the command, the date and "
-    "the machine that produced it. Ratios are against a peer measured in the same run.\n"
-)
+BEGIN, END = markers("lifecycle")
 
 HOST = "127.0.0.1"
 DEADLINE = 1.0  # shutdown_timeout / --timeout-graceful-shutdown / graceful_timeout, seconds
@@ -645,18 +641,6 @@ def _reading_c(results: Results) -> str:
     return "; ".join(parts) + "."
 
 
-def write_doc(section: str, path: Path) -> None:
-    text = path.read_text() if path.exists() else DOC_HEADER
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1]
-        text = head + section.rstrip("\n") + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 # -- driver -----------------------------------------------------------------------------------
 
 
@@ -734,7 +718,7 @@ def main(argv: list[str] | None = None) -> int:
     section = render(results, plan, command, time.monotonic() - began, load)
     print(section)
     if output is not None:
-        write_doc(section, output)
+        write_section("lifecycle", section, output)
         _progress(f"wrote {output}")
     return 0
 

@@ -38,15 +38,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from _doc import DOC, markers, write_section
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-DOC = ROOT / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- supervisor:begin -->", "<!-- supervisor:end -->"
-DOC_HEADER = (
-    "# Benchmarks\n\n"
-    "Figures written by the scripts in `bench/`; each section names the command, the date and "
-    "the machine that produced it. Ratios are against a peer measured in the same run.\n"
-)
+BEGIN, END = markers("supervisor")
 TINI, DUMB_INIT = "/usr/bin/tini", "/usr/bin/dumb-init"
 PEERS = ("warden", "tini", "dumb-init", "supervisord")
 
@@ -379,18 +375,6 @@ def reading(
     return "; ".join(parts) + "."
 
 
-def write_doc(section: str, path: Path) -> None:
-    text = path.read_text() if path.exists() else DOC_HEADER
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1]
-        text = head + section.rstrip("\n") + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small numbers; print only")
@@ -419,7 +403,7 @@ def main() -> None:
     section = render(reap, orphans, cap, idle, window, stops, time.monotonic() - began, tcp_sockets)
     print(section)
     if not args.quick:
-        write_doc(section, DOC)
+        write_section("supervisor", section, DOC)
         print(f"written to {DOC}", file=sys.stderr)
 
 

@@ -6,7 +6,7 @@ import signal
 import textwrap
 from pathlib import Path
 
-from tests._proc import python
+from tests._proc import Proc, python
 from tests.conftest import Spawn
 
 # Every script prints its timeline to stdout ("event KIND NAME OUTCOME"), so a test waits for
@@ -30,6 +30,13 @@ def script(tmp_path: Path, body: str, *args: str) -> list[str]:
     return python(str(path), *args)
 
 
+def ready_service(tmp_path: Path, spawn: Spawn, body: str, *args: str) -> Proc:
+    """Start a scripted service and wait until its lifecycle is ready."""
+    proc = spawn(script(tmp_path, body, *args))
+    proc.wait_line(r"^event state ready")
+    return proc
+
+
 def stop_lines(stdout: str) -> list[str]:
     return [line.split()[2] for line in stdout.splitlines() if line.startswith("event stop ")]
 
@@ -39,10 +46,10 @@ def test_stop_runs_in_reverse_dependency_order_and_independent_ones_concurrently
 ) -> None:
     # cache and queue both need db; http needs both. cache and queue stop concurrently: each
     # waits at a barrier for the other, so a sequential stop would time out instead.
-    proc = spawn(
-        script(
-            tmp_path,
-            """
+    proc = ready_service(
+        tmp_path,
+        spawn,
+        """
         lc = make(shutdown_timeout=10)
         barrier = None
         async def meet():
@@ -55,9 +62,7 @@ def test_stop_runs_in_reverse_dependency_order_and_independent_ones_concurrently
         lc.add("db", stop=lambda: None)
         sys.exit(lc.run())
     """,
-        )
     )
-    proc.wait_line(r"^event state ready")
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 0
     order = stop_lines(proc.stdout)
@@ -73,10 +78,10 @@ def test_stop_runs_in_reverse_dependency_order_and_independent_ones_concurrently
 def test_busy_loop_blocking_the_event_loop_is_cut_at_the_deadline(
     tmp_path: Path, spawn: Spawn
 ) -> None:
-    proc = spawn(
-        script(
-            tmp_path,
-            """
+    proc = ready_service(
+        tmp_path,
+        spawn,
+        """
         lc = make(shutdown_timeout=1)
         async def spin():
             while True:  # a sync busy loop inside a coroutine blocks the whole event loop
@@ -85,9 +90,7 @@ def test_busy_loop_blocking_the_event_loop_is_cut_at_the_deadline(
         lc.add("stuck", stop=spin, depends_on=["db"])
         sys.exit(lc.run())
     """,
-        )
     )
-    proc.wait_line(r"^event state ready")
     proc.signal(signal.SIGTERM)
     assert proc.wait() == warden_exit_deadline()
     assert "shutdown deadline of 1s exceeded" in proc.stderr
@@ -99,19 +102,17 @@ def test_busy_loop_blocking_the_event_loop_is_cut_at_the_deadline(
 def test_async_stop_that_never_finishes_is_cut_at_the_deadline(
     tmp_path: Path, spawn: Spawn
 ) -> None:
-    proc = spawn(
-        script(
-            tmp_path,
-            """
+    proc = ready_service(
+        tmp_path,
+        spawn,
+        """
         lc = make(shutdown_timeout=0.5)
         async def forever():
             await asyncio.Event().wait()
         lc.add("pool", stop=forever)
         sys.exit(lc.run())
     """,
-        )
     )
-    proc.wait_line(r"^event state ready")
     proc.signal(signal.SIGTERM)
     assert proc.wait() == warden_exit_deadline()
     assert "still stopping: component 'pool'" in proc.stderr
@@ -144,10 +145,10 @@ def test_loop_blocked_before_the_signal_still_exits_at_the_deadline(
 
 def test_guard_works_with_more_than_1024_open_files(tmp_path: Path, spawn: Spawn) -> None:
     # select() cannot watch an fd >= 1024: the guard must use poll().
-    proc = spawn(
-        script(
-            tmp_path,
-            """
+    proc = ready_service(
+        tmp_path,
+        spawn,
+        """
         import resource
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
@@ -156,9 +157,7 @@ def test_guard_works_with_more_than_1024_open_files(tmp_path: Path, spawn: Spawn
         lc.add("x", stop=lambda: print("x stopped", flush=True))
         sys.exit(lc.run())
     """,
-        )
     )
-    proc.wait_line(r"^event state ready")
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 0
     assert "x stopped" in proc.stdout
@@ -193,10 +192,10 @@ def test_readiness_turns_false_even_while_the_loop_is_blocked(tmp_path: Path, sp
 
 
 def test_a_stop_that_raises_does_not_skip_the_others(tmp_path: Path, spawn: Spawn) -> None:
-    proc = spawn(
-        script(
-            tmp_path,
-            """
+    proc = ready_service(
+        tmp_path,
+        spawn,
+        """
         lc = make()
         def boom():
             raise RuntimeError("disk on fire")
@@ -205,9 +204,7 @@ def test_a_stop_that_raises_does_not_skip_the_others(tmp_path: Path, spawn: Spaw
         lc.add("c", stop=lambda: print("c stopped", flush=True), depends_on=["b"])
         sys.exit(lc.run())
     """,
-        )
     )
-    proc.wait_line(r"^event state ready")
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 1
     assert "event stop b failed RuntimeError: disk on fire" in proc.stdout
@@ -219,10 +216,10 @@ def test_a_stop_that_raises_does_not_skip_the_others(tmp_path: Path, spawn: Spaw
 def test_a_stop_over_its_own_timeout_is_recorded_and_the_rest_stop(
     tmp_path: Path, spawn: Spawn
 ) -> None:
-    proc = spawn(
-        script(
-            tmp_path,
-            """
+    proc = ready_service(
+        tmp_path,
+        spawn,
+        """
         lc = make(shutdown_timeout=10)
         async def slow():
             await asyncio.Event().wait()
@@ -230,9 +227,7 @@ def test_a_stop_over_its_own_timeout_is_recorded_and_the_rest_stop(
         lc.add("slow", stop=slow, depends_on=["db"], stop_timeout=0.2)
         sys.exit(lc.run())
     """,
-        )
     )
-    proc.wait_line(r"^event state ready")
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 1
     assert "event stop slow timeout did not stop within its stop_timeout of 0.2s" in proc.stdout
@@ -240,10 +235,10 @@ def test_a_stop_over_its_own_timeout_is_recorded_and_the_rest_stop(
 
 
 def test_second_sigterm_stops_immediately(tmp_path: Path, spawn: Spawn) -> None:
-    proc = spawn(
-        script(
-            tmp_path,
-            """
+    proc = ready_service(
+        tmp_path,
+        spawn,
+        """
         lc = make(shutdown_timeout=60)
         async def forever():
             print("stopping slowly", flush=True)
@@ -251,9 +246,7 @@ def test_second_sigterm_stops_immediately(tmp_path: Path, spawn: Spawn) -> None:
         lc.add("slow", stop=forever)
         sys.exit(lc.run())
     """,
-        )
     )
-    proc.wait_line(r"^event state ready")
     proc.signal(signal.SIGTERM)
     proc.wait_line(r"^stopping slowly")
     proc.signal(signal.SIGTERM)
@@ -263,10 +256,10 @@ def test_second_sigterm_stops_immediately(tmp_path: Path, spawn: Spawn) -> None:
 
 
 def test_second_signal_ignored_when_configured(tmp_path: Path, spawn: Spawn) -> None:
-    proc = spawn(
-        script(
-            tmp_path,
-            """
+    proc = ready_service(
+        tmp_path,
+        spawn,
+        """
         lc = make(shutdown_timeout=60, on_second_signal="ignore")
         gate = asyncio.Event()
         async def stop():
@@ -276,9 +269,7 @@ def test_second_signal_ignored_when_configured(tmp_path: Path, spawn: Spawn) -> 
         lc.add("x", stop=stop)
         sys.exit(lc.run())
     """,
-        )
     )
-    proc.wait_line(r"^event state ready")
     proc.signal(signal.SIGTERM)
     proc.wait_line(r"^stopping")
     proc.signal(signal.SIGINT)
@@ -379,19 +370,17 @@ def test_leak_report_names_task_thread_process_and_socket(tmp_path: Path, spawn:
 
 
 def test_reload_and_reopen_hooks_run_on_hup_and_usr1(tmp_path: Path, spawn: Spawn) -> None:
-    proc = spawn(
-        script(
-            tmp_path,
-            """
+    proc = ready_service(
+        tmp_path,
+        spawn,
+        """
         lc = make()
         lc.on_reload(lambda: print("reloaded", flush=True))
         lc.on_reopen_logs(lambda: print("reopened", flush=True))
         lc.add("x", stop=lambda: None)
         sys.exit(lc.run())
     """,
-        )
     )
-    proc.wait_line(r"^event state ready")
     proc.signal(signal.SIGHUP)
     proc.wait_line(r"^reloaded")
     proc.wait_line(r"^event reload None ok")
@@ -404,17 +393,15 @@ def test_reload_and_reopen_hooks_run_on_hup_and_usr1(tmp_path: Path, spawn: Spaw
 
 
 def test_drain_turns_readiness_false_before_anything_stops(tmp_path: Path, spawn: Spawn) -> None:
-    proc = spawn(
-        script(
-            tmp_path,
-            """
+    proc = ready_service(
+        tmp_path,
+        spawn,
+        """
         lc = make(drain_delay=0.3)
         lc.add("http", stop=lambda: print("ready during stop:", lc.ready, flush=True))
         sys.exit(lc.run())
         """,
-        )
     )
-    proc.wait_line(r"^event state ready")
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 0
     assert "ready during stop: False" in proc.stdout

@@ -476,30 +476,19 @@ class Lifecycle:
             call(component.stop, thread_name=f"warden:stop:{name}", on_thread=flight.threads.append)
         )
         flight.task = task
+        outcome, detail = "ok", None
         try:
             await asyncio.wait_for(task, timeout)
         except TimeoutError:
-            self.exit_code = EXIT_FAILURE
-            self._publish(
-                "stop",
-                name=name,
-                outcome="timeout",
-                duration=time.monotonic() - flight.since,
-                detail=f"did not stop within its stop_timeout of {timeout:g}s",
-            )
+            outcome, detail = "timeout", f"did not stop within its stop_timeout of {timeout:g}s"
         except Exception as exc:
-            self.exit_code = EXIT_FAILURE
-            self._publish(
-                "stop",
-                name=name,
-                outcome="failed",
-                duration=time.monotonic() - flight.since,
-                detail=_err(exc),
-            )
-        else:
-            self._publish("stop", name=name, outcome="ok", duration=time.monotonic() - flight.since)
+            outcome, detail = "failed", _err(exc)
         finally:
             self._in_flight.pop(name, None)
+        if outcome != "ok":
+            self.exit_code = EXIT_FAILURE
+        duration = time.monotonic() - flight.since
+        self._publish("stop", name=name, outcome=outcome, duration=duration, detail=detail)
 
     # -- signals and reload -------------------------------------------------------------
 
