@@ -35,3 +35,12 @@ async def test_stop_disarms() -> None:
     watchdog.stop()
     await asyncio.sleep(0.2)  # longer than the interval: nothing may fire
     assert calls == []
+
+
+async def test_trigger_before_start_expires_and_start_does_not_rearm() -> None:
+    calls: list[str] = []
+    watchdog = ChildWatchdog(0.05, lambda: calls.append("expired"))
+    watchdog.trigger()
+    watchdog.start()
+    await asyncio.sleep(0.2)  # longer than the interval: no second expiry may fire
+    assert calls == ["expired"]

@@ -221,6 +221,13 @@ class Supervisor:
         self._child = child
         self._terminal.give_to(child.pgid)
         self._reaper.watch(pid, lambda status: self._child_ended(child, status))
+        # Made now so WATCHDOG=trigger counts from the first message; the timer itself starts
+        # once the program is ready (systemd's watchdog, too, runs from start-up completion).
+        self._watchdog = None
+        if self.options.watchdog is not None:
+            self._watchdog = ChildWatchdog(
+                self.options.watchdog, lambda: self._watchdog_expired(child)
+            )
         self._restarts.child_started()
         self._publish("child", name=f"pid {pid}", detail=f"started: {' '.join(argv)}")
         return child
@@ -254,10 +261,7 @@ class Supervisor:
             duration=self._clock() - child.started_at,
             detail=f"gate: {self.options.ready}",
         )
-        if self.options.watchdog is not None:
-            self._watchdog = ChildWatchdog(
-                self.options.watchdog, lambda: self._watchdog_expired(child)
-            )
+        if self._watchdog is not None:
             self._watchdog.start()
         return child
 

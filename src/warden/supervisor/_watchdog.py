@@ -36,7 +36,9 @@ class ChildWatchdog:
         self.expired = False
 
     def start(self) -> None:
-        """Start counting from now (call on the loop, when the program is started)."""
+        """Start counting from now (call on the loop, once the program is ready)."""
+        if self.expired:
+            return
         self._last = self._clock()
         self._arm(self._last + self.interval)
 
