@@ -299,3 +299,21 @@ def test_from_environment_without_activation(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.delenv("LISTEN_PID", raising=False)
     monkeypatch.delenv("LISTEN_FDS", raising=False)
     assert len(HeldSockets.from_environment()) == 0
+
+
+def test_tcp_listeners_pass_nodelay_to_accepted_connections() -> None:
+    # uvicorn --fd wraps the fd as AF_UNIX and never sets TCP_NODELAY itself; Linux copies
+    # it from the listener, so warden sets it there.
+    import socket as socket_module
+
+    from warden.supervisor._listenspec import parse_listen
+    from warden.supervisor._sockets import bind
+
+    listener = bind(parse_listen("tcp://127.0.0.1:0"))
+    try:
+        with socket_module.create_connection(listener.getsockname(), timeout=10):
+            accepted, _ = listener.accept()
+            with accepted:
+                assert accepted.getsockopt(socket_module.IPPROTO_TCP, socket_module.TCP_NODELAY)
+    finally:
+        listener.close()

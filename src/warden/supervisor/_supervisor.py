@@ -226,7 +226,7 @@ class Supervisor:
         self._watchdog = None
         if self.options.watchdog is not None:
             self._watchdog = ChildWatchdog(
-                self.options.watchdog, lambda: self._watchdog_expired(child)
+                self.options.watchdog, lambda triggered: self._watchdog_expired(child, triggered)
             )
         self._restarts.child_started()
         self._publish("child", name=f"pid {pid}", detail=f"started: {' '.join(argv)}")
@@ -367,15 +367,15 @@ class Supervisor:
         with contextlib.suppress(OSError, ConfigurationError):
             self._upward.send(**fields)
 
-    def _watchdog_expired(self, child: RunningChild) -> None:
+    def _watchdog_expired(self, child: RunningChild, triggered: bool) -> None:
         interval = self.options.watchdog
         self._watchdog_fired.add(child.pid)
+        why = "WATCHDOG=trigger" if triggered else f"no WATCHDOG=1 within {interval:g}s"
         self._publish(
             "watchdog",
             name=f"pid {child.pid}",
             outcome="timeout",
-            detail=f"no WATCHDOG=1 within {interval:g}s: SIGABRT now, "
-            f"SIGKILL to its group in {self.options.stop_timeout:g}s",
+            detail=f"{why}: SIGABRT now, SIGKILL to its group in {self.options.stop_timeout:g}s",
         )
         child.send(signal.SIGABRT, group=False)
 

@@ -19,12 +19,13 @@ from collections.abc import Callable
 
 
 class ChildWatchdog:
-    """Calls ``on_expire`` once when ``interval`` seconds pass without a :meth:`ping`."""
+    """Calls ``on_expire(triggered)`` once: when ``interval`` seconds pass without a
+    :meth:`ping` (``triggered=False``), or at :meth:`trigger` (``True``)."""
 
     def __init__(
         self,
         interval: float,
-        on_expire: Callable[[], None],
+        on_expire: Callable[[bool], None],
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -47,7 +48,7 @@ class ChildWatchdog:
 
     def trigger(self) -> None:
         """WATCHDOG=trigger: the program says it is broken; act now."""
-        self._expire()
+        self._expire(triggered=True)
 
     def stop(self) -> None:
         if self._timer is not None:
@@ -63,13 +64,13 @@ class ChildWatchdog:
         self._timer = None
         due = self._last + self.interval
         if self._clock() >= due:
-            self._expire()
+            self._expire(triggered=False)
         else:
             self._arm(due)
 
-    def _expire(self) -> None:
+    def _expire(self, *, triggered: bool) -> None:
         if self.expired:
             return
         self.expired = True
         self.stop()
-        self._on_expire()
+        self._on_expire(triggered)
