@@ -119,9 +119,30 @@ def kill_tree(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(30)
 
 
+def clean_python(tmp: Path) -> str:
+    """A fresh virtual environment's interpreter, with warden found through PYTHONPATH.
+
+    What a user's install looks like: none of this machine's site-packages, whose ``.pth``
+    start-up hooks (a sandbox here imports certifi in every interpreter) would count in
+    warden's resident memory.
+    """
+    import warden
+
+    venv = tmp / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    source = str(Path(warden.__file__).resolve().parent.parent)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (source, os.environ.get("PYTHONPATH")) if p
+    )
+    return str(venv / "bin" / "python")
+
+
+WARDEN_PYTHON = sys.executable
+
+
 def peer_argv(name: str, command: Sequence[str], tmp: Path) -> list[str]:
     if name == "warden":
-        return [sys.executable, "-m", "warden", "run", "--", *command]
+        return [WARDEN_PYTHON, "-m", "warden", "run", "--", *command]
     if name == "tini":
         return [TINI, "-s", "--", *command]
     if name == "dumb-init":
@@ -286,9 +307,10 @@ def render(
         "",
         "Peers: `warden run --`, `tini -s --`, `dumb-init` (its default: the child in a new "
         "session, signals to its group), `supervisord -n` with one `[program]` "
-        "(`startsecs=0`, `autorestart=false`). All measured in this one run. TCP sockets in "
-        f"this network namespace when the run began: {tcp_sockets} (warden's leak report "
-        "reads `/proc/self/net/tcp` at start and stop, so they weigh on its stop latency).",
+        "(`startsecs=0`, `autorestart=false`). All measured in this one run. warden runs "
+        "from a fresh virtual environment (`python -m venv`, warden on PYTHONPATH), as a user "
+        "installs it, so no start-up hook of this machine's site-packages counts in its memory. "
+        f"TCP sockets in this network namespace when the run began: {tcp_sockets}.",
         "",
         f"### (a) Reaping {orphans:,} orphans as PID 1 of a PID namespace",
         "",
@@ -389,6 +411,8 @@ def main() -> None:
     tcp_sockets = count_tcp_sockets()
     with tempfile.TemporaryDirectory(prefix="warden-bench-") as name:
         tmp = Path(name)
+        global WARDEN_PYTHON
+        WARDEN_PYTHON = clean_python(tmp)
         reap = {}
         for peer in PEERS:
             reap[peer] = measure_reap(peer, orphans, cap, tmp)

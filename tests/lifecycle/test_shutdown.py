@@ -143,6 +143,73 @@ def test_loop_blocked_before_the_signal_still_exits_at_the_deadline(
     assert "event loop thread is at" in proc.stderr
 
 
+def test_a_stop_signal_delivered_to_another_thread_is_not_lost(
+    tmp_path: Path, spawn: Spawn
+) -> None:
+    # The kernel may deliver a process-directed signal to any thread. The main thread, idle
+    # in epoll_wait, must still learn of it: the byte is written by CPython's C-level
+    # handler (the wakeup fd), not by a Python handler that only the main thread runs.
+    proc = ready_service(
+        tmp_path,
+        spawn,
+        """
+        import signal
+        lc = make(shutdown_timeout=30)
+        lc.add("x", stop=lambda: print("x stopped", flush=True))
+        def elsewhere():
+            print("thread ready", flush=True)
+            sys.stdin.readline()
+            signal.pthread_kill(threading.get_ident(), signal.SIGTERM)  # to this thread only
+        threading.Thread(target=elsewhere, daemon=True).start()
+        sys.exit(lc.run())
+    """,
+    )
+    proc.wait_line(r"^thread ready")
+    assert proc.popen.stdin is not None
+    proc.popen.stdin.write("go\n")
+    proc.popen.stdin.flush()
+    assert proc.wait(timeout=10) == 0
+    assert "x stopped" in proc.stdout
+
+
+def test_an_event_loops_own_signal_handlers_keep_working(tmp_path: Path, spawn: Spawn) -> None:
+    # asyncio's add_signal_handler lives on the same wakeup fd warden takes: warden passes on
+    # what it does not handle, and gives the fd back afterwards.
+    proc = spawn(
+        script(
+            tmp_path,
+            """
+        import signal
+        async def main():
+            loop = asyncio.get_running_loop()
+            seen = []
+            def got():
+                seen.append(1)
+                print(f"loop got USR2 #{len(seen)}", flush=True)
+            loop.add_signal_handler(signal.SIGUSR2, got)
+            lc = make()
+            async with lc:
+                print("inside", flush=True)
+                await lc.wait_for_stop()
+            print("outside", flush=True)
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        asyncio.run(main())
+    """,
+        )
+    )
+    proc.wait_line(r"^inside")
+    proc.signal(signal.SIGUSR2)
+    proc.wait_line(r"^loop got USR2 #1")  # passed on by warden's guard
+    proc.signal(signal.SIGTERM)
+    proc.wait_line(r"^outside")
+    proc.signal(signal.SIGUSR2)
+    proc.wait_line(r"^loop got USR2 #2")  # the loop's own wakeup fd is back
+    assert proc.popen.stdin is not None
+    proc.popen.stdin.write("done\n")
+    proc.popen.stdin.flush()
+    assert proc.wait() == 0
+
+
 def test_guard_works_with_more_than_1024_open_files(tmp_path: Path, spawn: Spawn) -> None:
     # select() cannot watch an fd >= 1024: the guard must use poll().
     proc = ready_service(

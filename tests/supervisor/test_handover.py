@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,8 +59,14 @@ def proc_status(pid: int) -> dict[str, str]:
     return {key: value.strip() for key, _, value in (line.partition(":") for line in lines)}
 
 
-def proc_environ(pid: int) -> dict[str, str]:
-    raw = Path(f"/proc/{pid}/environ").read_bytes()
+def proc_environ(pid: int, timeout: float = 10.0) -> dict[str, str]:
+    # posix_spawn returns once the child has replaced its memory (vfork semantics), which is
+    # before the kernel has laid out the new image's environment: /proc/PID/environ can read
+    # empty for a moment. Wait for it to appear.
+    deadline = time.monotonic() + timeout
+    while not (raw := Path(f"/proc/{pid}/environ").read_bytes()):
+        assert time.monotonic() < deadline, f"pid {pid} shows no environment"
+        time.sleep(0.001)
     return dict(item.decode().split("=", 1) for item in raw.split(b"\0") if item)
 
 

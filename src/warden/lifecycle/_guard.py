@@ -3,8 +3,8 @@
 One daemon thread, blocked in ``poll()`` on a pipe while nothing happens (no periodic
 wake-ups). Three things write to the pipe:
 
-* the signal handlers, one byte per delivery holding the signal number (``os.write`` to a
-  non-blocking pipe is all they do: it is async-signal-safe and allocates nothing);
+* CPython's C-level signal handler, one byte per delivery holding the signal number (the pipe
+  is the process's wakeup fd: see ``_signals.py``);
 * the loop, ``ARM`` when a shutdown starts for a reason other than a signal;
 * the loop, ``DONE`` when the shutdown has finished, which ends the thread.
 
@@ -51,6 +51,10 @@ class DeadlineGuard:
         self._on_first_stop_signal = on_first_stop_signal
         self._report = report
         self._exit_on_second_signal = exit_on_second_signal
+        #: Where the numbers of signals warden does not handle go (an asyncio loop's own
+        #: wakeup fd, if it had one): set by the intake, -1 for none.
+        self.chain_fd = -1
+        self.handled: frozenset[int] = frozenset()
         self._rfd, self.wake_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._thread = threading.Thread(target=self._watch, name="warden:guard", daemon=True)
         self._armed_at: float | None = None
@@ -100,6 +104,9 @@ class DeadlineGuard:
                 if (byte == ARM or byte in STOP_SIGNALS) and deadline is None:
                     deadline = time.monotonic() + self._timeout
                 if byte == ARM:
+                    continue
+                if byte not in self.handled and self.chain_fd >= 0:
+                    _write_byte(self.chain_fd, byte)  # someone else's signal: pass it on
                     continue
                 if byte in STOP_SIGNALS:
                     stop_signals_seen += 1

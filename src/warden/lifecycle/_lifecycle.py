@@ -197,8 +197,9 @@ class Lifecycle:
         returned by ``fn`` is run as a task.
         """
         self._signal_hooks.setdefault(signum, []).append(fn)
-        if self._intake is not None:
+        if self._intake is not None and self._guard is not None:
             self._intake.install([signum])
+            self._guard.handled = self._intake.signals
 
     # -- observation --------------------------------------------------------------------
 
@@ -339,6 +340,8 @@ class Lifecycle:
                 self._guard.finish()
                 raise
             self._intake = intake
+            self._guard.chain_fd = intake.previous_wakeup_fd
+            self._guard.handled = intake.signals
         self._guard.start()
         self._set_state(State.STARTING)
         began = time.monotonic()

@@ -1,17 +1,23 @@
-"""Signal intake: handlers that record the signal and wake the guard, nothing more.
+"""Signal intake: the signal's number reaches the guard's pipe, and nothing else happens.
 
-Why a Python-level handler that writes to a pipe, rather than ``loop.add_signal_handler``:
-the loop's own handling only runs when the loop runs, and the point of the deadline guard is
-to act when it does not. ``signal.set_wakeup_fd`` would also work from C, but a process has
-one wake-up fd and asyncio claims it for its own handlers. The handler below allocates
-nothing, takes no lock and never logs (gunicorn's arbiter: "NO LOGGING, just queue the
-signal"); everything else happens in the loop.
+The number is written by CPython's C-level handler to the *wakeup fd* (``set_wakeup_fd``),
+which is the guard's pipe while the lifecycle runs. Why not a Python-level handler that
+writes it, or ``loop.add_signal_handler``: the kernel delivers a process-directed signal to
+any thread that does not block it, and CPython runs Python-level handlers only in the main
+thread, at its next bytecode. A main thread idle in ``epoll_wait`` (no timers: no wake-ups)
+never gets there when the signal landed on another thread, and the stop would wait forever
+(seen: a SIGTERM lost to the guard thread). The C handler writes from whichever thread caught
+the signal, allocates nothing, takes no lock, never logs (gunicorn's arbiter: "NO LOGGING,
+just queue the signal"); the Python-level handler installed beside it does nothing at all.
+
+A process has one wakeup fd. An asyncio loop's own ``add_signal_handler`` uses it; the
+previous fd is kept and the guard passes it every signal warden does not handle itself, so
+such handlers keep working while the lifecycle runs. It is put back afterwards.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import threading
 from collections.abc import Iterable
@@ -42,6 +48,9 @@ class SignalIntake:
     def __init__(self, wake_fd: int) -> None:
         self._wake_fd = wake_fd
         self._previous: dict[int, _Handler] = {}
+        #: The wakeup fd before ours (-1: none), for signals warden does not handle.
+        self.previous_wakeup_fd = -1
+        self._wakeup_installed = False
 
     def install(self, signums: Iterable[int]) -> None:
         """Install handlers (idempotent per signal); only from the main thread."""
@@ -52,9 +61,17 @@ class SignalIntake:
                 f"thread {current.name!r}; run the lifecycle in the main thread, or pass "
                 "handle_signals=False and deliver stops with request_stop()"
             )
+        if not self._wakeup_installed:
+            self.previous_wakeup_fd = signal.set_wakeup_fd(self._wake_fd, warn_on_full_buffer=False)
+            self._wakeup_installed = True
         for signum in signums:
             if signum not in self._previous:
-                self._previous[signum] = signal.signal(signum, self._record)
+                self._previous[signum] = signal.signal(signum, _nothing)
+
+    @property
+    def signals(self) -> frozenset[int]:
+        """The signals handled here (their numbers are not passed to the previous fd)."""
+        return frozenset(self._previous)
 
     def restore(self) -> None:
         """Put back every handler that was replaced."""
@@ -63,10 +80,10 @@ class SignalIntake:
                 # None means the handler was installed outside Python: leave the default.
                 signal.signal(signum, signal.SIG_DFL if previous is None else previous)  # type: ignore[arg-type]
         self._previous.clear()
+        if self._wakeup_installed:
+            signal.set_wakeup_fd(self.previous_wakeup_fd)
+            self._wakeup_installed = False
 
-    def _record(self, signum: int, frame: FrameType | None) -> None:
-        # try/except rather than contextlib.suppress: no object is created in a handler.
-        try:  # noqa: SIM105
-            os.write(self._wake_fd, bytes((signum,)))
-        except OSError:  # full pipe: a wake-up is already pending
-            pass
+
+def _nothing(signum: int, frame: FrameType | None) -> None:
+    """The Python-level handler: the C-level one already wrote the number to the wakeup fd."""
