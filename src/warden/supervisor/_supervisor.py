@@ -164,9 +164,11 @@ class Supervisor:
         self._terminal = Terminal()
         self._notify = NotifyServer(self._on_notify, access=self.options.notify_access)
         self._notify.start()
+        # Before the first spawn, not after it: a stop signal that comes right after the
+        # program started must not wait for a full garbage collection.
+        release_free_memory()
         try:
             await self._start_until_ready()
-            release_free_memory()
         except asyncio.CancelledError:
             # A stop arrived while the program was starting (or backing off): the lifecycle
             # will not call _stop for a start it cancelled, so the ladder runs here.
