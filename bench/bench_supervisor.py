@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _doc import DOC, markers, write_section
+from _procs import children, descendants
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -72,24 +73,6 @@ os.kill(os.getpid(), 19)  # SIGSTOP: stay, without a wake-up, until the peer is 
 
 
 # -- processes --------------------------------------------------------------------------------
-
-
-def children(pid: int) -> list[int]:
-    found: list[int] = []
-    with contextlib.suppress(OSError):
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with contextlib.suppress(OSError):
-                found += map(int, Path(f"/proc/{pid}/task/{task}/children").read_text().split())
-    return found
-
-
-def descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        for child in children(todo.pop()):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def comm(pid: int) -> str:
