@@ -210,6 +210,105 @@ def test_an_event_loops_own_signal_handlers_keep_working(tmp_path: Path, spawn: 
     assert proc.wait() == 0
 
 
+def test_a_loop_that_takes_the_wakeup_fd_while_running_does_not_swallow_sigterm(
+    tmp_path: Path, spawn: Spawn
+) -> None:
+    # add_signal_handler during the run takes the process's one wakeup fd from warden.
+    proc = ready_service(
+        tmp_path,
+        spawn,
+        """
+        import signal
+        lc = make(shutdown_timeout=10)
+        async def start():
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGUSR2, lambda: print("loop got USR2", flush=True))
+        lc.add("x", start=start, stop=lambda: print("x stopped", flush=True))
+        sys.exit(lc.run())
+    """,
+    )
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    assert "x stopped" in proc.stdout
+
+
+def test_the_deadline_holds_when_stderr_is_a_full_pipe(tmp_path: Path, spawn: Spawn) -> None:
+    # A stalled log shipper: the report cannot be written, the exit must still come.
+    proc = spawn(
+        script(
+            tmp_path,
+            """
+        import fcntl, signal
+        r, w = os.pipe()
+        os.dup2(w, 2)
+        flags = fcntl.fcntl(2, fcntl.F_GETFL)
+        fcntl.fcntl(2, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        try:
+            while True:
+                os.write(2, b"x" * 65536)
+        except BlockingIOError:
+            pass
+        fcntl.fcntl(2, fcntl.F_SETFL, flags)  # blocking again, and full
+        lc = make(shutdown_timeout=0.5)
+        async def hang():
+            await asyncio.Event().wait()
+        lc.add("stuck", stop=hang)
+        async def main():
+            os.kill(os.getpid(), signal.SIGTERM)
+            await lc.wait_for_stop()
+        sys.exit(lc.run(main))
+    """,
+        )
+    )
+    assert proc.wait(timeout=10) == warden_exit_deadline()
+
+
+def test_main_does_not_run_when_a_stop_interrupted_start_up(tmp_path: Path, spawn: Spawn) -> None:
+    proc = spawn(
+        script(
+            tmp_path,
+            """
+        lc = make()
+        async def hang():
+            print("starting", flush=True)
+            await asyncio.Event().wait()
+        lc.add("slow", start=hang)
+        sys.exit(lc.run(lambda: print("main ran", flush=True)))
+    """,
+        )
+    )
+    proc.wait_line(r"^starting")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    assert "main ran" not in proc.stdout
+
+
+def test_a_signal_after_a_stop_that_began_otherwise_is_not_second(
+    tmp_path: Path, spawn: Spawn
+) -> None:
+    # The guard and the loop count the same thing: a stop that began because main returned
+    # does not make the first SIGTERM a second one.
+    proc = spawn(
+        script(
+            tmp_path,
+            """
+        lc = make(shutdown_timeout=10)
+        gate = asyncio.Event()
+        async def stop():
+            print("stopping", flush=True)
+            await gate.wait()
+        lc.on_signal(__import__("signal").SIGTERM, lambda s: gate.set())
+        lc.add("x", stop=stop)
+        sys.exit(lc.run(lambda: 0))
+    """,
+        )
+    )
+    proc.wait_line(r"^stopping")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0
+    assert "second stop signal" not in proc.stdout
+
+
 def test_guard_works_with_more_than_1024_open_files(tmp_path: Path, spawn: Spawn) -> None:
     # select() cannot watch an fd >= 1024: the guard must use poll().
     proc = ready_service(

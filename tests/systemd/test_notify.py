@@ -200,7 +200,9 @@ def block_loop(signum):
     probe.send(STATUS="unblocked")
 lc.on_signal(signal.SIGUSR2, block_loop)
 warden.notify_systemd(lc)
-sys.exit(lc.run())
+code = lc.run()
+print("leaks:", [leak.name for leak in lc.leaks], flush=True)
+sys.exit(code)
 """
 
 
@@ -247,6 +249,7 @@ def test_watchdog_pings_only_while_the_loop_is_healthy(
     receiver.receive_until("WATCHDOG", "1")  # and pings resume once it is free
     proc.signal(signal.SIGTERM)
     assert proc.wait() == 0
+    assert "leaks: []" in proc.stdout  # the cancelled pinger is not a leak
 
 
 def test_watchdog_for_another_pid_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -62,14 +62,18 @@ class DeadlineGuard:
     def start(self) -> None:
         self._thread.start()
 
+    def set_chain_fd(self, fd: int) -> None:
+        """Where the numbers of signals warden does not handle go from now on (-1: nowhere)."""
+        self.chain_fd = fd
+
     def arm(self) -> None:
         """Start the deadline now (idempotent: the first arming counts)."""
-        _write_byte(self.wake_fd, ARM)
+        _write_control(self.wake_fd, ARM)
 
     def finish(self) -> None:
         """The shutdown has ended (or never began): disarm, stop the thread, close the pipe."""
         if self._thread.is_alive():
-            _write_byte(self.wake_fd, DONE)
+            _write_control(self.wake_fd, DONE)
             self._thread.join()
         os.close(self._rfd)
         os.close(self.wake_fd)
@@ -131,11 +135,17 @@ class DeadlineGuard:
         # time the guard gives it up for a syscall; writing the report takes dozens of those.
         # We are about to exit: let the guard win the GIL back in 0.1 ms instead.
         sys.setswitchinterval(1e-4)
-        text = self._report(headline)
-        with contextlib.suppress(OSError):
-            _write_all(2, text.encode("utf-8", "replace"))
-        _flush_stdio_briefly()
-        os._exit(code)
+        try:
+            text = self._report(headline)
+        except BaseException:  # the report must never be what keeps the process alive
+            text = f"warden: {headline}\n"
+        try:
+            # stderr may be a pipe nobody drains (a stalled log shipper): a blocking write
+            # would hold the exit forever, so it gets a helper thread and a short wait.
+            _in_helper(lambda: _write_all(2, text.encode("utf-8", "replace")), 0.1)
+            _in_helper(_flush_stdio, 0.005)
+        finally:
+            os._exit(code)
 
 
 def _write_byte(fd: int, value: int) -> None:
@@ -155,14 +165,33 @@ def _write_all(fd: int, data: bytes) -> None:
             poller.poll(1000)
 
 
-def _flush_stdio_briefly() -> None:
-    # The stuck thread may hold a stream's lock; flush on a helper thread and give up after
-    # a few milliseconds rather than hang the forced exit.
-    def flush() -> None:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
+def _flush_stdio() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
 
-    helper = threading.Thread(target=flush, name="warden:flush", daemon=True)
+
+def _in_helper(work: Callable[[], None], wait: float) -> None:
+    """Run ``work`` on a daemon thread and wait at most ``wait`` seconds for it: the stuck
+    thread may hold a stream's lock, or the stream may not be drained."""
+
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            work()
+
+    helper = threading.Thread(target=run, name="warden:exit", daemon=True)
     helper.start()
-    helper.join(0.005)
+    helper.join(wait)
+
+
+def _write_control(fd: int, value: int) -> None:
+    # ARM and DONE must arrive (a lost DONE would leave finish() waiting forever): if a
+    # signal storm filled the pipe, wait for the guard to drain it.
+    for _ in range(100):
+        try:
+            os.write(fd, bytes((value,)))
+            return
+        except BlockingIOError:
+            poller = select.poll()
+            poller.register(fd, select.POLLOUT)
+            poller.poll(100)

@@ -61,7 +61,8 @@ def find_leaks(baseline: Baseline) -> list[Leak]:
     leaks: list[Leak] = []
     current = asyncio.current_task()
     for task in asyncio.all_tasks():
-        if task is current or task in baseline.tasks or task.done():
+        # A task being cancelled is on its way out (a watchdog pinger cancelled at "stopped").
+        if task is current or task in baseline.tasks or task.done() or task.cancelling():
             continue
         leaks.append(Leak("task", task.get_name(), task_stack(task)))
     frames = sys._current_frames()

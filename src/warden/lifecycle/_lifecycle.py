@@ -134,6 +134,7 @@ class Lifecycle:
         self._stop_event: asyncio.Event | None = None
         self._stop_reason: str | None = None
         self._stopping = False  # set from the guard thread too: a plain bool store is atomic
+        self._stop_signals = 0
         self._draining_since: float | None = None
         self._reload_task: asyncio.Task[None] | None = None
         self._reload_again = False
@@ -278,7 +279,10 @@ class Lifecycle:
             await self._startup()
         except StartupError:
             return self.exit_code
-        main_task = None if main is None else asyncio.create_task(self._run_main(main))
+        # A stop that came during start-up leaves the lifecycle not ready: main never runs.
+        main_task = None
+        if main is not None and self._state is State.READY:
+            main_task = asyncio.create_task(self._run_main(main))
         try:
             await self.wait_for_stop()
         finally:
@@ -331,7 +335,8 @@ class Lifecycle:
             exit_on_second_signal=self._on_second_signal == "exit",
         )
         if self._handle_signals:
-            intake = SignalIntake(self._guard.wake_fd)
+            guard = self._guard
+            intake = SignalIntake(self._guard.wake_fd, on_taken=guard.set_chain_fd)
             try:
                 intake.install([signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1])
                 intake.install(self._signal_hooks)
@@ -340,7 +345,7 @@ class Lifecycle:
                 self._guard.finish()
                 raise
             self._intake = intake
-            self._guard.chain_fd = intake.previous_wakeup_fd
+            self._guard.set_chain_fd(intake.previous_wakeup_fd)
             self._guard.handled = intake.signals
         self._guard.start()
         self._set_state(State.STARTING)
@@ -510,7 +515,10 @@ class Lifecycle:
         assert self._stop_event is not None
         name = signal_name(signum)
         if signum in STOP_SIGNALS:
-            second = self._stop_event.is_set()
+            # "Second" means a second stop *signal*, as the guard counts them: a stop that
+            # began otherwise (main returned, request_stop) does not make a SIGTERM second.
+            self._stop_signals += 1
+            second = self._stop_signals > 1
             self._publish("signal", name=name, detail="second stop signal" if second else None)
             if not second:
                 self._begin_stop(f"signal {name}")

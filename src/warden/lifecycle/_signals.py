@@ -12,15 +12,19 @@ just queue the signal"); the Python-level handler installed beside it does nothi
 
 A process has one wakeup fd. An asyncio loop's own ``add_signal_handler`` uses it; the
 previous fd is kept and the guard passes it every signal warden does not handle itself, so
-such handlers keep working while the lifecycle runs. It is put back afterwards.
+such handlers keep working while the lifecycle runs. It is put back afterwards. A loop that
+calls ``add_signal_handler`` while the lifecycle runs takes the wakeup fd over; the next
+signal then wakes that loop (the main thread) instead, and the Python-level handler below
+takes the fd back, makes the taker's fd the one passed on, and writes the number itself.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import FrameType
 
 from warden._exceptions import SignalHandlerError
@@ -45,8 +49,9 @@ def signal_name(signum: int) -> str:
 class SignalIntake:
     """Installs recording handlers for a set of signals, and restores the previous ones."""
 
-    def __init__(self, wake_fd: int) -> None:
+    def __init__(self, wake_fd: int, *, on_taken: Callable[[int], None]) -> None:
         self._wake_fd = wake_fd
+        self._on_taken = on_taken
         self._previous: dict[int, _Handler] = {}
         #: The wakeup fd before ours (-1: none), for signals warden does not handle.
         self.previous_wakeup_fd = -1
@@ -66,7 +71,7 @@ class SignalIntake:
             self._wakeup_installed = True
         for signum in signums:
             if signum not in self._previous:
-                self._previous[signum] = signal.signal(signum, _nothing)
+                self._previous[signum] = signal.signal(signum, self._check_wakeup_fd)
 
     @property
     def signals(self) -> frozenset[int]:
@@ -84,6 +89,16 @@ class SignalIntake:
             signal.set_wakeup_fd(self.previous_wakeup_fd)
             self._wakeup_installed = False
 
-
-def _nothing(signum: int, frame: FrameType | None) -> None:
-    """The Python-level handler: the C-level one already wrote the number to the wakeup fd."""
+    def _check_wakeup_fd(self, signum: int, frame: FrameType | None) -> None:
+        """The Python-level handler: the C-level one already wrote the number to the wakeup
+        fd, unless someone took the fd over since; then take it back and write it here."""
+        taken_by = signal.set_wakeup_fd(self._wake_fd, warn_on_full_buffer=False)
+        if taken_by == self._wake_fd:
+            return
+        self.previous_wakeup_fd = taken_by
+        self._on_taken(taken_by)
+        # try/except, not contextlib.suppress: nothing is allocated in a handler.
+        try:  # noqa: SIM105
+            os.write(self._wake_fd, bytes((signum,)))
+        except OSError:  # a full pipe: a wake-up is pending already
+            pass

@@ -114,7 +114,7 @@ class StopLadder:
             parts.append(f"process group {pgid}")
         orphans = 0
         for pid in children():
-            with contextlib.suppress(ProcessLookupError):
+            with contextlib.suppress(OSError):  # gone, or EPERM (a setuid leftover)
                 if os.getpgid(pid) != pgid:
                     os.kill(pid, self._stop_signal)
                     orphans += 1

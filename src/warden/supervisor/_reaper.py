@@ -110,6 +110,6 @@ class Reaper:
             try:
                 os.kill(pid, signum)
                 sent += 1
-            except ProcessLookupError:
+            except OSError:  # gone, or not ours to signal (EPERM: setuid)
                 pass
         return sent

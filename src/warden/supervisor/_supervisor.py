@@ -147,6 +147,13 @@ class Supervisor:
     # -- component: the program ------------------------------------------------------------
 
     async def _start(self) -> None:
+        ready = self.options.ready
+        if ready.kind == "tcp" and not ready.port and self._held_tcp_address() is None:
+            self.final_message = (
+                "--ready tcp needs a TCP --listen socket to connect to; add --listen "
+                "tcp://HOST:PORT or give the address: --ready tcp://HOST:PORT"
+            )
+            raise ConfigurationError(self.final_message)
         self._ladder = StopLadder(
             self._reaper,
             stop_signal=self.options.stop_signal,
@@ -169,9 +176,10 @@ class Supervisor:
         release_free_memory()
         try:
             await self._start_until_ready()
-        except asyncio.CancelledError:
-            # A stop arrived while the program was starting (or backing off): the lifecycle
-            # will not call _stop for a start it cancelled, so the ladder runs here.
+        except BaseException:
+            # A stop arrived while the program was starting (cancelled), or the start failed:
+            # the lifecycle calls no stop for a start that did not finish, so the ladder runs
+            # here; nothing the program started may outlive warden.
             await self._stop()
             raise
 
@@ -302,10 +310,10 @@ class Supervisor:
     # -- main: the restart policy -------------------------------------------------------
 
     async def _main(self) -> int | None:
-        assert self._ladder is not None
         while True:
             child = self._child
-            assert child is not None
+            if child is None or self._ladder is None:
+                return None  # stopped before the program was started
             await child.ended.wait()
             assert child.reason is not None
             if self.lifecycle.stop_reason is not None:
