@@ -17,8 +17,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+from tests.supervisor._socket_peers import Children
+
+if TYPE_CHECKING:
+    from tests.supervisor._systemd_peers import Manager
 
 DEADLINE = 20.0
 
@@ -228,3 +234,25 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = DEADLI
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
+
+
+@pytest.fixture
+def children() -> Iterator[Children]:
+    """Children spawned directly by a test (no warden reaper); killed and reaped at the end."""
+    made = Children()
+    try:
+        yield made
+    finally:
+        made.cleanup()
+
+
+@pytest.fixture
+def manager(tmp_path: Path) -> Iterator[Manager]:
+    """A notify socket standing for systemd above warden."""
+    from tests.supervisor._systemd_peers import Manager  # it imports this module
+
+    made = Manager(tmp_path / "up.sock")
+    try:
+        yield made
+    finally:
+        made.close()

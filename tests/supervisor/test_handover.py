@@ -36,15 +36,6 @@ VALID_SIGNALS_MASK = sum(1 << (s - 1) for s in signal.valid_signals())
 
 
 @pytest.fixture
-def children() -> Iterator[Children]:
-    made = Children()
-    try:
-        yield made
-    finally:
-        made.cleanup()
-
-
-@pytest.fixture
 def held(tmp_path: Path) -> Iterator[HeldSockets]:
     specs = ["web=tcp://127.0.0.1:0", "tcp://127.0.0.1:0", f"api=unix:{tmp_path}/api.sock"]
     sockets = HeldSockets.from_specs([parse_listen(text) for text in specs])

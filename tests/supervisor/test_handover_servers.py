@@ -11,7 +11,6 @@ import importlib.util
 import os
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,15 +26,6 @@ def needs(module: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(
         importlib.util.find_spec(module) is None, reason=f"{module} is not installed"
     )
-
-
-@pytest.fixture
-def children() -> Iterator[Children]:
-    made = Children()
-    try:
-        yield made
-    finally:
-        made.cleanup()
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,15 +47,6 @@ def barrier():
     poller.register(read_end, select.POLLHUP)
     assert poller.poll(20_000), "BARRIER=1 not answered"
 """
-
-
-@pytest.fixture
-def manager(tmp_path: Path) -> Iterator[Manager]:
-    made = Manager(tmp_path / "up.sock")
-    try:
-        yield made
-    finally:
-        made.close()
 
 
 @pytest.mark.skipif(SYSTEMD_NOTIFY is None, reason="needs systemd-notify")

@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,15 +31,6 @@ from tests.supervisor._systemd_peers import (
     release,
 )
 from tests.supervisor.conftest import DEADLINE, Processes, descendants
-
-
-@pytest.fixture
-def manager(tmp_path: Path) -> Iterator[Manager]:
-    made = Manager(tmp_path / "up.sock")
-    try:
-        yield made
-    finally:
-        made.close()
 
 
 @pytest.fixture
