@@ -10,6 +10,10 @@ acknowledged job to disk, then the settings go. Nothing acknowledged is lost on 
 
     python examples/http_service.py --port 8000 --data /tmp/jobs.json
 
+Under ``warden run --listen tcp://127.0.0.1:8000 --ready notify`` (or systemd socket
+activation) it serves the socket it is handed instead of binding one, and says READY=1 once
+every component has started: that is all a service needs for zero-downtime upgrades.
+
 Endpoints: ``GET /`` (hello), ``GET /slow?ms=500`` (a slow request), ``POST /jobs`` (queue a
 job, 202 once acknowledged), ``GET /livez``, ``GET /readyz`` (503 once the service drains).
 """
@@ -18,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import socket
 import sys
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -34,10 +40,15 @@ class Settings:
         self.host: str = ""
         self.port: int = 0
         self.data = Path()
+        #: A socket handed over by warden or systemd (LISTEN_FDS), if any.
+        self.sock: socket.socket | None = None
 
     def load(self) -> None:
         self.host, self.port = self.args.host, self.args.port
         self.data = Path(self.args.data)
+        handed = warden.listen_fds()
+        if handed:
+            self.sock = handed[0][1]
 
 
 class Store:
@@ -81,31 +92,48 @@ class Jobs:
             self.queue.task_done()
 
 
+IDLE_GRACE = 1.0  # seconds a keep-alive connection may stay silent once a stop began
+
+
 class Http:
     """A small HTTP/1.1 server with keep-alive that finishes in-flight requests on stop."""
 
     def __init__(self, settings: Settings, jobs: Jobs, lifecycle: warden.Lifecycle) -> None:
         self.settings, self.jobs, self.lifecycle = settings, jobs, lifecycle
         self.server: asyncio.Server | None = None
-        self.in_flight = 0
-        self.idle = asyncio.Event()
+        self.idle = asyncio.Event()  # no connection left
         self.connections: set[asyncio.StreamWriter] = set()
+        self.busy: set[asyncio.StreamWriter] = set()  # connections with a request in flight
 
     async def start(self) -> None:
-        self.server = await asyncio.start_server(
-            self._serve, self.settings.host, self.settings.port
-        )
+        if self.settings.sock is not None:
+            self.server = await asyncio.start_server(self._serve, sock=self.settings.sock)
+        else:
+            self.server = await asyncio.start_server(
+                self._serve, self.settings.host, self.settings.port
+            )
         host, port = self.server.sockets[0].getsockname()[:2]
         print(f"listening on http://{host}:{port}", flush=True)
 
     async def stop(self) -> None:
+        """Stop taking connections, then let each open one end cleanly.
+
+        Closing a keep-alive connection while the client may be sending its next request
+        loses that request (the client sees a reset, not a response). So each connection
+        instead ends after its next response, which says ``Connection: close``; only one that
+        stays silent for ``IDLE_GRACE`` is closed from this side.
+        """
         assert self.server is not None
         self.server.close()  # no new connections
-        if self.in_flight:
+        if self.connections:
             self.idle.clear()
-            await self.idle.wait()
-        for writer in list(self.connections):  # idle keep-alive connections
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(IDLE_GRACE):
+                    await self.idle.wait()
+        for writer in self.connections - self.busy:  # silent keep-alive connections
             writer.close()
+        if self.connections:  # requests still in flight: they end with their response
+            await self.idle.wait()
         await self.server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -115,25 +143,24 @@ class Http:
                 request = await reader.readline()
                 if not request:
                     return
+                self.busy.add(writer)
                 headers = await _read_headers(reader)
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
-                self.in_flight += 1
-                try:
-                    status, text = await self._handle(request.decode("latin-1"), body)
-                finally:
-                    self.in_flight -= 1
+                status, text = await self._handle(request.decode("latin-1"), body)
                 closing = not self.lifecycle.ready or headers.get("connection") == "close"
                 writer.write(_response(status, text, closing))
                 await writer.drain()
-                if not self.in_flight:
-                    self.idle.set()
+                self.busy.discard(writer)
                 if closing:
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
             return
         finally:
+            self.busy.discard(writer)
             self.connections.discard(writer)
             writer.close()
+            if not self.connections:
+                self.idle.set()
 
     async def _handle(self, request_line: str, body: bytes) -> tuple[int, str]:
         method, target, _ = request_line.split(" ", 2)
@@ -188,6 +215,7 @@ def build(args: argparse.Namespace) -> warden.Lifecycle:
     lifecycle.add(
         "http", start=http.start, stop=http.stop, depends_on=["jobs", "settings"], stop_timeout=10
     )
+    warden.notify_systemd(lifecycle)  # READY=1 to warden or systemd, when run under one
     return lifecycle
 
 

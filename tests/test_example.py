@@ -38,6 +38,8 @@ def test_sigterm_drains_finishes_in_flight_work_and_keeps_acknowledged_jobs(
         )
     )
     port = int(proc.wait_line(r"listening on http://127.0.0.1:(\d+)").group(1))
+    # Listening comes first, ready once every component has started.
+    proc.wait_line(r'"event": "state", "state": "ready"', stream="err")
     assert request(port, "GET", "/readyz") == (200, "ready\n")
     for i in range(20):
         assert request(port, "POST", "/jobs", f"job-{i}".encode())[0] == 202

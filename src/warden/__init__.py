@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from .systemd import Notifier as Notifier
     from .systemd import listen_fds as listen_fds
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 _LAZY = {
     "EXIT_DEADLINE": "warden.lifecycle",

@@ -132,6 +132,8 @@ class Processes:
         self.tmp_path = tmp_path
         self.wardens: list[Warden] = []
         self.pids: set[int] = set()
+        #: The control socket of the wardens this test starts (one at a time).
+        self.control = tmp_path / "control.sock"
 
     def warden(
         self,
@@ -141,6 +143,8 @@ class Processes:
     ) -> Warden:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
         full_env["PYTHONUNBUFFERED"] = "1"
+        # A control socket of the test's own: the default path is shared by the machine.
+        full_env["WARDEN_CONTROL"] = str(self.control)
         full_env.update(env or {})
         warden = Warden(list(argv), full_env, prefix or [])
         self.wardens.append(warden)

@@ -36,7 +36,9 @@ def test_every_forwarded_signal_arrives(procs: Processes, group: bool) -> None:
     names = [sig.name for sig in FORWARDED]
     script = procs.script("listener.py", LISTENER)
     mode = "group" if group else "child"
-    warden = procs.warden("--group" if group else "--no-group", "--", script, ",".join(names), mode)
+    group_flag = "--group" if group else "--no-group"
+    # SIGHUP starts an upgrade by default; --on-hup forward makes it a plain forwarded signal.
+    warden = procs.warden(group_flag, "--on-hup", "forward", "--", script, ",".join(names), mode)
     child = warden.out.wait_for(r"^child ready (\d+) pgid (\d+)$")
     procs.track(int(child.group(1)))
     # The program leads a process group of its own (not warden's).

@@ -125,10 +125,11 @@ while True:
 
 
 def test_reload_of_the_program_is_relayed(procs: Processes, manager: Manager) -> None:
-    """SIGHUP to warden reaches the program, which reloads (RELOADING=1, then READY=1):
-    upward, RELOADING=1 with MONOTONIC_USEC, then READY=1 again; and a second time."""
+    """SIGHUP to warden (--on-hup forward) reaches the program, which reloads in place
+    (RELOADING=1, then READY=1): upward, RELOADING=1 with MONOTONIC_USEC, then READY=1 again;
+    and a second time."""
     script = procs.script("reloader.py", RELOADER)
-    warden = procs.warden("--ready", "notify", "--", script, env=manager.env)
+    warden = procs.warden("--ready", "notify", "--on-hup", "forward", "--", script, env=manager.env)
     ready = manager.wait_for("READY", "1")
     for _ in range(2):
         before = time.monotonic_ns() // 1000

@@ -1,6 +1,7 @@
 """The ``warden`` command: parses arguments and delegates; no behaviour of its own.
 
-Each subcommand is a module with a ``main(argv) -> int``, imported only when it is used, so
+Each subcommand is a module with a ``main(argv) -> int`` (or a ``main_command(name, argv)``
+shared by several commands), imported only when it is used, so
 ``warden run`` (a PID 1 that should stay small) loads nothing another subcommand needs. A new
 subcommand is one line in :data:`_COMMANDS`.
 """
@@ -16,9 +17,14 @@ from .. import __version__
 EXIT_OK = 0
 EXIT_USAGE = 2
 
-#: name -> (module implementing ``main(argv: list[str]) -> int``, one-line summary)
+#: name -> (module, one-line summary). The module implements ``main(argv: list[str]) -> int``,
+#: or ``main_command(name: str, argv: list[str]) -> int`` when it serves several commands.
 _COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("warden.cli._run", "run a program under warden: PID 1 duties, stop ladder, restarts"),
+    "status": ("warden.cli._control", "show what a running warden and its program are doing"),
+    "upgrade": ("warden.cli._control", "replace the program without dropping a connection"),
+    "reload": ("warden.cli._control", "do what SIGHUP does: upgrade, or forward it to the program"),
+    "stop": ("warden.cli._control", "stop the program and its warden, as SIGTERM does"),
 }
 
 
@@ -64,5 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         # PID 1 that holds a container's sockets should stay small.
         sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
     module = importlib.import_module(entry[0])
-    code: int = module.main(rest)
+    if hasattr(module, "main_command"):
+        code: int = module.main_command(name, rest)
+    else:
+        code = module.main(rest)
     return code

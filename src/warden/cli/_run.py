@@ -12,12 +12,14 @@ import argparse
 import contextlib
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NoReturn, TypeVar
 
 from .._exceptions import ConfigurationError
+from .._paths import default_control_path
 from ..lifecycle import EXIT_OK, EXIT_USAGE, parse_duration
 from ..supervisor import Backoff, RestartPolicy, Supervisor, SupervisorOptions, parse_signal
 from ..supervisor._listenspec import ListenSpec, parse_listen
@@ -48,6 +50,10 @@ examples:
       warden holds the port and hands it over (LISTEN_FDS); ready only when /readyz says so
   warden run --listen tcp://[::]:8000 --ready notify --watchdog 10s -- ./server
       the server sends READY=1 and WATCHDOG=1 to warden's NOTIFY_SOCKET, as under systemd
+  warden run --listen tcp://0.0.0.0:8000 --ready notify --drain-timeout 30s \
+      -- gunicorn app:wsgi
+      then `kill -HUP <warden>` or `warden upgrade`: the new release starts on the same
+      socket, the old one drains once the new one is ready; a failed start changes nothing
 
 stop ladder: stop signal -> --stop-timeout -> SIGKILL to the process group and to every
 adopted orphan -> wait for all of them -> exit. A second SIGTERM/SIGINT skips to SIGKILL.
@@ -142,6 +148,33 @@ def _positive_duration(text: str, what: str) -> float:
     return parse_duration(text.strip(), what=what, allow_zero=False)
 
 
+def _on_hup(text: str, what: str) -> str:
+    value = text.strip().lower()
+    if value not in ("upgrade", "forward"):
+        raise ConfigurationError(
+            f"{what}={text!r} is not a SIGHUP action; use upgrade (a zero-downtime upgrade) "
+            "or forward (SIGHUP to the program)"
+        )
+    return value
+
+
+def _command(text: str, what: str) -> tuple[str, ...]:
+    try:
+        words = tuple(shlex.split(text))
+    except ValueError as exc:
+        raise ConfigurationError(f"{what}={text!r} is not a command line: {exc}") from None
+    if not words:
+        raise ConfigurationError(f"{what} is empty; give a command, e.g. {what} './check.sh'")
+    return words
+
+
+def _path(text: str, what: str) -> str:
+    value = text.strip()
+    if not value:
+        raise ConfigurationError(f"{what} is empty; give a file path")
+    return value
+
+
 def _listens(texts: list[str]) -> tuple[ListenSpec, ...]:
     return tuple(parse_listen(text) for text in texts)
 
@@ -160,6 +193,11 @@ _OPTIONS = {
     "ready_timeout": _Option("--ready-timeout", "WARDEN_READY_TIMEOUT", _positive_duration),
     "notify_access": _Option("--notify-access", "WARDEN_NOTIFY_ACCESS", _access),
     "watchdog": _Option("--watchdog", "WARDEN_WATCHDOG", _positive_duration),
+    "on_hup": _Option("--on-hup", "WARDEN_ON_HUP", _on_hup),
+    "drain_timeout": _Option("--drain-timeout", "WARDEN_DRAIN_TIMEOUT", _duration),
+    "upgrade_check": _Option("--upgrade-check", "WARDEN_UPGRADE_CHECK", _command),
+    "control": _Option("--control", "WARDEN_CONTROL", _path),
+    "pid_file": _Option("--pid-file", "WARDEN_PID_FILE", _path),
 }
 
 
@@ -259,6 +297,36 @@ def _build_parser() -> argparse.ArgumentParser:
         help="give the program WATCHDOG_USEC; a missed WATCHDOG=1 ping gets SIGABRT, then "
         "SIGKILL, reason 'watchdog timeout' [WARDEN_WATCHDOG]",
     )
+    add(
+        "--on-hup",
+        metavar="ACTION",
+        help="upgrade | forward: SIGHUP to warden (and `warden reload`) starts a "
+        "zero-downtime upgrade, or is forwarded to the program (default upgrade) "
+        "[WARDEN_ON_HUP]",
+    )
+    add(
+        "--drain-timeout",
+        metavar="DURATION",
+        help="during an upgrade, from the old release's stop signal to SIGKILL to its group "
+        "(default: --stop-timeout) [WARDEN_DRAIN_TIMEOUT]",
+    )
+    add(
+        "--upgrade-check",
+        metavar="COMMAND",
+        help="run before each upgrade; a non-zero exit cancels it and the old release keeps "
+        "serving [WARDEN_UPGRADE_CHECK]",
+    )
+    add(
+        "--control",
+        metavar="PATH",
+        help="the control socket for warden status/upgrade/reload/stop, mode 0600, or none "
+        f"(default {default_control_path()}) [WARDEN_CONTROL]",
+    )
+    add(
+        "--pid-file",
+        metavar="PATH",
+        help="write warden's pid there (atomically); removed at exit [WARDEN_PID_FILE]",
+    )
     add("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
@@ -295,6 +363,7 @@ def parse(argv: list[str], environ: Mapping[str, str]) -> SupervisorOptions:
         listen_texts = namespace.listen or environ.get("WARDEN_LISTEN", "").split()
         listen = _listens(listen_texts)
         base = SupervisorOptions(command=tuple(command))
+        control = values.get("control")
         return SupervisorOptions(
             command=tuple(command),
             stop_signal=_get(values, "stop_signal", type(base.stop_signal), base.stop_signal),
@@ -309,6 +378,18 @@ def parse(argv: list[str], environ: Mapping[str, str]) -> SupervisorOptions:
             ready_timeout=_get(values, "ready_timeout", float, base.ready_timeout),
             notify_access=values.get("notify_access", base.notify_access),  # type: ignore[arg-type]
             watchdog=values.get("watchdog", base.watchdog),  # type: ignore[arg-type]
+            on_hup=values.get("on_hup", base.on_hup),  # type: ignore[arg-type]
+            drain_timeout=values.get("drain_timeout"),  # type: ignore[arg-type]
+            upgrade_check=_get(values, "upgrade_check", tuple, ()),
+            control=(
+                default_control_path()
+                if control is None
+                else None
+                if control == "none"
+                else str(control)
+            ),
+            control_optional=control is None,
+            pid_file=values.get("pid_file"),  # type: ignore[arg-type]
         )
     except ConfigurationError as exc:
         raise UsageError(str(exc)) from None

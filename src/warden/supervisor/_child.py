@@ -1,4 +1,4 @@
-"""One run of the program: its pid (also its process group), when it started, how it ended."""
+"""One run of the program: its pid (also its process group), its notify socket, how it ended."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import asyncio
 import dataclasses
 import os
 
+from ._notify_server import NotifyServer
 from ._reason import ExitReason
+from ._watchdog import ChildWatchdog
 
 
 @dataclasses.dataclass(eq=False)
@@ -16,12 +18,25 @@ class RunningChild:
     :attr:`ended` is set, and :attr:`reason` filled, by the reaper's callback when the
     kernel reports the child's end; until then the pid cannot be reused (the child is at
     least a zombie), so signalling it by pid is safe.
+
+    Each run has a notify socket of its own: during an upgrade two runs live side by side,
+    and the new one's READY=1 must not be confused with the old one's.
     """
 
     pid: int
     argv: tuple[str, ...]
     started_at: float
+    notify: NotifyServer | None = None
+    watchdog: ChildWatchdog | None = None
     ended: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    #: Set when the program sent READY=1 to its notify socket.
+    notified: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    #: Between the program's own RELOADING=1 and its READY=1.
+    reloading: bool = False
+    #: When the readiness gate passed, if it has.
+    ready_at: float | None = None
+    #: The last STATUS= the program sent, if any.
+    status: str | None = None
     reason: ExitReason | None = None
     ended_at: float | None = None
 
@@ -54,3 +69,9 @@ class RunningChild:
         self.reason = reason
         self.ended_at = at
         self.ended.set()
+        if self.watchdog is not None:
+            self.watchdog.stop()
+        if self.notify is not None:
+            # What it sent before it ended is still queued: read it, then close.
+            self.notify.drain()
+            self.notify.close()

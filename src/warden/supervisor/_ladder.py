@@ -65,6 +65,9 @@ class StopLadder:
         self._changed = asyncio.Event()
         #: Set by a second stop signal: skip the rest of the wait, SIGKILL now.
         self.escalate = asyncio.Event()
+        #: Children of warden that had the stop signal already (the old release draining
+        #: during an upgrade): a second one could turn a graceful stop into an abrupt one.
+        self.signalled: set[int] = set()
 
     def reaped(self) -> None:
         """Something was reaped (or may have been): waiters re-check their condition."""
@@ -115,7 +118,7 @@ class StopLadder:
         orphans = 0
         for pid in children():
             with contextlib.suppress(OSError):  # gone, or EPERM (a setuid leftover)
-                if os.getpgid(pid) != pgid:
+                if os.getpgid(pid) != pgid and pid not in self.signalled:
                     os.kill(pid, self._stop_signal)
                     orphans += 1
         if orphans:

@@ -46,6 +46,7 @@ _SUN_PATH_MAX = 107  # sizeof(sockaddr_un.sun_path) is 108, one byte for the NUL
 _UCRED = struct.Struct("iII")  # struct ucred: pid_t pid; uid_t uid; gid_t gid
 _INT_SIZE = array.array("i").itemsize
 _BATCH = 64  # datagrams per wake-up: a flooding child cannot starve the rest of the loop
+_DRAIN_BATCHES = 4  # at most this many batches are read after the program ended
 
 Access = Literal["main", "all"]
 
@@ -147,6 +148,13 @@ class NotifyServer:
         self._loop = loop or asyncio.get_running_loop()
         self._loop.add_reader(self._sock.fileno(), self._on_readable)
 
+    def drain(self) -> None:
+        """Handle every datagram still queued (the program's last words before it ended)."""
+        if self._loop is not None and self._sock.fileno() >= 0:
+            for _ in range(_DRAIN_BATCHES):
+                if not self._on_readable():
+                    return
+
     def close(self) -> None:
         """Stop reading, close the socket, remove the socket file and its directory."""
         if self._loop is not None and self._sock.fileno() >= 0:
@@ -155,7 +163,8 @@ class NotifyServer:
         self._sock.close()
         shutil.rmtree(self._directory, ignore_errors=True)
 
-    def _on_readable(self) -> None:
+    def _on_readable(self) -> bool:
+        """Read up to a batch; True if the batch was full (more may be queued)."""
         for _ in range(_BATCH):
             try:
                 # MSG_CMSG_CLOEXEC: a descriptor we keep must not leak into the next program.
@@ -163,11 +172,12 @@ class NotifyServer:
                     MESSAGE_MAX, self._ancbufsize, socket.MSG_CMSG_CLOEXEC
                 )
             except BlockingIOError:
-                return
+                return False
             except OSError as exc:  # not expected from a local datagram socket; keep serving
                 _LOG.warning("notify socket %s: recvmsg failed: %s", self.path, exc)
-                return
+                return False
             self._handle(data, ancillary, flags)
+        return True
 
     def _handle(self, data: bytes, ancillary: list[tuple[int, int, bytes]], flags: int) -> None:
         fds: list[int] = []

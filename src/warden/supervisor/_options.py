@@ -35,6 +35,15 @@ class SupervisorOptions:
         ready_timeout: how long a child may take to become ready.
         notify_access: whose sd_notify messages are accepted: the child's only, or all.
         watchdog: the child's watchdog interval (WATCHDOG_USEC); None: no watchdog.
+        on_hup: what SIGHUP to warden (and ``warden reload``) does: a zero-downtime upgrade,
+            or forwarding SIGHUP to the program.
+        drain_timeout: during an upgrade, seconds between the old release's stop signal and
+            SIGKILL to its group; None: ``stop_timeout``.
+        upgrade_check: a command run before each upgrade; a non-zero exit cancels it.
+        control: the control socket's path; None: no control socket.
+        control_optional: the path is a default, not the user's choice: when another warden
+            holds it, run without a control socket instead of failing.
+        pid_file: where warden writes its pid (atomically), removed at exit; None: nowhere.
     """
 
     command: tuple[str, ...]
@@ -50,6 +59,12 @@ class SupervisorOptions:
     ready_timeout: float = 30.0
     notify_access: Literal["main", "all"] = "main"
     watchdog: float | None = None
+    on_hup: Literal["upgrade", "forward"] = "upgrade"
+    drain_timeout: float | None = None
+    upgrade_check: tuple[str, ...] = ()
+    control: str | None = None
+    control_optional: bool = False
+    pid_file: str | None = None
 
     def __post_init__(self) -> None:
         if not self.command or not self.command[0]:
@@ -71,8 +86,17 @@ class SupervisorOptions:
             raise ConfigurationError(f"ready_timeout={self.ready_timeout!r} must be above 0")
         if self.watchdog is not None and self.watchdog <= 0:
             raise ConfigurationError(f"watchdog={self.watchdog!r} must be above 0 seconds")
+        if self.drain_timeout is not None and self.drain_timeout < 0:
+            raise ConfigurationError(f"drain_timeout={self.drain_timeout!r} is negative")
+        if self.on_hup not in ("upgrade", "forward"):
+            raise ConfigurationError(f"on_hup={self.on_hup!r} is invalid; use upgrade or forward")
         if self.max_restarts is not None and self.max_restarts < 0:
             raise ConfigurationError(f"max_restarts={self.max_restarts!r} is negative")
+
+    @property
+    def drain_seconds(self) -> float:
+        """How long the old release may drain during an upgrade."""
+        return self.stop_timeout if self.drain_timeout is None else self.drain_timeout
 
     @property
     def shutdown_timeout(self) -> float:

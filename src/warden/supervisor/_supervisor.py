@@ -4,10 +4,14 @@ The supervisor is itself a service built on the library:
 
 * component ``sockets``: binds ``--listen`` (or takes warden's own LISTEN_FDS) before anything
   is spawned, and closes them after the last child is gone;
-* component ``child`` (needs ``sockets``): ``start`` spawns the program with the sockets at fds
+* component ``control`` (``--control``): the control socket, for ``warden status``, ``upgrade``,
+  ``reload`` and ``stop``; component ``pid-file`` (``--pid-file``);
+* component ``child`` (needs the others): ``start`` spawns the program with the sockets at fds
   3.. and its own NOTIFY_SOCKET, and returns once the readiness gate passes (so the lifecycle,
   and with it READY=1 to a systemd above warden, is ready only when the program is);
   ``stop`` is the stop ladder;
+* an upgrade (SIGHUP, ``warden upgrade``) starts a second run of the program next to the first,
+  with the same sockets, and replaces the first once the second is ready (see ``_upgrade``);
 * ``main`` waits for the program to end on its own and applies the restart policy; it returns
   the exit code when the program is not to be started again;
 * ``on_signal(SIGCHLD)`` drives the reaper; every other signal a PID 1 receives for its
@@ -25,21 +29,24 @@ import asyncio
 import contextlib
 import os
 import random
+import shlex
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from .._exceptions import ConfigurationError
 from ..lifecycle import Lifecycle, signal_name
 from ..observe import notify_systemd
 from ..systemd import Notifier
 from ._child import RunningChild
+from ._control import ControlError, ControlInUseError, ControlServer
 from ._handover import spawn_with_sockets
 from ._ladder import StopLadder
 from ._notify_server import NotifyMessage, NotifyServer
 from ._oom import OomScoreGuard, release_free_memory
 from ._options import SupervisorOptions
+from ._pidfile import PidFile
 from ._readiness import GateInputs, NotReady, wait_ready
 from ._reaper import Reaper, become_subreaper
 from ._reason import ExitKind, ExitReason
@@ -47,7 +54,11 @@ from ._restart import Finish, RestartTracker
 from ._signals import FORWARDED
 from ._sockets import HeldSockets, ListenError
 from ._spawn import SpawnError, Terminal, spawn_child
+from ._status import describe
+from ._upgrade import UpgradeFailed, Upgrader, UpgradeRefused, UpgradeResult
 from ._watchdog import ChildWatchdog
+
+_CONTROL_COMMANDS = ("status", "upgrade", "reload", "stop")
 
 #: What warden's own manager told warden, not the program: the program gets warden's values.
 _MANAGER_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
@@ -90,6 +101,14 @@ class Supervisor:
         )
         self._ladder: StopLadder | None = None
         self._child: RunningChild | None = None
+        #: The new release while an upgrade waits for it to become ready.
+        self._candidate: RunningChild | None = None
+        self.upgrader = Upgrader(self, clock=clock)
+        self.started_at = clock()
+        #: Restarts after the program ended on its own (upgrades are not restarts).
+        self.restarts = 0
+        self._control: ControlServer | None = None
+        self._pid_file = None if options.pid_file is None else PidFile(options.pid_file)
         self._terminal: Terminal | None = None
         self._oom: OomScoreGuard | None = None
         #: The program's last exit reason, once it has ended at least once.
@@ -99,18 +118,22 @@ class Supervisor:
         self.final_message: str | None = None
         self._upward = Notifier.from_environment()  # a systemd above warden, if any
         self._sockets = HeldSockets()
-        self._notify: NotifyServer | None = None
-        self._notified = asyncio.Event()  # READY=1 from the current child
-        self._child_reloading = False
-        self._watchdog: ChildWatchdog | None = None
         self._watchdog_fired: set[int] = set()
-        #: The last STATUS= the program sent, if any.
-        self.child_status: str | None = None
+        needs = ["sockets"]
         self.lifecycle.add("sockets", start=self._open_sockets, stop=self._close_sockets)
-        self.lifecycle.add("child", start=self._start, stop=self._stop, depends_on=["sockets"])
+        if options.control is not None:
+            self.lifecycle.add("control", start=self._open_control, stop=self._close_control)
+            needs.append("control")
+        if self._pid_file is not None:
+            self.lifecycle.add("pid-file", start=self._write_pid_file, stop=self._remove_pid_file)
+            needs.append("pid-file")
+        self.lifecycle.add("child", start=self._start, stop=self._stop, depends_on=needs)
         self.lifecycle.on_signal(signal.SIGCHLD, self._on_sigchld)
         for signum in FORWARDED:
-            self.lifecycle.on_signal(signum, self._forward)
+            if signum == signal.SIGHUP and options.on_hup == "upgrade":
+                self.lifecycle.on_signal(signum, self._upgrade_on_signal)
+            else:
+                self.lifecycle.on_signal(signum, self._forward)
         if self._upward is not None:
             notify_systemd(self.lifecycle, self._upward)
 
@@ -144,6 +167,56 @@ class Supervisor:
     async def _close_sockets(self) -> None:
         self._sockets.close()
 
+    @property
+    def sockets(self) -> HeldSockets:
+        return self._sockets
+
+    @property
+    def current_child(self) -> RunningChild | None:
+        """The program's current run (the old release until an upgrade promotes the new)."""
+        return self._child
+
+    # -- components: the control socket and the pid file --------------------------------
+
+    async def _open_control(self) -> None:
+        assert self.options.control is not None
+        control = ControlServer(self.options.control, self._on_control, commands=_CONTROL_COMMANDS)
+        try:
+            await control.start()
+        except ControlInUseError as exc:
+            if not self.options.control_optional:
+                self.final_message = str(exc)
+                raise
+            # The default path, taken by another warden on this machine: not the user's
+            # mistake, so no reason not to run; `--control PATH` gives this one its own.
+            self._publish("control", outcome="failed", detail=f"{exc}; running without one")
+            return
+        except ConfigurationError as exc:
+            self.final_message = str(exc)
+            raise
+        self._control = control
+        self._publish("control", name=control.path, detail="listening (mode 0600)")
+
+    async def _close_control(self) -> None:
+        if self._control is not None:
+            await self._control.close()
+
+    @property
+    def control_path(self) -> str | None:
+        return None if self._control is None else self._control.path
+
+    async def _write_pid_file(self) -> None:
+        assert self._pid_file is not None
+        try:
+            self._pid_file.write()
+        except ConfigurationError as exc:
+            self.final_message = str(exc)
+            raise
+
+    async def _remove_pid_file(self) -> None:
+        assert self._pid_file is not None
+        self._pid_file.remove()
+
     # -- component: the program ------------------------------------------------------------
 
     async def _start(self) -> None:
@@ -169,8 +242,6 @@ class Supervisor:
         self._oom.protect()
         self._publish("oom_score_adj", detail=self._oom.describe())
         self._terminal = Terminal()
-        self._notify = NotifyServer(self._on_notify, access=self.options.notify_access)
-        self._notify.start()
         # Before the first spawn, not after it: a stop signal that comes right after the
         # program started must not wait for a full garbage collection.
         release_free_memory()
@@ -199,66 +270,94 @@ class Supervisor:
 
     async def _stop(self) -> None:
         assert self._ladder is not None
-        child = self._child
-        if self._watchdog is not None:
-            self._watchdog.stop()
+        await self.upgrader.cancel()
+        child, candidate = self._child, self._candidate
+        for run in (child, candidate):
+            if run is not None and run.watchdog is not None:
+                run.watchdog.stop()
+        if candidate is not None and candidate.running:
+            # The upgrade was abandoned: the new release stops with the old, in parallel.
+            candidate.send(self.options.stop_signal, group=self.options.group)
+            self._ladder.signalled.add(candidate.pid)
         await self._ladder.stop(child)
         if self.exit_code is None:
             last = child.reason if child is not None else self.reason
             self.exit_code = last.exit_code if last is not None else 0
-        if self._notify is not None:
-            self._notify.close()
 
     def _spawn(self) -> RunningChild:
-        """Start the program (raises SpawnError); the one place a child is started."""
-        assert self._oom is not None and self._terminal is not None
-        assert self._notify is not None
+        """Start the program (raises SpawnError); the one place a child is started.
+
+        The run gets a notify socket of its own. Nothing here makes it *the* program: the
+        caller does (``self._child``), at once for a start and after the gate for an upgrade.
+        """
+        assert self._oom is not None
         argv = self.options.command
-        self._notified = asyncio.Event()
-        self._child_reloading = False
+        child: RunningChild | None = None
+
+        def on_message(message: NotifyMessage) -> None:
+            if child is not None:
+                self._on_notify(child, message)
+
+        notify = NotifyServer(on_message, access=self.options.notify_access)
         pid_variables = ("LISTEN_PID", "WATCHDOG_PID") if self.options.watchdog else ()
         try:
             with self._oom.child_defaults():
                 pid = spawn_with_sockets(
                     argv,
                     sockets=self._sockets.named_fds,
-                    env=self._child_environment(),
+                    env=self._child_environment(notify.path),
                     pid_variables=pid_variables or ("LISTEN_PID",),
                 )
+        except BaseException:
+            notify.close()
+            raise
+        # Same loop callback as the spawn: nothing has been read from the socket yet.
+        notify.set_main_pid(pid)
+        notify.start()
+        child = RunningChild(pid, argv, self._clock(), notify=notify)
+        run = child
+        self._reaper.watch(pid, lambda status: self._child_ended(run, status))
+        # Made now so WATCHDOG=trigger counts from the first message; the timer itself starts
+        # once the program is ready (systemd's watchdog, too, runs from start-up completion).
+        if self.options.watchdog is not None:
+            child.watchdog = ChildWatchdog(
+                self.options.watchdog, lambda triggered: self._watchdog_expired(run, triggered)
+            )
+        self._publish("child", name=f"pid {pid}", detail=f"started: {' '.join(argv)}")
+        return child
+
+    def _spawn_program(self) -> RunningChild:
+        """Spawn the program as *the* program (a start or a restart, not an upgrade)."""
+        assert self._terminal is not None
+        try:
+            child = self._spawn()
         except SpawnError as exc:
             self.exit_code = exc.exit_code
             self.final_message = str(exc)
             self.reason = ExitReason.exec_failed(exc.exit_code, exc.why)
             raise
-        self._notify.set_main_pid(pid)
-        child = RunningChild(pid, argv, self._clock())
         self._child = child
         self._terminal.give_to(child.pgid)
-        self._reaper.watch(pid, lambda status: self._child_ended(child, status))
-        # Made now so WATCHDOG=trigger counts from the first message; the timer itself starts
-        # once the program is ready (systemd's watchdog, too, runs from start-up completion).
-        self._watchdog = None
-        if self.options.watchdog is not None:
-            self._watchdog = ChildWatchdog(
-                self.options.watchdog, lambda triggered: self._watchdog_expired(child, triggered)
-            )
         self._restarts.child_started()
-        self._publish("child", name=f"pid {pid}", detail=f"started: {' '.join(argv)}")
         return child
 
-    def _child_environment(self) -> dict[str, str]:
-        assert self._notify is not None
+    def _child_environment(self, notify_path: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _MANAGER_VARIABLES}
-        env["NOTIFY_SOCKET"] = self._notify.path
+        env["NOTIFY_SOCKET"] = notify_path
         if self.options.watchdog is not None:
             env["WATCHDOG_USEC"] = str(int(self.options.watchdog * 1_000_000))
         return env
 
     async def _spawn_and_gate(self) -> RunningChild:
         """Spawn the program and wait for its readiness gate; a late one is killed."""
-        child = self._spawn()
+        child = self._spawn_program()
+        await self._gate(child)
+        return child
+
+    async def _gate(self, child: RunningChild) -> str | None:
+        """Wait for ``child``'s readiness gate; a late one is killed. Returns why it failed."""
         inputs = GateInputs(
-            notified=self._notified,
+            notified=child.notified,
             ended=child.ended,
             held_tcp=self._held_tcp_address(),
             run_check=self._run_check,
@@ -267,25 +366,34 @@ class Supervisor:
             await wait_ready(self.options.ready, inputs, self.options.ready_timeout)
         except NotReady as exc:
             await self._not_ready(child, exc)
-            return child
+            return f"not ready: {child.reason}"
+        child.ready_at = self._clock()
         self._publish(
             "child",
             name=f"pid {child.pid}",
             outcome="ready",
-            duration=self._clock() - child.started_at,
+            duration=child.ready_at - child.started_at,
             detail=f"gate: {self.options.ready}",
         )
-        if self._watchdog is not None:
-            self._watchdog.start()
-        return child
+        if child.watchdog is not None:
+            child.watchdog.start()
+        return None
 
     async def _not_ready(self, child: RunningChild, exc: NotReady) -> None:
         if child.running:
-            # Not ready in time: kill it (and its group), as systemd does on a start timeout.
+            # Not ready in time: stop it as systemd does after a start timeout, the stop signal
+            # to its group first. It may be accepting on the shared sockets already (during an
+            # upgrade, next to the old release): SIGKILL would reset what it has accepted.
+            child.send(self.options.stop_signal, group=True)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.options.stop_timeout):
+                    await child.ended.wait()
             child.send(signal.SIGKILL, group=True)
             await child.ended.wait()
             assert child.reason is not None
-            child.reason = self.reason = child.reason.refined(ExitKind.NOT_READY, str(exc))
+            child.reason = child.reason.refined(ExitKind.NOT_READY, str(exc))
+            if child is self._child:
+                self.reason = child.reason
         self._publish(
             "child", name=f"pid {child.pid}", outcome="failed", detail=f"not ready: {child.reason}"
         )
@@ -295,11 +403,10 @@ class Supervisor:
         if child.pid in self._watchdog_fired:
             self._watchdog_fired.discard(child.pid)
             reason = reason.refined(ExitKind.WATCHDOG_TIMEOUT)
-        if self._watchdog is not None and child is self._child:
-            self._watchdog.stop()
         now = self._clock()
         child.mark_ended(reason, now)
-        self.reason = reason
+        if child is self._child:
+            self.reason = reason
         self._publish(
             "child",
             name=f"pid {child.pid}",
@@ -315,10 +422,14 @@ class Supervisor:
             if child is None or self._ladder is None:
                 return None  # stopped before the program was started
             await child.ended.wait()
+            # An upgrade under way decides first: it may replace the program that ended.
+            await self.upgrader.wait()
             assert child.reason is not None
             if self.lifecycle.stop_reason is not None:
                 # A stop is under way: the ladder decides the exit code; never restart.
                 return None
+            if self._child is not child:
+                continue  # replaced by an upgrade
             decision = self._restarts.child_exited(child.reason)
             if isinstance(decision, Finish):
                 self.exit_code = decision.exit_code
@@ -338,6 +449,7 @@ class Supervisor:
         # Leftovers of the last run (workers still holding the port) go first.
         deadline = self._clock() + self.options.stop_timeout
         await self._ladder.clear(child, deadline, group_signalled=False)
+        self.restarts += 1
         self._publish(
             "restart",
             name=f"attempt {attempt}",
@@ -345,34 +457,170 @@ class Supervisor:
         )
         await asyncio.sleep(delay)
 
+    # -- upgrades (the steps the Upgrader runs) -------------------------------------------
+
+    def current(self) -> RunningChild | None:
+        """The program, unless warden is stopping."""
+        return None if self.lifecycle.stop_reason is not None else self._child
+
+    async def check(self) -> None:
+        command = self.options.upgrade_check
+        if not command:
+            return
+        try:
+            async with asyncio.timeout(self.options.ready_timeout):
+                code = await self._run_check(command)
+        except TimeoutError:
+            raise UpgradeFailed(
+                f"--upgrade-check did not finish within {self.options.ready_timeout:g}s"
+            ) from None
+        except SpawnError as exc:
+            raise UpgradeFailed(f"--upgrade-check: {exc}") from None
+        if code != 0:
+            raise UpgradeFailed(f"--upgrade-check {shlex.join(command)!r} exited with {code}")
+
+    async def start_new(self) -> RunningChild:
+        try:
+            new = self._spawn()
+        except SpawnError as exc:
+            raise UpgradeFailed(f"the new release cannot start: {exc}") from None
+        self._candidate = new
+        try:
+            failure = await self._gate(new)
+        finally:
+            self._candidate = None if new.ended.is_set() else new
+        if failure is not None:
+            self._candidate = None
+            raise UpgradeFailed(f"new release pid {new.pid} {failure}", new_pid=new.pid)
+        return new
+
+    def promote(self, new: RunningChild, old: RunningChild) -> None:
+        assert self._terminal is not None
+        self._candidate = None
+        self._child = new
+        self._terminal.give_to(new.pgid)
+        self._restarts.child_started()
+        if old.watchdog is not None:
+            old.watchdog.stop()
+        if new.status is not None:
+            self._relay(STATUS=new.status)
+        self._publish("upgrade", name=f"pid {new.pid}", outcome="promoted", detail="serving now")
+
+    async def drain(self, old: RunningChild) -> None:
+        assert self._ladder is not None
+        timeout = self.options.drain_seconds
+        name = signal_name(self.options.stop_signal)
+        old.send(self.options.stop_signal, group=self.options.group)
+        self._ladder.signalled.add(old.pid)
+        self._publish(
+            "upgrade",
+            name=f"pid {old.pid}",
+            outcome="draining",
+            detail=f"{name} to the old release; SIGKILL to its group in {timeout:g}s",
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                await old.ended.wait()
+        except TimeoutError:
+            self._publish("upgrade", name=f"pid {old.pid}", detail="drain timeout: SIGKILL")
+        # Whatever is left of its process group goes too, and no later than now.
+        old.send(signal.SIGKILL, group=True)
+        await old.ended.wait()
+        self._ladder.signalled.discard(old.pid)
+
+    def began(self, old: RunningChild) -> None:
+        if self.options.ready.kind in ("http", "tcp") and self._probes_held_socket():
+            self._publish(
+                "upgrade",
+                outcome="warning",
+                detail=f"--ready {self.options.ready} reaches a socket both releases share: it "
+                "cannot tell the new one from the old; use --ready notify or exec: to gate "
+                "upgrades",
+            )
+        self._publish("upgrade", name=f"pid {old.pid}", outcome="started")
+        if self._upward is not None:
+            with contextlib.suppress(OSError):
+                self._upward.reloading(status=f"upgrading pid {old.pid}")
+
+    def finished(self, result: UpgradeResult) -> None:
+        self._publish(
+            "upgrade", outcome=result.result, duration=result.duration, detail=result.detail
+        )
+        if self._upward is not None:
+            # Ready either way: the new release serves, or the old one still does.
+            with contextlib.suppress(OSError):
+                self._upward.ready(status=f"upgrade {result.result}: {result.detail}")
+
+    def _probes_held_socket(self) -> bool:
+        ready = self.options.ready
+        if ready.kind == "tcp" and not ready.port:
+            return True
+        inet = (socket.AF_INET, socket.AF_INET6)
+        ports = {held.sock.getsockname()[1] for held in self._sockets if held.sock.family in inet}
+        return ready.port in ports
+
+    def _upgrade_on_signal(self, signum: int) -> None:
+        try:
+            self.upgrader.trigger()
+        except UpgradeRefused as exc:
+            self._publish("upgrade", name=signal_name(signum), outcome="refused", detail=str(exc))
+
+    # -- the control socket ---------------------------------------------------------------
+
+    async def _on_control(self, command: str, request: Mapping[str, object]) -> dict[str, object]:
+        if command == "status":
+            return {"status": describe(self)}
+        if command == "stop":
+            self.lifecycle.request_stop("warden stop")
+            return {"stop": {"pid": os.getpid()}}
+        if command == "reload" and self.options.on_hup == "forward":
+            child = self._child
+            if child is None or not child.running:
+                raise ControlError("no program running to reload; try again once it runs")
+            child.send(signal.SIGHUP, group=self.options.group)
+            return {"reload": {"action": "forward", "signal": "SIGHUP", "pid": child.pid}}
+        try:
+            result, coalesced = await self.upgrader.request()
+        except UpgradeRefused as exc:
+            raise ControlError(str(exc)) from None
+        return {"ok": result.ok, "upgrade": result.to_json(self._clock(), coalesced=coalesced)}
+
     # -- what the program tells warden ----------------------------------------------------
 
-    def _on_notify(self, message: NotifyMessage) -> None:
-        """An sd_notify message from the program: readiness, watchdog, status, relayed up."""
+    def _on_notify(self, child: RunningChild, message: NotifyMessage) -> None:
+        """An sd_notify message from one run of the program; the program's is relayed up."""
         fields = message.fields
         for fd in message.fds:  # FDSTORE: not kept yet (no fd store across restarts)
             os.close(fd)
+        current = child is self._child
         if "STATUS" in fields:
-            self.child_status = fields["STATUS"]
-            self._relay(STATUS=fields["STATUS"])
+            child.status = fields["STATUS"]
+            if current:
+                self._relay(STATUS=fields["STATUS"])
         watchdog = fields.get("WATCHDOG")
-        if watchdog is not None and self._watchdog is not None:
+        if watchdog is not None and child.watchdog is not None:
             if watchdog == "trigger":
-                self._watchdog.trigger()
+                child.watchdog.trigger()
             elif watchdog == "1":
-                self._watchdog.ping()
-        if fields.get("RELOADING") == "1" and self.lifecycle.ready:
-            self._child_reloading = True
+                child.watchdog.ping()
+        if (
+            fields.get("RELOADING") == "1"
+            and current
+            and self.lifecycle.ready
+            and not self.upgrader.running
+        ):
+            child.reloading = True
             if self._upward is not None:
                 with contextlib.suppress(OSError):
                     self._upward.reloading()
         if fields.get("READY") == "1":
-            self._notified.set()
-            if self._child_reloading:
-                self._child_reloading = False
-                self._relay(READY="1")
+            child.notified.set()
+            if child.reloading:
+                child.reloading = False
+                if current:
+                    self._relay(READY="1")
         extend = fields.get("EXTEND_TIMEOUT_USEC", "")
-        if extend.isdigit():
+        if extend.isdigit() and current:
             self._relay(EXTEND_TIMEOUT_USEC=extend)
 
     def _relay(self, **fields: str) -> None:

@@ -1,0 +1,454 @@
+"""Zero-downtime upgrades end to end: a real warden, real releases, real HTTP traffic.
+
+Each "release" is one script whose behaviour comes from a file the test rewrites between
+upgrades (what a deploy does to the code on disk): ``v1``/``v2`` serve and say READY=1,
+``crash`` exits 3 at start, ``hang`` never says READY=1, ``gated FIFO`` waits for the test
+before it says READY=1, ``stubborn`` ignores SIGTERM. A load thread sends requests over new
+connections the whole time and counts every failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.supervisor._socket_peers import http_get
+from tests.supervisor._systemd_peers import Manager, make_fifo, release
+from tests.supervisor.conftest import DEADLINE, Processes, Warden, proc_state, wait_until
+
+RELEASE = """\
+import os, select, signal, socket, sys
+from pathlib import Path
+
+words = Path(sys.argv[1]).read_text().split()
+name = words[0]
+print(f"started {name} {os.getpid()}", flush=True)
+if name == "crash":
+    sys.exit(3)
+if name == "gated":
+    with open(words[1]) as fifo:  # blocks until the test opens the other end
+        fifo.read()
+
+
+# SIGTERM only writes to the wakeup pipe: the loop sees it between requests, never in one.
+wakeup, wakeup_w = os.pipe()
+os.set_blocking(wakeup_w, False)
+signal.set_wakeup_fd(wakeup_w)
+signal.signal(signal.SIGTERM, signal.SIG_IGN if name == "stubborn" else lambda *_: None)
+listener = socket.socket(fileno=3)
+listener.setblocking(False)
+if name != "hang":
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.connect(os.environ["NOTIFY_SOCKET"])
+    notify.send(b"READY=1")
+while wakeup not in select.select([listener, wakeup], [], [])[0]:
+    try:
+        conn, _ = listener.accept()
+    except BlockingIOError:  # the other release took it
+        continue
+    conn.setblocking(True)
+    with conn:
+        conn.recv(65536)
+        body = f"{name} {os.getpid()}\\n".encode()
+        head = f"HTTP/1.1 200 OK\\r\\nContent-Length: {len(body)}\\r\\n"
+        conn.sendall(head.encode() + b"Connection: close\\r\\n\\r\\n" + body)
+print(f"stopped {name} {os.getpid()}", flush=True)
+"""
+
+
+class Load:
+    """Requests over a new connection each, back to back on a thread, until stopped."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.answers: list[str] = []
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                status, body = http_get(("127.0.0.1", self.port), "/")
+            except OSError as exc:
+                self.failures.append(repr(exc))
+                continue
+            if status != 200:
+                self.failures.append(f"status {status}")
+            else:
+                self.answers.append(body.split()[0])
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(DEADLINE)
+
+    def wait_for(self, release_name: str) -> None:
+        """Until some answer after now comes from ``release_name``."""
+        start = len(self.answers)
+        wait_until(lambda: release_name in self.answers[start:], f"an answer from {release_name}")
+
+
+class Service:
+    """A warden serving the release script on a loopback port, with a control socket."""
+
+    def __init__(self, procs: Processes, *options: str, env: dict[str, str] | None = None):
+        self.procs = procs
+        self.release_file = procs.tmp_path / "release"
+        self.deploy("v1")
+        script = procs.script("release.py", RELEASE)
+        self.warden: Warden = procs.warden(
+            "--listen",
+            "tcp://127.0.0.1:0",
+            "--ready",
+            "notify",
+            *options,
+            "--",
+            script,
+            str(self.release_file),
+            env=env,
+        )
+        self.first = self.started("v1")
+        sockets = self.status()["sockets"]
+        assert isinstance(sockets, list)
+        held = sockets[0]
+        match = re.search(r"tcp://127\.0\.0\.1:(\d+)", held)
+        assert match, held
+        self.port = int(match.group(1))
+
+    def deploy(self, *words: str) -> None:
+        self.release_file.write_text(" ".join(words))
+
+    def started(self, name: str, nth: int = 1) -> int:
+        """The pid of the ``nth`` release called ``name`` to start (waits for it)."""
+        pattern = f"^started {name} (\\d+)$"
+        wait_until(lambda: self.warden.out.count(pattern) >= nth, f"release {name} started")
+        pids = [int(m.group(1)) for line in self.warden.out.lines if (m := re.match(pattern, line))]
+        self.procs.track(pids[nth - 1])
+        return pids[nth - 1]
+
+    def control(self, command: str) -> dict[str, object]:
+        return control(self.procs.control, command)
+
+    def status(self) -> dict[str, object]:
+        reply = self.control("status")
+        assert reply["ok"] is True, reply
+        status = reply["status"]
+        assert isinstance(status, dict)
+        return status
+
+    def program(self) -> dict[str, object]:
+        program = self.status()["program"]
+        assert isinstance(program, dict)
+        return program
+
+    def upgrades(self) -> dict[str, object]:
+        upgrade = self.status()["upgrade"]
+        assert isinstance(upgrade, dict)
+        return upgrade
+
+    def stop(self) -> int:
+        self.warden.kill(signal.SIGTERM)
+        return self.warden.wait()
+
+
+def control(path: Path, command: str, timeout: float = DEADLINE) -> dict[str, object]:
+    """One request on the control socket, as the protocol says: a JSON line each way."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        sock.sendall(json.dumps({"command": command}).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    reply = json.loads(data)
+    assert isinstance(reply, dict)
+    return reply
+
+
+@pytest.fixture
+def service(procs: Processes) -> Iterator[Service]:
+    made = Service(procs)
+    yield made
+    if made.warden.proc.poll() is None:
+        made.stop()
+
+
+def gone(pid: int) -> bool:
+    return proc_state(pid) in (None, "Z")
+
+
+def test_upgrade_replaces_the_program_without_a_failed_request(service: Service) -> None:
+    with Load(service.port) as load:
+        load.wait_for("v1")
+        service.deploy("v2")
+        reply = service.control("upgrade")
+        new = service.started("v2")
+        assert reply["ok"] is True, reply
+        upgrade = reply["upgrade"]
+        assert isinstance(upgrade, dict)
+        assert upgrade["result"] == "ok"
+        assert (upgrade["old_pid"], upgrade["new_pid"]) == (service.first, new)
+        assert upgrade["coalesced"] is False
+        assert 0 < upgrade["ready_after"] <= upgrade["duration"]
+        # The reply comes once the old release is gone: it drained and ended by itself.
+        assert gone(service.first)
+        service.warden.out.wait_for(f"^stopped v1 {service.first}$")
+        load.wait_for("v2")
+    assert load.failures == []
+    assert "v1" in load.answers and load.answers[-1] == "v2"
+    program = service.program()
+    assert (program["pid"], program["state"], program["restarts"]) == (new, "ready", 0)
+
+
+def test_release_that_crashes_at_start_leaves_the_old_one_serving(service: Service) -> None:
+    with Load(service.port) as load:
+        load.wait_for("v1")
+        service.deploy("crash")
+        reply = service.control("upgrade")
+        crashed = service.started("crash")
+        assert reply["ok"] is False
+        upgrade = reply["upgrade"]
+        assert isinstance(upgrade, dict)
+        assert upgrade["result"] == "failed"
+        assert upgrade["new_pid"] == crashed
+        detail = str(upgrade["detail"])
+        assert "exited(3)" in detail and f"pid {service.first} keeps serving" in detail
+        load.wait_for("v1")
+        # Nothing else changed: a later good release goes through.
+        service.deploy("v2")
+        assert service.control("upgrade")["ok"] is True
+        load.wait_for("v2")
+    assert load.failures == []
+    assert "crash" not in load.answers
+    upgrades = service.upgrades()
+    assert (upgrades["ok"], upgrades["failed"]) == (1, 1)
+
+
+def test_release_never_ready_is_killed_after_the_ready_timeout(procs: Processes) -> None:
+    service = Service(procs, "--ready-timeout", "1s")
+    with Load(service.port) as load:
+        load.wait_for("v1")
+        service.deploy("hang")
+        reply = service.control("upgrade")
+        hung = service.started("hang")
+        assert reply["ok"] is False
+        upgrade = reply["upgrade"]
+        assert isinstance(upgrade, dict)
+        assert "failed to become ready within 1s" in str(upgrade["detail"])
+        assert gone(hung)  # killed before the reply
+        load.wait_for("v1")
+    # It accepted on the shared socket all along without saying READY=1; it was stopped with
+    # SIGTERM (then SIGKILL), so even what it had accepted was answered.
+    assert load.failures == []
+    program = service.program()
+    assert (program["pid"], program["state"]) == (service.first, "ready")
+    assert service.stop() == 0
+
+
+def test_two_upgrade_requests_at_once_make_one_upgrade(service: Service) -> None:
+    fifo = make_fifo(service.procs.tmp_path / "gate")
+    service.deploy("gated", str(fifo))
+    replies: list[dict[str, object]] = []
+    askers = [
+        threading.Thread(target=lambda: replies.append(service.control("upgrade")))
+        for _ in range(2)
+    ]
+    askers[0].start()
+    new = service.started("gated")  # the upgrade is under way, waiting for READY=1
+    assert service.program()["state"] == "upgrading"
+    assert service.upgrades()["running"] is True
+    askers[1].start()
+    wait_until(lambda: service.upgrades()["waiting"] == 2, "both requests in")
+    release(fifo)
+    for asker in askers:
+        asker.join(DEADLINE)
+    assert len(replies) == 2
+    upgrades = [reply["upgrade"] for reply in replies]
+    assert all(isinstance(u, dict) and u["new_pid"] == new for u in upgrades)
+    assert sorted(bool(u["coalesced"]) for u in upgrades if isinstance(u, dict)) == [False, True]
+    assert service.warden.out.count("^started gated ") == 1
+    assert service.upgrades()["ok"] == 1
+
+
+def test_old_release_dying_mid_upgrade_promotes_the_new_one(procs: Processes) -> None:
+    service = Service(procs, "--restart", "always")
+    fifo = make_fifo(procs.tmp_path / "gate")
+    service.deploy("gated", str(fifo))
+    replies: list[dict[str, object]] = []
+    asking = threading.Thread(target=lambda: replies.append(service.control("upgrade")))
+    asking.start()
+    new = service.started("gated")
+    os.kill(service.first, signal.SIGKILL)
+    wait_until(lambda: service.program()["last_exit"] is not None, "the old release's end")
+    release(fifo)
+    asking.join(DEADLINE)
+    upgrade = replies[0]["upgrade"]
+    assert isinstance(upgrade, dict)
+    assert upgrade["result"] == "ok" and upgrade["new_pid"] == new
+    assert "had ended: killed(SIGKILL)" in str(upgrade["detail"])
+    program = service.program()
+    # Promoted, not restarted: the restart policy never saw the old release's end.
+    assert (program["pid"], program["state"], program["restarts"]) == (new, "ready", 0)
+    assert service.warden.out.count("^started v1 ") == 1
+    assert http_get(("127.0.0.1", service.port), "/")[1].split()[0] == "gated"
+
+
+def test_old_release_that_will_not_stop_is_killed_after_the_drain_timeout(
+    procs: Processes,
+) -> None:
+    service = Service(procs, "--drain-timeout", "300ms")
+    service.deploy("stubborn")
+    assert service.control("upgrade")["ok"] is True
+    stubborn = service.started("stubborn")
+    service.deploy("v2")
+    reply = service.control("upgrade")
+    assert reply["ok"] is True
+    upgrade = reply["upgrade"]
+    assert isinstance(upgrade, dict)
+    assert upgrade["old_pid"] == stubborn
+    assert "killed(SIGKILL)" in str(upgrade["detail"])
+    assert gone(stubborn)
+    assert service.warden.events("upgrade")[-2]["detail"] == "drain timeout: SIGKILL"
+
+
+def test_sighup_upgrades_and_status_tells_each_step(service: Service) -> None:
+    status = service.status()
+    assert status["sockets"] and status["warden"]["pid"] == service.warden.pid  # type: ignore[index]
+    upgrades = service.upgrades()
+    assert (upgrades["ok"], upgrades["failed"], upgrades["last"]) == (0, 0, None)
+    service.deploy("v2")
+    service.warden.kill(signal.SIGHUP)
+    new = service.started("v2")
+    wait_until(lambda: service.upgrades()["ok"] == 1, "the SIGHUP upgrade")
+    last = service.upgrades()["last"]
+    assert isinstance(last, dict)
+    assert (last["result"], last["old_pid"], last["new_pid"]) == ("ok", service.first, new)
+    program = service.program()
+    assert program["pid"] == new and program["state"] == "ready"
+    assert program["last_exit"] is None  # the old release's end is the upgrade's, not a crash
+
+
+def test_upgrade_check_failing_cancels_the_upgrade(procs: Processes) -> None:
+    flag = procs.tmp_path / "allowed"
+    check = f"test -e {flag}"
+    service = Service(procs, "--upgrade-check", check)
+    service.deploy("v2")
+    reply = service.control("upgrade")
+    assert reply["ok"] is False
+    assert "--upgrade-check" in str(reply["upgrade"]) and "exited with 1" in str(reply["upgrade"])
+    assert service.warden.out.count("^started v2 ") == 0  # nothing was started
+    flag.touch()
+    assert service.control("upgrade")["ok"] is True
+    service.started("v2")
+
+
+def test_upgrade_is_relayed_to_systemd_as_a_reload(procs: Processes, manager: Manager) -> None:
+    """Upward: RELOADING=1 with MONOTONIC_USEC when it starts, READY=1 when the new release
+    is ready; warden stays the main pid (no MAINPID= is ever sent)."""
+    service = Service(procs, env=manager.env)
+    ready = manager.wait_for("READY", "1")
+    service.deploy("v2")
+    assert service.control("upgrade")["ok"] is True
+    reloading = manager.wait_for("RELOADING", "1", after=ready)
+    assert int(reloading.fields["MONOTONIC_USEC"]) > 0
+    again = manager.wait_for("READY", "1", after=reloading)
+    assert "upgrade ok" in again.fields["STATUS"]
+    assert all(m.pid == service.warden.pid for m in manager.received)
+    assert all("MAINPID" not in m.fields for m in manager.received)
+
+
+def test_stop_during_an_upgrade_stops_both_releases(service: Service) -> None:
+    fifo = make_fifo(service.procs.tmp_path / "gate")
+    service.deploy("gated", str(fifo))
+    asking = threading.Thread(target=service.control, args=("upgrade",))
+    asking.start()
+    new = service.started("gated")
+    assert service.stop() == 0  # v1 stopped gracefully: exit code 0
+    asking.join(DEADLINE)
+    assert gone(service.first) and gone(new)
+    assert not service.procs.control.exists()  # the control socket is removed at exit
+
+
+ASK_AS_ANOTHER_USER = """\
+import json, socket, sys
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+try:
+    sock.connect(sys.argv[1])
+except OSError as exc:
+    print(f"connect: {exc.strerror}")
+    sys.exit(0)
+sock.sendall(b'{"command": "stop"}\\n')
+print(json.loads(sock.makefile().readline())["error"])
+"""
+
+
+def test_control_socket_refuses_another_uid(procs: Processes) -> None:
+    """Mode 0600 keeps another user out; one that gets past the mode (CAP_DAC_OVERRIDE) is
+    refused for its SO_PEERCRED uid. The system's Python runs the client: uid 65534 cannot
+    read this interpreter's home."""
+    directory = Path(tempfile.mkdtemp(prefix="warden-test-", dir="/tmp"))
+    try:
+        directory.chmod(0o755)  # reachable by uid 65534: only the socket's mode keeps it out
+        path = procs.control = directory / "control.sock"
+        service = Service(procs)
+        assert path.stat().st_mode & 0o777 == 0o600
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        override = ["--inh-caps=+dac_override", "--ambient-caps=+dac_override"]
+        for prefix, expected in (
+            (nobody, "connect: Permission denied"),
+            ([*nobody, *override], "uid 65534 may not control this warden"),
+        ):
+            asker = subprocess.run(
+                [*prefix, "/usr/bin/python3", "-I", "-c", ASK_AS_ANOTHER_USER, str(path)],
+                capture_output=True,
+                text=True,
+                timeout=DEADLINE,
+                check=True,
+            )
+            assert asker.stdout.startswith(expected), asker
+        # The refused "stop" changed nothing.
+        assert service.program()["state"] == "ready"
+        assert service.stop() == 0
+        assert not path.exists()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_pid_file_is_written_and_removed(procs: Processes) -> None:
+    pid_file = procs.tmp_path / "warden.pid"
+    service = Service(procs, "--pid-file", str(pid_file))
+    assert pid_file.read_text() == f"{service.warden.pid}\n"
+    assert [p.name for p in procs.tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    service.deploy("v2")
+    assert service.control("upgrade")["ok"] is True
+    assert pid_file.read_text() == f"{service.warden.pid}\n"  # warden stays the main pid
+    assert service.stop() == 0
+    assert not pid_file.exists()
+
+
+def test_pid_file_that_cannot_be_written_is_a_one_line_error(procs: Processes) -> None:
+    warden = procs.warden("--pid-file", "/nonexistent/dir/warden.pid", "--", "true")
+    assert warden.wait() != 0
+    errors = [line for line in warden.err.lines if line.startswith("warden run:")]
+    assert errors == [
+        "warden run: --pid-file '/nonexistent/dir/warden.pid': cannot write it: No such file "
+        "or directory; create its directory or choose a writable path"
+    ]
