@@ -144,6 +144,18 @@ class Service:
     def control(self, command: str) -> dict[str, object]:
         return control(self.procs.control, command)
 
+    def upgrade_to(self, *release: str, ok: bool) -> tuple[dict[str, object], int]:
+        """Deploy ``release`` and upgrade to it: the reply's upgrade record, the new pid."""
+        self.deploy(*release)
+        reply = self.control("upgrade")
+        new = self.started(release[0])
+        assert reply["ok"] is ok, reply
+        upgrade = reply["upgrade"]
+        assert isinstance(upgrade, dict)
+        assert upgrade["result"] == ("ok" if ok else "failed")
+        assert upgrade["new_pid"] == new
+        return upgrade, new
+
     def status(self) -> dict[str, object]:
         reply = self.control("status")
         assert reply["ok"] is True, reply
@@ -198,16 +210,12 @@ def gone(pid: int) -> bool:
 def test_upgrade_replaces_the_program_without_a_failed_request(service: Service) -> None:
     with Load(service.port) as load:
         load.wait_for("v1")
-        service.deploy("v2")
-        reply = service.control("upgrade")
-        new = service.started("v2")
-        assert reply["ok"] is True, reply
-        upgrade = reply["upgrade"]
-        assert isinstance(upgrade, dict)
-        assert upgrade["result"] == "ok"
-        assert (upgrade["old_pid"], upgrade["new_pid"]) == (service.first, new)
+        upgrade, new = service.upgrade_to("v2", ok=True)
+        assert upgrade["old_pid"] == service.first
         assert upgrade["coalesced"] is False
-        assert 0 < upgrade["ready_after"] <= upgrade["duration"]
+        ready_after, duration = upgrade["ready_after"], upgrade["duration"]
+        assert isinstance(ready_after, float) and isinstance(duration, float)
+        assert 0 < ready_after <= duration
         # The reply comes once the old release is gone: it drained and ended by itself.
         assert gone(service.first)
         service.warden.out.wait_for(f"^stopped v1 {service.first}$")
@@ -221,14 +229,7 @@ def test_upgrade_replaces_the_program_without_a_failed_request(service: Service)
 def test_release_that_crashes_at_start_leaves_the_old_one_serving(service: Service) -> None:
     with Load(service.port) as load:
         load.wait_for("v1")
-        service.deploy("crash")
-        reply = service.control("upgrade")
-        crashed = service.started("crash")
-        assert reply["ok"] is False
-        upgrade = reply["upgrade"]
-        assert isinstance(upgrade, dict)
-        assert upgrade["result"] == "failed"
-        assert upgrade["new_pid"] == crashed
+        upgrade, _ = service.upgrade_to("crash", ok=False)
         detail = str(upgrade["detail"])
         assert "exited(3)" in detail and f"pid {service.first} keeps serving" in detail
         load.wait_for("v1")
@@ -246,12 +247,7 @@ def test_release_never_ready_is_killed_after_the_ready_timeout(procs: Processes)
     service = Service(procs, "--ready-timeout", "1s")
     with Load(service.port) as load:
         load.wait_for("v1")
-        service.deploy("hang")
-        reply = service.control("upgrade")
-        hung = service.started("hang")
-        assert reply["ok"] is False
-        upgrade = reply["upgrade"]
-        assert isinstance(upgrade, dict)
+        upgrade, hung = service.upgrade_to("hang", ok=False)
         assert "failed to become ready within 1s" in str(upgrade["detail"])
         assert gone(hung)  # killed before the reply
         load.wait_for("v1")
