@@ -32,6 +32,16 @@ def test_clean_exit_is_the_only_success() -> None:
     assert reason.exit_code == 0
 
 
+def test_not_ready_is_a_failure_even_after_a_clean_exit() -> None:
+    """A program stopped for missing its gate may exit 0 on the stop signal: still a failure."""
+    clean = ExitReason.from_wait_status(_status_of("pass"))
+    late = clean.refined(ExitKind.NOT_READY, "1s")
+    assert str(late) == "failed to become ready within 1s"
+    assert (late.exit_code, late.success) == (1, False)
+    crashed = ExitReason.from_wait_status(_status_of("raise SystemExit(3)"))
+    assert crashed.refined(ExitKind.NOT_READY, "1s").exit_code == 3
+
+
 def test_killed_by_signal() -> None:
     reason = ExitReason.from_wait_status(
         _status_of("import os, signal; os.kill(os.getpid(), signal.SIGKILL)")

@@ -36,6 +36,10 @@ name = words[0]
 print(f"started {name} {os.getpid()}", flush=True)
 if name == "crash":
     sys.exit(3)
+if name == "family" and os.fork() == 0:  # a worker in the same process group
+    signal.signal(signal.SIGTERM, lambda *_: print(f"worker {os.getpid()} got SIGTERM", flush=True))
+    signal.pause()
+    sys.exit(0)
 if name == "gated":
     with open(words[1]) as fifo:  # blocks until the test opens the other end
         fifo.read()
@@ -52,6 +56,8 @@ if name != "hang":
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.connect(os.environ["NOTIFY_SOCKET"])
     notify.send(b"READY=1")
+if name == "flaky":
+    sys.exit(1)
 while wakeup not in select.select([listener, wakeup], [], [])[0]:
     try:
         conn, _ = listener.accept()
@@ -259,29 +265,103 @@ def test_release_never_ready_is_killed_after_the_ready_timeout(procs: Processes)
     assert service.stop() == 0
 
 
-def test_two_upgrade_requests_at_once_make_one_upgrade(service: Service) -> None:
-    fifo = make_fifo(service.procs.tmp_path / "gate")
-    service.deploy("gated", str(fifo))
+def test_two_upgrade_requests_at_once_make_one_upgrade(procs: Processes) -> None:
+    fifo = make_fifo(procs.tmp_path / "check")
+    service = Service(procs, "--upgrade-check", f"cat {fifo}")  # blocks until released
+    service.deploy("v2")
     replies: list[dict[str, object]] = []
     askers = [
         threading.Thread(target=lambda: replies.append(service.control("upgrade")))
         for _ in range(2)
     ]
-    askers[0].start()
-    new = service.started("gated")  # the upgrade is under way, waiting for READY=1
-    assert service.program()["state"] == "upgrading"
-    assert service.upgrades()["running"] is True
-    askers[1].start()
+    for asker in askers:
+        asker.start()
     wait_until(lambda: service.upgrades()["waiting"] == 2, "both requests in")
+    assert service.program()["state"] == "upgrading"
     release(fifo)
     for asker in askers:
         asker.join(DEADLINE)
-    assert len(replies) == 2
+    new = service.started("v2")
     upgrades = [reply["upgrade"] for reply in replies]
     assert all(isinstance(u, dict) and u["new_pid"] == new for u in upgrades)
     assert sorted(bool(u["coalesced"]) for u in upgrades if isinstance(u, dict)) == [False, True]
-    assert service.warden.out.count("^started gated ") == 1
+    assert service.warden.out.count("^started v2 ") == 1
     assert service.upgrades()["ok"] == 1
+
+
+def test_request_after_the_new_release_started_gets_an_upgrade_of_its_own(
+    service: Service,
+) -> None:
+    """Code deployed after an upgrade spawned its release is not in that release: a request
+    then is queued as one more upgrade (and requests meanwhile join that one)."""
+    fifo = make_fifo(service.procs.tmp_path / "gate")
+    service.deploy("gated", str(fifo))
+    replies: list[dict[str, object]] = []
+
+    def ask() -> None:
+        replies.append(service.control("upgrade"))
+
+    first = threading.Thread(target=ask)
+    first.start()
+    gated = service.started("gated")
+    service.deploy("v3")
+    later = [threading.Thread(target=ask) for _ in range(2)]
+    for asker in later:
+        asker.start()
+    wait_until(lambda: service.upgrades()["waiting"] == 3, "three requests in")
+    release(fifo)
+    for asker in [first, *later]:
+        asker.join(DEADLINE)
+    v3 = service.started("v3")
+    by_new = sorted(
+        (u["new_pid"], bool(u["coalesced"]))
+        for u in (reply["upgrade"] for reply in replies)
+        if isinstance(u, dict)
+    )
+    assert by_new == sorted([(gated, False), (v3, False), (v3, True)])
+    assert service.program()["pid"] == v3
+    assert service.upgrades()["ok"] == 2
+
+
+def test_upgrade_without_a_readiness_gate_is_refused(procs: Processes) -> None:
+    script = procs.script("release.py", RELEASE)
+    (procs.tmp_path / "release").write_text("v1")
+    warden = procs.warden(
+        "--listen", "tcp://127.0.0.1:0", "--", script, str(procs.tmp_path / "release")
+    )
+    warden.out.wait_for("^started v1 ")
+    reply = control(procs.control, "upgrade")
+    assert reply["ok"] is False
+    assert "an upgrade needs a readiness gate" in str(reply["error"])
+    warden.kill(signal.SIGTERM)
+    assert warden.wait() == 0
+
+
+def test_drain_gives_the_old_release_group_its_stop_signal(service: Service) -> None:
+    """The old release's leader ends at once on SIGTERM; its worker (same group) still gets
+    SIGTERM and its share of the drain time, not an immediate SIGKILL."""
+    _, family = service.upgrade_to("family", ok=True)
+    upgrade, _ = service.upgrade_to("v2", ok=True)
+    assert upgrade["old_pid"] == family
+    service.warden.out.wait_for(r"^worker \d+ got SIGTERM$")
+
+
+def test_new_release_crashing_after_promotion_restarts_without_waiting_for_the_drain(
+    procs: Processes,
+) -> None:
+    service = Service(
+        procs, "--restart", "on-failure", "--drain-timeout", "20s", "--stop-timeout", "1s"
+    )
+    service.upgrade_to("stubborn", ok=True)
+    stubborn = service.started("stubborn")
+    service.deploy("flaky")
+    threading.Thread(target=service.control, args=("upgrade",), daemon=True).start()
+    service.started("flaky")
+    service.deploy("v2")
+    v2 = service.started("v2")  # the restart after flaky's exit(1)
+    assert not gone(stubborn)  # still draining: the restart did not wait for it
+    assert service.program()["pid"] == v2
+    assert service.stop() == 0
 
 
 def test_old_release_dying_mid_upgrade_promotes_the_new_one(procs: Processes) -> None:
@@ -322,7 +402,7 @@ def test_old_release_that_will_not_stop_is_killed_after_the_drain_timeout(
     assert upgrade["old_pid"] == stubborn
     assert "killed(SIGKILL)" in str(upgrade["detail"])
     assert gone(stubborn)
-    assert service.warden.events("upgrade")[-2]["detail"] == "drain timeout: SIGKILL"
+    service.warden.err.wait_for('"detail": "drain timeout: SIGKILL"')
 
 
 def test_sighup_upgrades_and_status_tells_each_step(service: Service) -> None:

@@ -222,9 +222,8 @@ def _seconds(value: float) -> str:
 def _upgrade_line(upgrade: dict[str, object]) -> str:
     old, new = _pid(upgrade.get("old_pid")), _pid(upgrade.get("new_pid"))
     if upgrade.get("result") != "ok":
-        detail = upgrade.get("detail") or "no detail given"
-        keeps = f"; pid {old} keeps serving" if upgrade.get("old_pid") is not None else ""
-        return f"upgrade failed: {detail}{keeps}"
+        # The detail says whether the old release still serves: warden knows, we do not.
+        return f"upgrade failed: {upgrade.get('detail') or 'no detail given'}"
     parts = [f"upgraded: pid {old} -> {new}"]
     ready = _number(upgrade.get("ready_after"))
     if ready is not None:

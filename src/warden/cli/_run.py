@@ -301,8 +301,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "--on-hup",
         metavar="ACTION",
         help="upgrade | forward: SIGHUP to warden (and `warden reload`) starts a "
-        "zero-downtime upgrade, or is forwarded to the program (default upgrade) "
-        "[WARDEN_ON_HUP]",
+        "zero-downtime upgrade, or is forwarded to the program (default: upgrade with a "
+        "--ready gate, forward without one) [WARDEN_ON_HUP]",
     )
     add(
         "--drain-timeout",

@@ -132,6 +132,7 @@ class ControlServer:
                 f"{_SUN_PATH_MAX} an AF_UNIX address holds; give a shorter --control PATH"
             )
         _make_parents(path)
+        _check_directory(path)
         _clear_stale(path)
         sock = socket.socket(
             socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
@@ -285,6 +286,31 @@ def _make_parents(path: str) -> None:
             f"cannot create the directory of the control socket {path!r}: {exc.strerror}; "
             "give a --control PATH in a directory warden may write"
         ) from exc
+
+
+def _check_directory(path: str) -> None:
+    """Refuse a directory where another user could replace the socket (a shared /tmp one).
+
+    Its owner must be us or root, and it must not be writable by others, unless it is sticky
+    (like /tmp itself: others may add files there but not remove or rename ours).
+    """
+    directory = Path(path).parent
+    try:
+        st = directory.stat()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot check the directory of the control socket {path!r}: {exc.strerror}; "
+            "give a --control PATH in a directory warden may use"
+        ) from exc
+    foreign = st.st_uid not in (os.geteuid(), 0)
+    open_to_others = st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX
+    if foreign or open_to_others:
+        raise ConfigurationError(
+            f"the directory of the control socket {path!r} is "
+            + (f"owned by uid {st.st_uid}" if foreign else "writable by other users")
+            + ": another user could replace the socket; give a --control PATH in a directory "
+            "only this user (or root) can write"
+        )
 
 
 def _clear_stale(path: str) -> None:

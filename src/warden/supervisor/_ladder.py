@@ -33,6 +33,18 @@ from ..lifecycle import signal_name
 from ._child import RunningChild
 from ._reaper import Reaper, children
 
+_KILLED_WAIT = 5.0  # seconds for a SIGKILLed group to be reaped (a D-state process may linger)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a member we may not signal (a setuid leftover) is still there
+        return True
+    return True
+
 
 class StopLadder:
     """Stops the program and everything it started, within ``timeout`` seconds plus a kill.
@@ -124,6 +136,26 @@ class StopLadder:
         if orphans:
             parts.append(f"{orphans} adopted orphan{'s' if orphans > 1 else ''}")
         return " and ".join(parts)
+
+    async def stop_group(
+        self, child: RunningChild, deadline: float, *, group_signalled: bool
+    ) -> None:
+        """Stop what is left of ``child``'s process group, as the ladder does for a whole stop.
+
+        The stop signal (unless the group had it), then SIGKILL at ``deadline``; returns once
+        the group is empty. For one run among others (an upgrade's old or failed release):
+        the other runs' processes are left alone.
+        """
+        pgid = child.pgid
+        if not _group_alive(pgid):
+            return
+        if not group_signalled and self._clock() < deadline:
+            child.send(self._stop_signal, group=True)
+        if await self._wait(lambda: not _group_alive(pgid), deadline):
+            return
+        child.send(signal.SIGKILL, group=True)
+        # SIGKILL cannot be caught: the group is gone as soon as the reaper has its members.
+        await self._wait(lambda: not _group_alive(pgid), self._clock() + _KILLED_WAIT)
 
     async def _kill_all(self, child: RunningChild | None) -> None:
         if child is not None:

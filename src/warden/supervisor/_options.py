@@ -36,7 +36,8 @@ class SupervisorOptions:
         notify_access: whose sd_notify messages are accepted: the child's only, or all.
         watchdog: the child's watchdog interval (WATCHDOG_USEC); None: no watchdog.
         on_hup: what SIGHUP to warden (and ``warden reload``) does: a zero-downtime upgrade,
-            or forwarding SIGHUP to the program.
+            or forwarding SIGHUP to the program; None: upgrade when there is a readiness gate
+            (an upgrade needs one), forward otherwise (as tini does).
         drain_timeout: during an upgrade, seconds between the old release's stop signal and
             SIGKILL to its group; None: ``stop_timeout``.
         upgrade_check: a command run before each upgrade; a non-zero exit cancels it.
@@ -59,7 +60,7 @@ class SupervisorOptions:
     ready_timeout: float = 30.0
     notify_access: Literal["main", "all"] = "main"
     watchdog: float | None = None
-    on_hup: Literal["upgrade", "forward"] = "upgrade"
+    on_hup: Literal["upgrade", "forward"] | None = None
     drain_timeout: float | None = None
     upgrade_check: tuple[str, ...] = ()
     control: str | None = None
@@ -88,10 +89,17 @@ class SupervisorOptions:
             raise ConfigurationError(f"watchdog={self.watchdog!r} must be above 0 seconds")
         if self.drain_timeout is not None and self.drain_timeout < 0:
             raise ConfigurationError(f"drain_timeout={self.drain_timeout!r} is negative")
-        if self.on_hup not in ("upgrade", "forward"):
+        if self.on_hup not in ("upgrade", "forward", None):
             raise ConfigurationError(f"on_hup={self.on_hup!r} is invalid; use upgrade or forward")
         if self.max_restarts is not None and self.max_restarts < 0:
             raise ConfigurationError(f"max_restarts={self.max_restarts!r} is negative")
+
+    @property
+    def hup_action(self) -> Literal["upgrade", "forward"]:
+        """What SIGHUP does, the default decided."""
+        if self.on_hup is not None:
+            return self.on_hup
+        return "forward" if self.ready.kind == "none" else "upgrade"
 
     @property
     def drain_seconds(self) -> float:

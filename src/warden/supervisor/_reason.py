@@ -99,7 +99,13 @@ class ExitReason:
 
     @property
     def exit_code(self) -> int:
-        """The code warden exits with for this reason: the child's, or 128+signal (shell rule)."""
+        """The code warden exits with for this reason: the child's, or 128+signal (shell rule).
+
+        A program that was not ready in time failed, even if it then exited 0 on the stop
+        signal: 1 then, so ``Restart=on-failure`` and CI see a failure.
+        """
+        if self.kind is ExitKind.NOT_READY and self.code == 0:
+            return 1
         if self.code is not None:
             return self.code
         if self.signum is not None:

@@ -40,7 +40,7 @@ from ..lifecycle import Lifecycle, signal_name
 from ..observe import notify_systemd
 from ..systemd import Notifier
 from ._child import RunningChild
-from ._control import ControlError, ControlInUseError, ControlServer
+from ._control import ControlError, ControlServer
 from ._handover import spawn_with_sockets
 from ._ladder import StopLadder
 from ._notify_server import NotifyMessage, NotifyServer
@@ -103,6 +103,7 @@ class Supervisor:
         self._child: RunningChild | None = None
         #: The new release while an upgrade waits for it to become ready.
         self._candidate: RunningChild | None = None
+        self._replaced = asyncio.Event()  # an upgrade promoted a new release
         self.upgrader = Upgrader(self, clock=clock)
         self.started_at = clock()
         #: Restarts after the program ended on its own (upgrades are not restarts).
@@ -130,7 +131,7 @@ class Supervisor:
         self.lifecycle.add("child", start=self._start, stop=self._stop, depends_on=needs)
         self.lifecycle.on_signal(signal.SIGCHLD, self._on_sigchld)
         for signum in FORWARDED:
-            if signum == signal.SIGHUP and options.on_hup == "upgrade":
+            if signum == signal.SIGHUP and options.hup_action == "upgrade":
                 self.lifecycle.on_signal(signum, self._upgrade_on_signal)
             else:
                 self.lifecycle.on_signal(signum, self._forward)
@@ -183,17 +184,15 @@ class Supervisor:
         control = ControlServer(self.options.control, self._on_control, commands=_CONTROL_COMMANDS)
         try:
             await control.start()
-        except ControlInUseError as exc:
+        except ConfigurationError as exc:
             if not self.options.control_optional:
                 self.final_message = str(exc)
                 raise
-            # The default path, taken by another warden on this machine: not the user's
-            # mistake, so no reason not to run; `--control PATH` gives this one its own.
+            # The default path (taken by another warden on this machine, or in a directory
+            # that is not safe): not the user's mistake, so no reason not to run the program;
+            # `--control PATH` gives this warden one of its own.
             self._publish("control", outcome="failed", detail=f"{exc}; running without one")
             return
-        except ConfigurationError as exc:
-            self.final_message = str(exc)
-            raise
         self._control = control
         self._publish("control", name=control.path, detail="listening (mode 0600)")
 
@@ -384,11 +383,10 @@ class Supervisor:
             # Not ready in time: stop it as systemd does after a start timeout, the stop signal
             # to its group first. It may be accepting on the shared sockets already (during an
             # upgrade, next to the old release): SIGKILL would reset what it has accepted.
+            assert self._ladder is not None
+            deadline = self._clock() + self.options.stop_timeout
             child.send(self.options.stop_signal, group=True)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.options.stop_timeout):
-                    await child.ended.wait()
-            child.send(signal.SIGKILL, group=True)
+            await self._ladder.stop_group(child, deadline, group_signalled=True)
             await child.ended.wait()
             assert child.reason is not None
             child.reason = child.reason.refined(ExitKind.NOT_READY, str(exc))
@@ -421,15 +419,18 @@ class Supervisor:
             child = self._child
             if child is None or self._ladder is None:
                 return None  # stopped before the program was started
-            await child.ended.wait()
-            # An upgrade under way decides first: it may replace the program that ended.
-            await self.upgrader.wait()
-            assert child.reason is not None
+            self._replaced.clear()
+            await _first_of(child.ended, self._replaced)
+            if child is self.upgrader.replacing and self._child is child:
+                # The release being replaced ended during the upgrade: the upgrade decides
+                # (the new release is promoted once ready, or the restart policy applies).
+                await _first_of(self.upgrader.idle, self._replaced)
             if self.lifecycle.stop_reason is not None:
                 # A stop is under way: the ladder decides the exit code; never restart.
                 return None
             if self._child is not child:
-                continue  # replaced by an upgrade
+                continue  # replaced by an upgrade: watch the new release
+            assert child.reason is not None
             decision = self._restarts.child_exited(child.reason)
             if isinstance(decision, Finish):
                 self.exit_code = decision.exit_code
@@ -448,7 +449,11 @@ class Supervisor:
         assert self._ladder is not None
         # Leftovers of the last run (workers still holding the port) go first.
         deadline = self._clock() + self.options.stop_timeout
-        await self._ladder.clear(child, deadline, group_signalled=False)
+        if self.upgrader.running:
+            # An old release is still draining next to it: only this run's group goes.
+            await self._ladder.stop_group(child, deadline, group_signalled=False)
+        else:
+            await self._ladder.clear(child, deadline, group_signalled=False)
         self.restarts += 1
         self._publish(
             "restart",
@@ -459,9 +464,19 @@ class Supervisor:
 
     # -- upgrades (the steps the Upgrader runs) -------------------------------------------
 
-    def current(self) -> RunningChild | None:
-        """The program, unless warden is stopping."""
-        return None if self.lifecycle.stop_reason is not None else self._child
+    def current(self) -> RunningChild:
+        """The program to replace; raises UpgradeRefused when there is none to replace."""
+        if self.options.ready.kind == "none":
+            raise UpgradeRefused(
+                "an upgrade needs a readiness gate to know the new release works: run warden "
+                "with --ready notify, --ready http://..., --ready tcp or --ready exec:CMD"
+            )
+        if self.lifecycle.stop_reason is not None:
+            raise UpgradeRefused("warden is stopping")
+        child = self._child
+        if child is None or not child.running or child.ready_at is None:
+            raise UpgradeRefused("no ready program to upgrade; try again once it is ready")
+        return child
 
     async def check(self) -> None:
         command = self.options.upgrade_check
@@ -498,6 +513,7 @@ class Supervisor:
         assert self._terminal is not None
         self._candidate = None
         self._child = new
+        self._replaced.set()
         self._terminal.give_to(new.pgid)
         self._restarts.child_started()
         if old.watchdog is not None:
@@ -518,13 +534,15 @@ class Supervisor:
             outcome="draining",
             detail=f"{name} to the old release; SIGKILL to its group in {timeout:g}s",
         )
+        deadline = self._clock() + timeout
         try:
             async with asyncio.timeout(timeout):
                 await old.ended.wait()
         except TimeoutError:
             self._publish("upgrade", name=f"pid {old.pid}", detail="drain timeout: SIGKILL")
-        # Whatever is left of its process group goes too, and no later than now.
-        old.send(signal.SIGKILL, group=True)
+        # What is left of its process group (workers finishing their requests) gets the rest
+        # of the drain time, then SIGKILL.
+        await self._ladder.stop_group(old, deadline, group_signalled=self.options.group)
         await old.ended.wait()
         self._ladder.signalled.discard(old.pid)
 
@@ -546,7 +564,7 @@ class Supervisor:
         self._publish(
             "upgrade", outcome=result.result, duration=result.duration, detail=result.detail
         )
-        if self._upward is not None:
+        if self._upward is not None and self.lifecycle.stop_reason is None:
             # Ready either way: the new release serves, or the old one still does.
             with contextlib.suppress(OSError):
                 self._upward.ready(status=f"upgrade {result.result}: {result.detail}")
@@ -573,7 +591,7 @@ class Supervisor:
         if command == "stop":
             self.lifecycle.request_stop("warden stop")
             return {"stop": {"pid": os.getpid()}}
-        if command == "reload" and self.options.on_hup == "forward":
+        if command == "reload" and self.options.hup_action == "forward":
             child = self._child
             if child is None or not child.running:
                 raise ControlError("no program running to reload; try again once it runs")
@@ -651,7 +669,9 @@ class Supervisor:
         """Run an ``exec:`` readiness check as warden's child; the reaper collects it."""
         # No await between the spawn and watch(): the SIGCHLD callback that reaps runs on
         # this same loop, so it cannot take the status before the pid is watched.
-        pid = spawn_child(command)
+        # Not warden's manager's variables: a check that says READY=1 must not speak for warden.
+        env = {k: v for k, v in os.environ.items() if k not in _MANAGER_VARIABLES}
+        pid = spawn_child(command, env)
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
         def ended(status: int) -> None:
@@ -697,6 +717,16 @@ class Supervisor:
     def _publish(self, kind: str, **fields: str | float | None) -> None:
         lc = self.lifecycle
         lc.timeline.publish(kind, lc.state, **fields)  # type: ignore[arg-type]
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    """Return as soon as one of ``events`` is set."""
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 @contextlib.contextmanager

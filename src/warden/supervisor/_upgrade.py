@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -76,8 +76,8 @@ class UpgradeResult:
 class UpgradeSteps(Protocol):
     """What the supervisor does for each step; the :class:`Upgrader` decides the order."""
 
-    def current(self) -> RunningChild | None:
-        """The running release, or None (the upgrade is refused then)."""
+    def current(self) -> RunningChild:
+        """The running release; raise :class:`UpgradeRefused` when none can be upgraded."""
 
     async def check(self) -> None:
         """Run ``--upgrade-check``; raise :class:`UpgradeFailed` if it fails."""
@@ -102,6 +102,10 @@ class UpgradeSteps(Protocol):
 class Upgrader:
     """Runs upgrades one at a time and keeps their record for ``warden status``.
 
+    A request joins the upgrade under way only until that upgrade has spawned its new release:
+    one that comes later may be about code deployed since, so it gets one more upgrade, queued
+    behind the first (and joined by any other request that comes meanwhile).
+
     Example::
 
         upgrader = Upgrader(steps)
@@ -112,29 +116,32 @@ class Upgrader:
     def __init__(self, steps: UpgradeSteps, *, clock: Callable[[], float] = time.monotonic):
         self._steps = steps
         self._clock = clock
-        self._task: asyncio.Task[UpgradeResult] | None = None
+        self._task: asyncio.Task[UpgradeResult] | None = None  # the upgrade under way
+        self._queued: asyncio.Task[UpgradeResult] | None = None  # the one after it
+        self._spawned = False  # the upgrade under way has started its new release
         self.ok = 0
         self.failed = 0
         self.last: UpgradeResult | None = None
-        #: Requesters waiting for the upgrade under way (more than one: coalesced).
+        #: Requesters waiting for an upgrade (more than one: coalesced).
         self.waiting = 0
+        #: The release the upgrade under way is replacing, until it is replaced.
+        self.replacing: RunningChild | None = None
+        #: Set while no upgrade runs or waits.
+        self.idle = asyncio.Event()
+        self.idle.set()
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return not self.idle.is_set()
 
     async def request(self) -> tuple[UpgradeResult, bool]:
-        """Upgrade, or join the upgrade under way; returns its result and whether it was
-        joined. Raises :class:`UpgradeRefused` when none can start.
+        """Upgrade, or join an upgrade that has not spawned yet; returns its result and whether
+        it was joined. Raises :class:`UpgradeRefused` when none can start.
 
         The upgrade runs as a task of its own: a requester that goes away (a control client
         that disconnects) does not cancel it.
         """
-        coalesced = self._task is not None and not self._task.done()
-        if not coalesced:
-            self._task = self._start()
-        task = self._task
-        assert task is not None
+        task, coalesced = self._join_or_start()
         self.waiting += 1
         try:
             await asyncio.wait({task})  # our own cancellation still propagates; the task's not
@@ -142,86 +149,93 @@ class Upgrader:
             self.waiting -= 1
         if task.cancelled():
             raise UpgradeRefused("warden is stopping; the upgrade was abandoned")
-        return task.result(), coalesced
+        return task.result(), coalesced  # raises the UpgradeRefused of a queued upgrade
 
-    def trigger(self) -> Awaitable[UpgradeResult] | None:
-        """Start an upgrade unless one runs (then this one is coalesced into it).
+    def trigger(self) -> None:
+        """Start an upgrade, or join one as :meth:`request` does (SIGHUP).
 
-        Raises :class:`UpgradeRefused` when none can start. Returns the upgrade's task.
+        Raises :class:`UpgradeRefused` when none can start.
         """
-        if self._task is None or self._task.done():
-            self._task = self._start()
-        return self._task
-
-    async def wait(self) -> None:
-        """Return once no upgrade runs."""
-        if self._task is not None and not self._task.done():
-            await asyncio.wait({self._task})
+        self._join_or_start()
 
     async def cancel(self) -> None:
-        """warden is stopping: abandon the upgrade under way (the stop ladder takes over)."""
-        task = self._task
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """warden is stopping: abandon the upgrades under way and queued (the stop ladder
+        takes over)."""
+        for task in (self._queued, self._task):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, UpgradeRefused):
+                    await task
 
-    def _start(self) -> asyncio.Task[UpgradeResult]:
-        old = self._steps.current()
-        if old is None or not old.running or old.ready_at is None:
-            raise UpgradeRefused("no ready program to upgrade; try again once it is ready")
-        self._steps.began(old)
-        task = asyncio.get_running_loop().create_task(self._run(old))
-        task.add_done_callback(_retrieve)
+    def _join_or_start(self) -> tuple[asyncio.Task[UpgradeResult], bool]:
+        if self._queued is not None and not self._queued.done():
+            return self._queued, True
+        if self._task is not None and not self._task.done():
+            if not self._spawned:
+                return self._task, True
+            self._queued = self._spawn_task(self._after(self._task))
+            return self._queued, False
+        old = self._steps.current()  # raises UpgradeRefused
+        self._task = self._spawn_task(self._run(old))
+        return self._task, False
+
+    def _spawn_task(
+        self, work: Coroutine[None, None, UpgradeResult]
+    ) -> asyncio.Task[UpgradeResult]:
+        self.idle.clear()
+        task = asyncio.get_running_loop().create_task(work)
+        task.add_done_callback(self._done)
         return task
 
+    def _done(self, task: asyncio.Task[UpgradeResult]) -> None:
+        # A SIGHUP-triggered upgrade has no awaiter: fetch the outcome so asyncio does not log
+        # "exception was never retrieved" for a refusal or a cancellation at stop.
+        if not task.cancelled():
+            task.exception()
+        if all(t is None or t.done() for t in (self._task, self._queued)):
+            self.replacing = None
+            self.idle.set()
+
+    async def _after(self, previous: asyncio.Task[UpgradeResult]) -> UpgradeResult:
+        await asyncio.wait({previous})
+        old = self._steps.current()  # raises UpgradeRefused
+        self._task, self._queued = self._queued, None
+        return await self._run(old)
+
     async def _run(self, old: RunningChild) -> UpgradeResult:
+        self._spawned = False
+        self.replacing = old
+        self._steps.began(old)
         started = self._clock()
         ready_after: float | None = None
+        promoted = False
         try:
             await self._steps.check()
+            self._spawned = True
             new = await self._steps.start_new()
             ready_after = self._clock() - started
             self._steps.promote(new, old)
+            promoted = True
+            self.replacing = None
             if old.running:
                 await self._steps.drain(old)
                 detail = f"pid {old.pid} -> {new.pid}; pid {old.pid} {old.reason}"
             else:
                 detail = f"pid {old.pid} -> {new.pid}; pid {old.pid} had ended: {old.reason}"
-            result = self._finish(
-                "ok", detail, old=old, new_pid=new.pid, ready_after=ready_after, started=started
-            )
+            outcome: Literal["ok", "failed"] = "ok"
+            new_pid: int | None = new.pid
         except UpgradeFailed as exc:
+            outcome, new_pid = "failed", exc.new_pid
             detail = f"{exc}; pid {old.pid} keeps serving" if old.running else str(exc)
-            result = self._finish(
-                "failed",
-                detail,
-                old=old,
-                new_pid=exc.new_pid,
-                ready_after=ready_after,
-                started=started,
-            )
-        return result
-
-    def _finish(
-        self,
-        outcome: Literal["ok", "failed"],
-        detail: str,
-        *,
-        old: RunningChild,
-        new_pid: int | None,
-        ready_after: float | None,
-        started: float,
-    ) -> UpgradeResult:
+        except asyncio.CancelledError:
+            if not promoted:
+                raise
+            # warden is stopping, but the new release had taken over: that upgrade happened.
+            outcome, new_pid = "ok", new.pid
+            detail = f"pid {old.pid} -> {new.pid}; warden stopped during the drain"
         now = self._clock()
         result = UpgradeResult(
-            outcome,
-            detail,
-            old.pid,
-            new_pid,
-            ready_after,
-            now - started,
-            now,
+            outcome, detail, old.pid, new_pid, ready_after, now - started, finished_at=now
         )
         if result.ok:
             self.ok += 1
@@ -230,10 +244,3 @@ class Upgrader:
         self.last = result
         self._steps.finished(result)
         return result
-
-
-def _retrieve(task: asyncio.Task[UpgradeResult]) -> None:
-    # A SIGHUP-triggered upgrade has no awaiter: fetch the outcome so asyncio does not log
-    # "exception was never retrieved" for a cancellation at stop.
-    if not task.cancelled():
-        task.exception()

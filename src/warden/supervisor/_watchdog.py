@@ -35,10 +35,11 @@ class ChildWatchdog:
         self._last = clock()
         self._timer: asyncio.TimerHandle | None = None
         self.expired = False
+        self._stopped = False
 
     def start(self) -> None:
         """Start counting from now (call on the loop, once the program is ready)."""
-        if self.expired:
+        if self.expired or self._stopped:
             return
         self._last = self._clock()
         self._arm(self._last + self.interval)
@@ -47,10 +48,13 @@ class ChildWatchdog:
         self._last = self._clock()
 
     def trigger(self) -> None:
-        """WATCHDOG=trigger: the program says it is broken; act now."""
-        self._expire(triggered=True)
+        """WATCHDOG=trigger: the program says it is broken; act now (unless stopped)."""
+        if not self._stopped:
+            self._expire(triggered=True)
 
     def stop(self) -> None:
+        """For good: a program that ended, or an old release draining, is not watched."""
+        self._stopped = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
