@@ -121,7 +121,8 @@ class Http:
         Closing a keep-alive connection while the client may be sending its next request
         loses that request (the client sees a reset, not a response). So each connection
         instead ends after its next response, which says ``Connection: close``; only one that
-        stays silent for ``IDLE_GRACE`` is closed from this side.
+        stays silent for ``IDLE_GRACE`` is closed from this side (a client that sends on it
+        at that very moment must retry, as HTTP/1.1 clients do for idempotent requests).
         """
         assert self.server is not None
         self.server.close()  # no new connections
