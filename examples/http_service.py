@@ -100,66 +100,86 @@ class Http:
 
     def __init__(self, settings: Settings, jobs: Jobs, lifecycle: warden.Lifecycle) -> None:
         self.settings, self.jobs, self.lifecycle = settings, jobs, lifecycle
-        self.server: asyncio.Server | None = None
+        self.sock: socket.socket | None = None
         self.idle = asyncio.Event()  # no connection left
-        self.connections: set[asyncio.StreamWriter] = set()
-        self.busy: set[asyncio.StreamWriter] = set()  # connections with a request in flight
+        self.connections: set[asyncio.Task[None]] = set()
+        self.busy: set[asyncio.Task[None]] = set()  # connections with a request in flight
 
     async def start(self) -> None:
-        if self.settings.sock is not None:
-            self.server = await asyncio.start_server(self._serve, sock=self.settings.sock)
-        else:
-            self.server = await asyncio.start_server(
-                self._serve, self.settings.host, self.settings.port
-            )
-        host, port = self.server.sockets[0].getsockname()[:2]
+        sock = self.settings.sock
+        if sock is None:
+            sock = socket.create_server((self.settings.host, self.settings.port))
+        sock.setblocking(False)
+        self.sock = sock
+        # Its own accept loop, not asyncio.start_server: each connection is counted the moment
+        # it is accepted, so a stop never misses one (asyncio's server hands a connection to
+        # its handler a few loop iterations later, and 3.11's wait_closed() does not wait).
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._accept)
+        host, port = sock.getsockname()[:2]
         print(f"listening on http://{host}:{port}", flush=True)
+
+    def _accept(self) -> None:
+        assert self.sock is not None
+        for _ in range(64):
+            try:
+                conn, _ = self.sock.accept()
+            except BlockingIOError:
+                return
+            self.connections.add(asyncio.get_running_loop().create_task(self._serve(conn)))
 
     async def stop(self) -> None:
         """Stop taking connections, then let each open one end cleanly.
 
+        What is not accepted yet stays in the listening socket's backlog, for the next
+        release when there is one (under ``warden run``, the socket outlives this process).
         Closing a keep-alive connection while the client may be sending its next request
         loses that request (the client sees a reset, not a response). So each connection
         instead ends after its next response, which says ``Connection: close``; only one that
         stays silent for ``IDLE_GRACE`` is closed from this side (a client that sends on it
         at that very moment must retry, as HTTP/1.1 clients do for idempotent requests).
         """
-        assert self.server is not None
-        self.server.close()  # no new connections
+        assert self.sock is not None
+        asyncio.get_running_loop().remove_reader(self.sock.fileno())
+        self.sock.close()  # our descriptor only: a socket handed over stays open in warden
         if self.connections:
             self.idle.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(IDLE_GRACE):
                     await self.idle.wait()
-        for writer in self.connections - self.busy:  # silent keep-alive connections
-            writer.close()
+        for task in self.connections - self.busy:  # silent keep-alive connections
+            task.cancel()
         if self.connections:  # requests still in flight: they end with their response
             await self.idle.wait()
-        await self.server.wait_closed()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections.add(writer)
+    async def _serve(self, conn: socket.socket) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        writer: asyncio.StreamWriter | None = None
         try:
+            reader, writer = await asyncio.open_connection(sock=conn)
             while True:
                 request = await reader.readline()
                 if not request:
                     return
-                self.busy.add(writer)
+                self.busy.add(task)
                 headers = await _read_headers(reader)
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 status, text = await self._handle(request.decode("latin-1"), body)
                 closing = not self.lifecycle.ready or headers.get("connection") == "close"
                 writer.write(_response(status, text, closing))
                 await writer.drain()
-                self.busy.discard(writer)
+                self.busy.discard(task)
                 if closing:
                     return
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             return
         finally:
-            self.busy.discard(writer)
-            self.connections.discard(writer)
-            writer.close()
+            self.busy.discard(task)
+            self.connections.discard(task)
+            if writer is not None:
+                writer.close()
+            else:
+                conn.close()
             if not self.connections:
                 self.idle.set()
 
