@@ -1,0 +1,4 @@
+"""Servers run well under warden: what a server needs that its own defaults do not give.
+
+Each module imports its server only when it is imported itself; none is imported here.
+"""
