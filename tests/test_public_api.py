@@ -30,11 +30,13 @@ def test_importing_warden_does_not_load_asyncio() -> None:
 
 
 # Each layer may import only the layers below it (docs/design.md).
+_TOP = ["warden.supervisor", "warden.integrations", "warden.cli"]
 LAYERS = {
-    "warden.systemd": ["warden.lifecycle", "warden.observe", "warden.supervisor", "warden.cli"],
-    "warden.lifecycle": ["warden.systemd", "warden.observe", "warden.supervisor", "warden.cli"],
-    "warden.observe": ["warden.supervisor", "warden.cli"],
-    "warden.supervisor": ["warden.cli"],
+    "warden.systemd": ["warden.lifecycle", "warden.observe", *_TOP],
+    "warden.lifecycle": ["warden.systemd", "warden.observe", *_TOP],
+    "warden.observe": _TOP,
+    "warden.supervisor": ["warden.integrations", "warden.cli"],
+    "warden.integrations.uvicorn": ["warden.supervisor", "warden.cli"],
 }
 
 
