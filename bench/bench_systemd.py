@@ -29,9 +29,7 @@ import argparse
 import contextlib
 import datetime
 import http.client
-import importlib.metadata
 import os
-import platform
 import re
 import shutil
 import signal
@@ -46,9 +44,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from _doc import DOC, markers, write_section
+from _machine import machine, versions
 from _procs import descendants
 
 ROOT = Path(__file__).resolve().parent.parent
+PEERS = ("uvicorn", "h11", "gunicorn", "warden")
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 START_TIMEOUT = 30.0
 
@@ -364,30 +364,6 @@ def spread(values: Sequence[float]) -> float:
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def versions() -> str:
-    found = []
-    for package in ("uvicorn", "h11", "gunicorn", "warden"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            found.append(f"{package} {importlib.metadata.version(package)}")
-    wrk_version = subprocess.run([WRK, "-v"], capture_output=True, text=True, check=False)
-    first = (wrk_version.stdout + wrk_version.stderr).splitlines()[:1]
-    found.append(first[0].split(" Copyright")[0] if first else "wrk (unknown version)")
-    return ", ".join(found)
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{os.cpu_count()} CPUs ({model}), Linux {platform.release()}, "
-        f"Python {platform.python_version()}"
-    )
-
-
 def report(
     load: dict[str, dict[str, Load]],
     ready: dict[str, list[float]],
@@ -403,7 +379,7 @@ def report(
         "## systemd protocols: held sockets and the READY relay (issue 4)",
         "",
         f"`python bench/bench_systemd.py` — {started:%Y-%m-%d %H:%M} UTC, {elapsed:.0f} s; "
-        f"{machine()}; {versions()}; 1-min load average before / after the run: "
+        f"{machine()}; {versions(PEERS, WRK)}; 1-min load average before / after the run: "
         f"{loadavg[0]:.2f} / {loadavg[1]:.2f}. wrk from Debian (`apt-get install wrk`).",
         "",
         "### (a) Requests per second: socket held by warden vs the server's own socket",

@@ -35,10 +35,8 @@ import contextlib
 import ctypes
 import datetime
 import http.client
-import importlib.metadata
 import json
 import os
-import platform
 import re
 import shlex
 import shutil
@@ -56,12 +54,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from _doc import DOC, markers, write_section
+from _machine import machine, versions
 from _procs import children, descendants
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 APPS = BENCH / "apps"
 EXAMPLE = ROOT / "examples" / "http_service.py"
+PEERS = ("gunicorn", "uvicorn", "h11", "supervisor", "warden")
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 PY = sys.executable
 
@@ -855,30 +855,6 @@ def spread(values: Sequence[float]) -> str:
     return f"{secs(statistics.median(values))} / {secs(max(values))}" if values else "—"
 
 
-def versions() -> str:
-    found = []
-    for package in ("gunicorn", "uvicorn", "h11", "supervisor", "warden"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            found.append(f"{package} {importlib.metadata.version(package)}")
-    wrk_version = subprocess.run([WRK, "-v"], capture_output=True, text=True, check=False)
-    first = (wrk_version.stdout + wrk_version.stderr).splitlines()[:1]
-    found.append(first[0].split(" Copyright")[0] if first else "wrk (unknown version)")
-    return ", ".join(found)
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return (
-        f"{os.cpu_count()} CPUs ({model}), Linux {platform.release()}, "
-        f"Python {platform.python_version()}"
-    )
-
-
 def readings(runs: Sequence[Run]) -> list[str]:
     found = []
     warden = [run for run in runs if issubclass(run.target, WardenTarget)]
@@ -939,7 +915,7 @@ def report(
         "## Zero-downtime upgrade under load (issue 5)",
         "",
         f"`{command}` — {started:%Y-%m-%d %H:%M} UTC, {elapsed / 60:.1f} min; {machine()}; "
-        f"{versions()}; 1-min load average before / after the run: "
+        f"{versions(PEERS, WRK)}; 1-min load average before / after the run: "
         f"{loadavg[0]:.2f} / {loadavg[1]:.2f}.",
         "",
         f"Load: `{shlex.join(['wrk', *wrk_argv(0, 'keep-alive', steady)[1:]])}` "
