@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -528,3 +529,30 @@ def test_pid_file_that_cannot_be_written_is_a_one_line_error(procs: Processes) -
         "warden run: --pid-file '/nonexistent/dir/warden.pid': cannot write it: No such file "
         "or directory; create its directory or choose a writable path"
     ]
+
+
+def test_reload_and_stop_from_the_command_line(procs: Processes) -> None:
+    """``warden reload`` does what SIGHUP does (here: forwards it, as asked); ``warden stop``
+    stops warden as SIGTERM does."""
+    script = procs.script(
+        "hup.py",
+        "import signal, sys\n"
+        "signal.signal(signal.SIGHUP, lambda *_: print('got SIGHUP', flush=True))\n"
+        "print('ready', flush=True)\n"
+        "while True:\n    signal.pause()\n",
+    )
+    warden = procs.warden("--on-hup", "forward", "--", script)
+    warden.out.wait_for("^ready$")
+    cli = [sys.executable, "-m", "warden"]
+    where = ["--control", str(procs.control)]
+    reload = subprocess.run(
+        [*cli, "reload", *where], capture_output=True, text=True, timeout=DEADLINE, check=False
+    )
+    assert reload.returncode == 0, reload.stderr
+    assert reload.stdout.startswith("reloaded: SIGHUP sent to pid ")
+    warden.out.wait_for("^got SIGHUP$")
+    stop = subprocess.run(
+        [*cli, "stop", *where], capture_output=True, text=True, timeout=DEADLINE, check=False
+    )
+    assert (stop.returncode, stop.stdout) == (0, f"stopping warden pid {warden.pid}\n")
+    assert warden.wait() == 128 + signal.SIGTERM  # the program died of the stop signal
