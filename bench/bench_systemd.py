@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import http.client
 import os
 import re
 import shutil
@@ -45,6 +44,7 @@ from pathlib import Path
 
 from _doc import DOC, markers, write_section
 from _machine import machine, versions
+from _net import answers, free_port
 from _procs import descendants
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,24 +103,6 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     for stream in (proc.stdout, proc.stderr):
         if stream is not None:
             stream.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def answers(port: int) -> bool:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        connection.request("GET", "/")
-        return connection.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        connection.close()
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = START_TIMEOUT) -> None:

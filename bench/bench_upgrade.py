@@ -34,7 +34,6 @@ import argparse
 import contextlib
 import ctypes
 import datetime
-import http.client
 import json
 import os
 import re
@@ -55,6 +54,7 @@ from typing import Any, ClassVar
 
 from _doc import DOC, markers, write_section
 from _machine import machine, versions
+from _net import answers, free_port
 from _procs import children, descendants
 
 BENCH = Path(__file__).resolve().parent
@@ -133,26 +133,6 @@ def reap_adopted() -> list[int]:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def answers(port: int) -> bool:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        connection.request("GET", "/")
-        response = connection.getresponse()
-        response.read()
-        return response.status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        connection.close()
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float, step: float = POLL) -> None:
