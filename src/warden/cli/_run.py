@@ -313,8 +313,8 @@ def _build_parser() -> argparse.ArgumentParser:
     add(
         "--upgrade-check",
         metavar="COMMAND",
-        help="run before each upgrade; a non-zero exit cancels it and the old release keeps "
-        "serving [WARDEN_UPGRADE_CHECK]",
+        help="run before each upgrade, within --ready-timeout; a non-zero exit (or no exit in "
+        "time) cancels it and the old release keeps serving [WARDEN_UPGRADE_CHECK]",
     )
     add(
         "--control",
