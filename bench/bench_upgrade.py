@@ -57,6 +57,8 @@ from _machine import machine, versions
 from _net import answers, free_port
 from _procs import children, descendants
 
+from warden.cli import _control as control
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 APPS = BENCH / "apps"
@@ -473,22 +475,6 @@ class WardenExample(WardenTarget):
         return [PY, str(EXAMPLE), "--data", str(self.work / "jobs.json")]
 
 
-def control_request(path: Path, request: dict[str, Any]) -> dict[str, Any]:
-    """One JSON request over warden's control socket (what ``warden status --json`` sends)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        conn.settimeout(5)
-        conn.connect(str(path))
-        conn.sendall(json.dumps(request).encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    reply: dict[str, Any] = json.loads(data)
-    return reply
-
-
 class WardenUvicornHup(WardenTarget):
     """SIGHUP to warden (``--on-hup upgrade``, the default); done when status counts it."""
 
@@ -503,7 +489,9 @@ class WardenUvicornHup(WardenTarget):
         return uvicorn_command("--fd", "3")
 
     def upgrades(self) -> dict[str, Any]:
-        status: dict[str, Any] = control_request(self.control, {"command": "status"})["status"]
+        # warden's own client for its control socket (what `warden status --json` sends).
+        reply = control.request(str(self.control), {"command": "status"}, timeout=5)
+        status: dict[str, Any] = reply["status"]  # type: ignore[assignment]
         return dict(status["upgrade"])
 
     def upgrade(self) -> Upgrade:

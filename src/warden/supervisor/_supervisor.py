@@ -499,11 +499,8 @@ class Supervisor:
             new = self._spawn()
         except SpawnError as exc:
             raise UpgradeFailed(f"the new release cannot start: {exc}") from None
-        self._candidate = new
-        try:
-            failure = await self._gate(new)
-        finally:
-            self._candidate = None if new.ended.is_set() else new
+        self._candidate = new  # until promoted or gone; a stop meanwhile stops it too
+        failure = await self._gate(new)
         if failure is not None:
             self._candidate = None
             raise UpgradeFailed(f"new release pid {new.pid} {failure}", new_pid=new.pid)
