@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from warden.supervisor._control import ControlError, ControlServer
+from warden.supervisor.control._server import ControlError, ControlServer
 
 DEADLINE = 10.0
 

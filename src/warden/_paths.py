@@ -1,28 +1,56 @@
 """Where warden keeps its runtime files; stdlib only, so the CLI clients can use it cheaply.
 
-The supervisor (which binds the control socket) and ``warden status`` (which connects to it)
-must agree on the default path without either being told, so both call
-:func:`default_control_path` and it depends only on the user and the environment.
+One rule, used by everything that puts a file at run time: the supervisor's notify socket
+directories, the control socket the supervisor binds, and the one ``warden status`` connects
+to. The supervisor and its clients must agree on the default control path without either
+being told, so the rule depends only on the user and the environment.
 """
 
 from __future__ import annotations
 
 import os
 
+__all__ = ["default_control_path", "runtime_dir"]
+
+
+def _usable(directory: str) -> bool:
+    return os.access(directory, os.W_OK | os.X_OK)
+
+
+def _private_runtime_dir() -> str | None:
+    """``$XDG_RUNTIME_DIR`` (a per-user 0700 tmpfs under systemd), else ``/run`` (root's)."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    # systemd sets it absolute; anything else is not a runtime directory.
+    if runtime and runtime.startswith("/") and _usable(runtime):
+        return runtime.rstrip("/") or "/"
+    if _usable("/run"):
+        return "/run"
+    return None
+
+
+def runtime_dir() -> str:
+    """The first of ``$XDG_RUNTIME_DIR``, ``/run`` and the temporary directory we may write.
+
+    The temporary directory is shared with other users: put a private (0700) directory of
+    your own in it, never a file directly.
+    """
+    private = _private_runtime_dir()
+    if private is not None:
+        return private
+    # tempfile costs 5 ms of imports; only this last resort needs it.
+    import tempfile
+
+    return tempfile.gettempdir()
+
 
 def default_control_path() -> str:
     """The control socket's path when ``--control`` and ``$WARDEN_CONTROL`` say nothing.
 
-    ``/run/warden/control.sock`` for root (the one who may write ``/run``), else
-    ``$XDG_RUNTIME_DIR/warden/control.sock`` (a per-user 0700 tmpfs under systemd), else
-    ``<tempdir>/warden-<uid>/control.sock``.
+    ``$XDG_RUNTIME_DIR/warden/control.sock``, else ``/run/warden/control.sock`` (for root, the
+    one who may write ``/run``), else ``<tempdir>/warden-<uid>/control.sock``: the
+    :func:`runtime_dir` rule.
     """
-    if os.access("/run", os.W_OK | os.X_OK):
-        return "/run/warden/control.sock"
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and runtime.startswith("/"):  # systemd sets it absolute; ignore anything else
-        return f"{runtime.rstrip('/')}/warden/control.sock"
-    # tempfile costs 5 ms of imports; only this last resort needs it.
-    import tempfile
-
-    return f"{tempfile.gettempdir()}/warden-{os.getuid()}/control.sock"
+    private = _private_runtime_dir()
+    if private is not None:
+        return f"{private.rstrip('/')}/warden/control.sock"
+    return f"{runtime_dir()}/warden-{os.getuid()}/control.sock"

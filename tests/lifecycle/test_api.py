@@ -106,7 +106,7 @@ def test_self_dependency_and_duplicates_are_refused_at_registration() -> None:
     lc.add("b")
     with pytest.raises(warden.DependencyError, match="'b' is already registered"):
         lc.add("b")
-    with pytest.raises(warden.LifecycleError, match="start=42 is not callable"):
+    with pytest.raises(warden.ConfigurationError, match="start=42 is not callable"):
         lc.add("c", start=42)  # type: ignore[arg-type]
 
 
@@ -132,7 +132,7 @@ def test_a_lifecycle_runs_once() -> None:
 
 
 def test_bad_second_signal_option() -> None:
-    with pytest.raises(warden.LifecycleError, match="on_second_signal='bogus'"):
+    with pytest.raises(warden.ConfigurationError, match="on_second_signal='bogus'"):
         warden.Lifecycle(on_second_signal="bogus")  # type: ignore[arg-type]
 
 

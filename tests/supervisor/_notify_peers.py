@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from warden.supervisor._notify_server import Access, NotifyMessage, NotifyServer
+from warden.supervisor.notify._server import Access, NotifyMessage, NotifyServer
 
 DEADLINE = 20.0
 T = TypeVar("T")

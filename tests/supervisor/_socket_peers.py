@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from warden.supervisor._handover import spawn_with_sockets
+from warden.supervisor.process._handover import spawn_with_sockets
 
 DEADLINE = 20.0
 

@@ -21,7 +21,7 @@ import pytest
 
 from tests._proc import ROOT
 from warden import ConfigurationError
-from warden.supervisor._control import (
+from warden.supervisor.control._server import (
     ControlError,
     ControlInUseError,
     ControlServer,

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from warden.supervisor._signals import FORWARDED
+from warden.supervisor.process._signals import FORWARDED
 
 from .conftest import Processes
 

@@ -28,8 +28,8 @@ from tests.supervisor._socket_peers import (
 )
 from tests.supervisor.conftest import children_of, descendants
 from warden.supervisor import SpawnError
-from warden.supervisor._listenspec import parse_listen
-from warden.supervisor._sockets import HeldSockets
+from warden.supervisor.sockets._held import HeldSockets
+from warden.supervisor.sockets._listenspec import parse_listen
 
 O_CLOEXEC_FLAG = 0o2000000  # as /proc/PID/fdinfo shows "flags:" (octal)
 VALID_SIGNALS_MASK = sum(1 << (s - 1) for s in signal.valid_signals())
@@ -165,7 +165,7 @@ def test_exec_failure_is_a_spawn_error(
 
 SWAP = """\
 import fcntl, json, os, socket, sys
-from warden.supervisor._handover import spawn_with_sockets
+from warden.supervisor.process._handover import spawn_with_sockets
 
 ports, high = {}, {}
 for name in ("a", "b"):
@@ -254,8 +254,8 @@ def test_listen_fds_client_in_the_child(
 
 ACTIVATED = """\
 import os, sys
-from warden.supervisor._handover import spawn_with_sockets
-from warden.supervisor._sockets import HeldSockets
+from warden.supervisor.process._handover import spawn_with_sockets
+from warden.supervisor.sockets._held import HeldSockets
 
 held = HeldSockets.from_environment()
 print("held", *held.describe(), "env", *sorted(k for k in os.environ if k.startswith("LISTEN_")),

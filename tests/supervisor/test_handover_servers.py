@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.supervisor._socket_peers import APP, Children, http_get, needs_ipv6
-from warden.supervisor._listenspec import parse_listen
-from warden.supervisor._sockets import HeldSockets
+from warden.supervisor.sockets._held import HeldSockets
+from warden.supervisor.sockets._listenspec import parse_listen
 
 Where = tuple[str, int] | str
 

@@ -29,7 +29,7 @@ from tests.supervisor._notify_peers import (
     open_fds,
     run_process,
 )
-from warden.supervisor._notify_server import Access, NotifyMessage, NotifyServer
+from warden.supervisor.notify._server import Access, NotifyMessage, NotifyServer
 
 SYSTEMD_NOTIFY = shutil.which("systemd-notify")
 ServeFactory = Callable[..., Served]
@@ -322,7 +322,7 @@ def test_a_datagram_without_credentials_is_dropped(tmp_path: Path) -> None:
 
 INNER_SERVER = """\
 import asyncio, json, sys
-from warden.supervisor._notify_server import NotifyServer
+from warden.supervisor.notify._server import NotifyServer
 from warden.systemd import Notifier
 
 async def main():

@@ -14,8 +14,9 @@ _SCRIPT = textwrap.dedent(
     """
     import json, os, signal
     from pathlib import Path
-    from warden.supervisor._oom import OomScoreGuard
-    from warden.supervisor._spawn import spawn_child
+    from warden.supervisor._events import OomScoreAdjusted
+    from warden.supervisor.process._footprint import OomScoreGuard
+    from warden.supervisor.process._spawn import spawn_child
 
     Path("/proc/self/oom_score_adj").write_text("500")
     guard = OomScoreGuard()
@@ -27,7 +28,8 @@ _SCRIPT = textwrap.dedent(
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     print(json.dumps(dict(original=guard.original, lowered=lowered, own=own, child=child,
-                          describe=guard.describe())))
+                          describe=OomScoreAdjusted(original=guard.original,
+                                                    current=guard.current).detail)))
     """
 )
 

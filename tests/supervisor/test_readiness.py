@@ -10,7 +10,13 @@ from collections.abc import Sequence
 import pytest
 
 import warden
-from warden.supervisor._readiness import GateInputs, NotReady, ReadySpec, parse_ready, wait_ready
+from warden.supervisor.release._readiness import (
+    GateInputs,
+    NotReady,
+    ReadySpec,
+    parse_ready,
+    wait_ready,
+)
 
 
 @pytest.mark.parametrize(

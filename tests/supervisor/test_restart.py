@@ -6,20 +6,13 @@ import signal
 
 import pytest
 
+from warden.lifecycle import ManualClock
 from warden.supervisor import Backoff, ExitKind, ExitReason, RestartPolicy
-from warden.supervisor._restart import Finish, Restart, RestartTracker
+from warden.supervisor.release._restart import Finish, Restart, RestartTracker
 
 FAILED = ExitReason(ExitKind.EXITED, code=3)
 CLEAN = ExitReason(ExitKind.EXITED, code=0)
 SEGV = ExitReason(ExitKind.KILLED, signum=signal.SIGSEGV)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def tracker(
@@ -29,30 +22,30 @@ def tracker(
     min_uptime: float = 10.0,
     max_restarts: int | None = 5,
     rng: float = 0.0,
-) -> tuple[RestartTracker, Clock]:
-    clock = Clock()
+) -> tuple[RestartTracker, ManualClock]:
+    clock = ManualClock()
     return (
         RestartTracker(
             policy,
             backoff or Backoff(initial=1.0, maximum=30.0, jitter=0.2),
             min_uptime=min_uptime,
             max_restarts=max_restarts,
-            clock=clock,
+            clock=clock.now,
             rng=lambda: rng,
         ),
         clock,
     )
 
 
-def crash_loop(t: RestartTracker, clock: Clock, runs: int, uptime: float) -> list[Restart | Finish]:
+def crash_loop(t: RestartTracker, clock: ManualClock, runs: int, uptime: float) -> list[Restart | Finish]:
     decisions: list[Restart | Finish] = []
     for _ in range(runs):
         t.child_started()
-        clock.now += uptime
+        clock.jump(uptime)
         decision = t.child_exited(FAILED)
         decisions.append(decision)
         if isinstance(decision, Restart):
-            clock.now += decision.delay
+            clock.jump(decision.delay)
     return decisions
 
 

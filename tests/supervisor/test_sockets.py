@@ -14,8 +14,8 @@ import pytest
 
 from tests.supervisor._socket_peers import needs_ipv6
 from warden import ConfigurationError
-from warden.supervisor._listenspec import ListenSpec, parse_listen
-from warden.supervisor._sockets import HeldSockets, ListenError, bind
+from warden.supervisor.sockets._held import HeldSockets, ListenError, bind
+from warden.supervisor.sockets._listenspec import ListenSpec, parse_listen
 
 
 @pytest.fixture
@@ -306,8 +306,8 @@ def test_tcp_listeners_pass_nodelay_to_accepted_connections() -> None:
     # it from the listener, so warden sets it there.
     import socket as socket_module
 
-    from warden.supervisor._listenspec import parse_listen
-    from warden.supervisor._sockets import bind
+    from warden.supervisor.sockets._held import bind
+    from warden.supervisor.sockets._listenspec import parse_listen
 
     listener = bind(parse_listen("tcp://127.0.0.1:0"))
     try:

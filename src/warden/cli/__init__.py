@@ -11,11 +11,10 @@ from __future__ import annotations
 import importlib
 import sys
 
-from .. import __version__
+from .._exitcodes import EXIT_OK, EXIT_USAGE
+from .._version import __version__
 
-# Not imported from warden.lifecycle: that would load asyncio before main() can decide on ssl.
-EXIT_OK = 0
-EXIT_USAGE = 2
+__all__ = ["main"]
 
 #: name -> (module, one-line summary). The module implements ``main(argv: list[str]) -> int``,
 #: or ``main_command(name: str, argv: list[str]) -> int`` when it serves several commands.

@@ -1,6 +1,6 @@
 """``warden status``, ``upgrade``, ``reload`` and ``stop``: clients of a warden's control socket.
 
-One blocking socket, one JSON line each way (see ``supervisor/_control.py``). Nothing here
+One blocking socket, one JSON line each way (see ``supervisor/control/_server.py``). Nothing here
 imports asyncio or the supervisor: a status query should take milliseconds, not the time it
 takes to load an event loop.
 
@@ -15,7 +15,6 @@ import contextlib
 import errno
 import json
 import os
-import re
 import shlex
 import socket
 import sys
@@ -23,12 +22,12 @@ import time
 from collections.abc import Callable
 from typing import NoReturn
 
+from .._durations import parse_duration
+from .._exceptions import ConfigurationError, UsageError
+from .._exitcodes import EXIT_NO_WARDEN, EXIT_OK, EXIT_REFUSED, EXIT_USAGE
 from .._paths import default_control_path
 
-EXIT_OK = 0
-EXIT_REFUSED = 1
-EXIT_USAGE = 2
-EXIT_NO_WARDEN = 3
+__all__ = ["main_command", "request"]
 
 _SHORT_TIMEOUT = 10.0  # status and stop answer at once
 _LONG_TIMEOUT = 15 * 60.0  # an upgrade waits for the new child's readiness and the old one's drain
@@ -42,17 +41,13 @@ _SUMMARIES = {
 }
 
 
-class _UsageError(Exception):
-    pass
-
-
 class _NoWarden(Exception):
     """No warden answered; the message says why and what to do."""
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise _UsageError(f"{message} (see {self.prog} --help)")
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def main_command(name: str, argv: list[str]) -> int:
@@ -60,7 +55,7 @@ def main_command(name: str, argv: list[str]) -> int:
     try:
         options = _parser(name).parse_args(argv)
         timeout = options.timeout if name in ("upgrade", "reload") else _SHORT_TIMEOUT
-    except _UsageError as exc:
+    except UsageError as exc:
         sys.stderr.write(f"warden {name}: error: {exc}\n")
         return EXIT_USAGE
     except SystemExit as exc:  # --help
@@ -107,19 +102,14 @@ def _parser(name: str) -> argparse.ArgumentParser:
     return parser
 
 
-_DURATION = re.compile(r"([0-9]*\.?[0-9]+)(ms|s|m|h)?")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
 def _duration(text: str) -> float:
-    # Not warden.lifecycle's parser: importing that package loads asyncio.
-    match = _DURATION.fullmatch(text.strip())
-    seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"] if match else 0.0
-    if seconds <= 0:
+    try:
+        return parse_duration(text, what="--timeout", allow_zero=False)
+    except ConfigurationError:
+        # argparse names the flag itself ("argument --timeout: ...").
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a duration above 0; write seconds like 30, or 500ms, 90s, 5m, 1h"
-        )
-    return seconds
+        ) from None
 
 
 def request(

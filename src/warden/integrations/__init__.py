@@ -2,3 +2,6 @@
 
 Each module imports its server only when it is imported itself; none is imported here.
 """
+
+# Each server's module is public on its own (``warden.integrations.uvicorn``...).
+__all__: list[str] = []

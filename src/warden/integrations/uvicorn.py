@@ -25,6 +25,8 @@ import asyncio
 
 from uvicorn.protocols.http import h11_impl
 
+__all__ = ["IDLE_GRACE", "H11Protocol"]
+
 #: Seconds a keep-alive connection may stay silent once a shutdown began.
 IDLE_GRACE = 2.0
 

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ._exitcodes import EXIT_DEADLINE, EXIT_SIGNAL_BASE
+from .._exitcodes import EXIT_DEADLINE, EXIT_SIGNAL_BASE
 from ._signals import signal_name
 
 ARM = 0xFE

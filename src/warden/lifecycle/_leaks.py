@@ -19,6 +19,8 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._children import child_pids
+
 
 @dataclass(frozen=True, slots=True)
 class Leak:
@@ -51,7 +53,7 @@ def take_baseline() -> Baseline:
     return Baseline(
         tasks,
         frozenset(t.ident for t in threading.enumerate() if t.ident is not None),
-        frozenset(_child_pids()),
+        frozenset(child_pids()),
         frozenset(_listening_sockets()),
     )
 
@@ -74,7 +76,7 @@ def find_leaks(baseline: Baseline) -> list[Leak]:
         frame = frames.get(thread.ident)
         stack = "".join(traceback.format_stack(frame)) if frame else "(no Python frame)\n"
         leaks.append(Leak("thread", thread.name, stack))
-    for pid in sorted(_child_pids() - baseline.children):
+    for pid in sorted(set(child_pids()) - baseline.children):
         leaks.append(Leak("process", f"pid {pid}: {_cmdline(pid)}", _process_state(pid)))
     sockets = _listening_sockets()
     for inode in sorted(sockets.keys() - baseline.sockets):
@@ -100,16 +102,6 @@ def task_stack(task: asyncio.Task[object] | asyncio.Task[None]) -> str:
         return f"(no frame: {task.get_coro()!r})\n"
     summary = traceback.StackSummary.extract((f, f.f_lineno) for f in frames)
     return "".join(traceback.format_list(summary))
-
-
-def _child_pids() -> set[int]:
-    pids: set[int] = set()
-    with contextlib.suppress(OSError):
-        for task in os.listdir("/proc/self/task"):
-            with contextlib.suppress(OSError):
-                text = Path(f"/proc/self/task/{task}/children").read_text()
-                pids.update(int(p) for p in text.split())
-    return pids
 
 
 def _cmdline(pid: int) -> str:

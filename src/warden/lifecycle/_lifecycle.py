@@ -17,9 +17,25 @@ from typing import Literal, Self
 
 from warden._exceptions import ConfigurationError, DependencyError, LifecycleError, StartupError
 
+from .._durations import parse_duration
+from .._exitcodes import EXIT_FAILURE, EXIT_OK
 from ._calls import Callback, call, is_async
-from ._durations import parse_duration
-from ._exitcodes import EXIT_FAILURE, EXIT_OK
+from ._events import (
+    ComponentStarted,
+    ComponentStopped,
+    Event,
+    Fact,
+    LeakFound,
+    LogsReopened,
+    MainFinished,
+    Outcome,
+    ReloadFinished,
+    ReloadSkipped,
+    SignalHookFailed,
+    SignalReceived,
+    StateChanged,
+    StopRequested,
+)
 from ._graph import start_order
 from ._guard import STOP_SIGNALS, DeadlineGuard
 from ._leaks import Baseline, Leak, find_leaks, take_baseline, task_stack
@@ -113,7 +129,7 @@ class Lifecycle:
             else parse_duration(stop_timeout, what="stop_timeout", allow_zero=False)
         )
         if on_second_signal not in ("exit", "ignore") and not callable(on_second_signal):
-            raise LifecycleError(
+            raise ConfigurationError(
                 f"on_second_signal={on_second_signal!r} is not valid; "
                 "use 'exit', 'ignore' or a callable taking the signal number"
             )
@@ -138,6 +154,7 @@ class Lifecycle:
         self._draining_since: float | None = None
         self._reload_task: asyncio.Task[None] | None = None
         self._reload_again = False
+        self._stop_heard = False  # someone awaits wait_for_stop(): main will end by itself
         self._background: set[asyncio.Future[object]] = set()
         self._guard: DeadlineGuard | None = None
         self._intake: SignalIntake | None = None
@@ -173,7 +190,7 @@ class Lifecycle:
             raise DependencyError(f"component {name!r} depends on itself; remove {name!r}")
         for fn, what in ((start, "start"), (stop, "stop")):
             if fn is not None and not callable(fn):
-                raise LifecycleError(f"component {name!r}: {what}={fn!r} is not callable")
+                raise ConfigurationError(f"component {name!r}: {what}={fn!r} is not callable")
         timeout = (
             None
             if stop_timeout is None
@@ -244,6 +261,7 @@ class Lifecycle:
         """Wait until a stop is requested; returns the reason."""
         if self._stop_event is None:
             raise LifecycleError("wait_for_stop() outside a running lifecycle")
+        self._stop_heard = True
         await self._stop_event.wait()
         return self._stop_reason or "requested"
 
@@ -284,7 +302,8 @@ class Lifecycle:
         if main is not None and self._state is State.READY:
             main_task = asyncio.create_task(self._run_main(main))
         try:
-            await self.wait_for_stop()
+            assert self._stop_event is not None
+            await self._stop_event.wait()
         finally:
             await self._shutdown(main_task)
         return self.exit_code
@@ -299,20 +318,22 @@ class Lifecycle:
                 await call(lambda: box.append(main()), thread_name="warden:main")
                 result = box[0]
         except asyncio.CancelledError:
-            self._publish("main", outcome="cancelled", duration=time.monotonic() - started)
+            self.publish(MainFinished(result=Outcome.CANCELLED, took=time.monotonic() - started))
             raise
         except SystemExit as exc:  # sys.exit(n) in main: a return with an exit code
             result = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         except Exception as exc:
             self.exit_code = EXIT_FAILURE
-            self._publish(
-                "main", outcome="failed", duration=time.monotonic() - started, detail=_err(exc)
+            self.publish(
+                MainFinished(
+                    result=Outcome.FAILED, took=time.monotonic() - started, error=_err(exc)
+                )
             )
             self._begin_stop("main failed")
             return
         if isinstance(result, int) and not isinstance(result, bool):
             self.exit_code = result
-        self._publish("main", outcome="ok", duration=time.monotonic() - started)
+        self.publish(MainFinished(result=Outcome.OK, took=time.monotonic() - started))
         self._begin_stop("main returned")
 
     # -- start-up -----------------------------------------------------------------------
@@ -352,7 +373,9 @@ class Lifecycle:
         began = time.monotonic()
         for name in order:
             if self._stop_event.is_set():
-                self._publish("start", name=name, outcome="skipped", detail="stop requested")
+                self.publish(
+                    ComponentStarted(component=name, result=Outcome.SKIPPED, error="stop requested")
+                )
                 continue
             error = await self._start_one(self._components[name])
             if error is not None:
@@ -370,7 +393,7 @@ class Lifecycle:
         name = component.name
         if component.start is None:
             self._started.append(name)
-            self._publish("start", name=name, outcome="ok", duration=0.0)
+            self.publish(ComponentStarted(component=name, result=Outcome.OK, took=0.0))
             return None
         flight = self._track(name, "starting")
         task = asyncio.create_task(
@@ -387,7 +410,11 @@ class Lifecycle:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-                self._publish("start", name=name, outcome="cancelled", detail="stop requested")
+                self.publish(
+                    ComponentStarted(
+                        component=name, result=Outcome.CANCELLED, error="stop requested"
+                    )
+                )
                 return None
             # A sync start cannot be interrupted; once it returns the component is started
             # and will be stopped like the others.
@@ -400,12 +427,14 @@ class Lifecycle:
         duration = time.monotonic() - flight.since
         error = task.exception()
         if error is not None:
-            self._publish(
-                "start", name=name, outcome="failed", duration=duration, detail=_err(error)
+            self.publish(
+                ComponentStarted(
+                    component=name, result=Outcome.FAILED, took=duration, error=_err(error)
+                )
             )
             return error
         self._started.append(name)
-        self._publish("start", name=name, outcome="ok", duration=duration)
+        self.publish(ComponentStarted(component=name, result=Outcome.OK, took=duration))
         return None
 
     # -- stopping -----------------------------------------------------------------------
@@ -419,7 +448,7 @@ class Lifecycle:
         self._stopping = True
         self._stop_event.set()
         self._guard.arm()
-        self._publish("stop_requested", detail=reason)
+        self.publish(StopRequested(reason=reason))
         if self._state.serving:
             self._draining_since = time.monotonic()
             self._set_state(State.DRAINING)
@@ -432,10 +461,16 @@ class Lifecycle:
                 remaining = self._draining_since + self.drain_delay - time.monotonic()
                 if remaining > 0:
                     await asyncio.sleep(remaining)
-            if main_task is not None and not main_task.done():
-                # main is expected to return once the stop is requested (it awaits
-                # wait_for_stop()); let it see the stop before cancelling what is left.
-                await asyncio.wait({main_task}, timeout=0.001)
+            if main_task is not None and not main_task.done() and self._stop_heard:
+                # main listens for the stop (it called wait_for_stop()): it finishes its own
+                # way, as long as it needs; the shutdown deadline bounds it, and names it.
+                # A main that never asked cannot hear the stop but by cancellation, below.
+                flight = self._track("main", "finishing")
+                flight.task = main_task
+                try:
+                    await asyncio.wait({main_task})
+                finally:
+                    self._in_flight.pop("main", None)
             for task in (self._reload_task, main_task):
                 if task is not None and not task.done():
                     task.cancel()
@@ -449,7 +484,7 @@ class Lifecycle:
             assert self._baseline is not None
             self.leaks = find_leaks(self._baseline)
             for leak in self.leaks:
-                self._publish("leak", name=f"{leak.kind} {leak.name}", detail=leak.stack)
+                self.publish(LeakFound(leak=leak))
         finally:
             if self._intake is not None:
                 self._intake.restore()
@@ -476,7 +511,7 @@ class Lifecycle:
     async def _stop_one(self, component: Component) -> None:
         name = component.name
         if component.stop is None:
-            self._publish("stop", name=name, outcome="ok", duration=0.0)
+            self.publish(ComponentStopped(component=name, result=Outcome.OK, took=0.0))
             return
         flight = self._track(name, "stopping")
         timeout = component.stop_timeout or self.stop_timeout
@@ -484,19 +519,20 @@ class Lifecycle:
             call(component.stop, thread_name=f"warden:stop:{name}", on_thread=flight.threads.append)
         )
         flight.task = task
-        outcome, detail = "ok", None
+        outcome, detail = Outcome.OK, None
         try:
             await asyncio.wait_for(task, timeout)
         except TimeoutError:
-            outcome, detail = "timeout", f"did not stop within its stop_timeout of {timeout:g}s"
+            outcome = Outcome.TIMEOUT
+            detail = f"did not stop within its stop_timeout of {timeout:g}s"
         except Exception as exc:
-            outcome, detail = "failed", _err(exc)
+            outcome, detail = Outcome.FAILED, _err(exc)
         finally:
             self._in_flight.pop(name, None)
-        if outcome != "ok":
+        if outcome is not Outcome.OK:
             self.exit_code = EXIT_FAILURE
         duration = time.monotonic() - flight.since
-        self._publish("stop", name=name, outcome=outcome, duration=duration, detail=detail)
+        self.publish(ComponentStopped(component=name, result=outcome, took=duration, error=detail))
 
     # -- signals and reload -------------------------------------------------------------
 
@@ -519,17 +555,17 @@ class Lifecycle:
             # began otherwise (main returned, request_stop) does not make a SIGTERM second.
             self._stop_signals += 1
             second = self._stop_signals > 1
-            self._publish("signal", name=name, detail="second stop signal" if second else None)
+            self.publish(SignalReceived(signum=signum, second_stop=second))
             if not second:
                 self._begin_stop(f"signal {name}")
             elif callable(self._on_second_signal):
                 self._run_hook(self._on_second_signal, signum)
         elif signum == signal.SIGHUP and self._reload_hooks:
-            self._publish("signal", name=name)
+            self.publish(SignalReceived(signum=signum))
             self._start_reload()
         elif signum == signal.SIGUSR1 and self._reopen_hooks:
-            self._publish("signal", name=name)
-            self._in_background(self._run_hooks("reopen_logs", self._reopen_hooks))
+            self.publish(SignalReceived(signum=signum))
+            self._in_background(self._run_hooks(LogsReopened, self._reopen_hooks))
         for hook in self._signal_hooks.get(signum, ()):
             self._run_hook(hook, signum)
 
@@ -539,16 +575,11 @@ class Lifecycle:
             if asyncio.iscoroutine(result):
                 self._in_background(result)
         except Exception:
-            self._publish(
-                "signal",
-                name=signal_name(signum),
-                outcome="failed",
-                detail=traceback.format_exc(),
-            )
+            self.publish(SignalHookFailed(signum=signum, error=traceback.format_exc()))
 
     def _start_reload(self) -> None:
         if not self._state.serving:
-            self._publish("reload", outcome="skipped", detail=f"lifecycle is {self._state.value}")
+            self.publish(ReloadSkipped(state=self._state))
             return
         if self._reload_task is not None and not self._reload_task.done():
             self._reload_again = True  # coalesce: one more round after this one
@@ -559,25 +590,28 @@ class Lifecycle:
         while True:
             self._reload_again = False
             self._set_state(State.RELOADING)
-            await self._run_hooks("reload", self._reload_hooks)
+            await self._run_hooks(ReloadFinished, self._reload_hooks)
             if self._state is State.RELOADING:
                 self._set_state(State.READY)
             if not self._reload_again or not self._state.serving:
                 return
 
-    async def _run_hooks(self, kind: str, hooks: list[Callback]) -> None:
+    async def _run_hooks(
+        self, fact: type[ReloadFinished | LogsReopened], hooks: list[Callback]
+    ) -> None:
         began = time.monotonic()
         errors = []
         for hook in hooks:
             try:
-                await call(hook, thread_name=f"warden:{kind}")
+                await call(hook, thread_name=f"warden:{fact.kind}")
             except Exception as exc:
                 errors.append(_err(exc))
-        self._publish(
-            kind,
-            outcome="failed" if errors else "ok",
-            duration=time.monotonic() - began,
-            detail="; ".join(errors) or None,
+        self.publish(
+            fact(
+                result=Outcome.FAILED if errors else Outcome.OK,
+                took=time.monotonic() - began,
+                errors=tuple(errors),
+            )
         )
 
     # -- bookkeeping --------------------------------------------------------------------
@@ -594,10 +628,15 @@ class Lifecycle:
         if state not in ALLOWED[self._state]:
             raise LifecycleError(f"invalid transition {self._state.value} -> {state.value}")
         self._state = state
-        self._publish("state", name=state.value, duration=duration)
+        self.publish(StateChanged(state=state, took=duration))
 
-    def _publish(self, kind: str, **fields: str | float | None) -> None:
-        self.timeline.publish(kind, self._state, **fields)  # type: ignore[arg-type]
+    def publish(self, fact: Fact) -> Event:
+        """Put ``fact`` on the timeline, with the current state; call from the loop's thread.
+
+        The one way anything built on the lifecycle (the supervisor, the config store, the
+        memory sentinel) reports what happened: observers see it like the lifecycle's own.
+        """
+        return self.timeline.publish(fact, self._state)
 
     def _track(self, name: str, phase: str) -> _InFlight:
         flight = _InFlight(phase, time.monotonic())

@@ -1,6 +1,8 @@
 """The timeline: every fact of a service's life, as an ordered list of events.
 
-The lifecycle publishes; logs, metrics, health and systemd reporting observe. Observers are
+The lifecycle publishes (and so does every part built on it, through
+:meth:`~warden.lifecycle.Lifecycle.publish`); logs, metrics, health and systemd reporting
+observe. What can be published is declared in ``_events.py``. Observers are
 called synchronously on the event loop's thread, each isolated: one that raises is reported
 and the others still run.
 """
@@ -12,38 +14,11 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
+from ._events import Event, Fact
 from ._states import State
 
 _log = logging.getLogger("warden")
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One fact on the timeline.
-
-    Attributes:
-        seq: position on the timeline, from 1.
-        at: ``time.monotonic()`` when it happened (system-wide on Linux, so comparable with
-            another process's monotonic clock).
-        kind: ``state``, ``signal``, ``start``, ``stop``, ``reload``, ``reopen_logs``,
-            ``stop_requested``, ``main`` or ``leak``.
-        state: the lifecycle's state after the event.
-        name: what the event is about: a component, a signal name, a leaked object.
-        outcome: ``ok``, ``failed``, ``timeout``, ``cancelled`` or ``skipped`` where it applies.
-        duration: seconds the step took, where it applies.
-        detail: free text: an error, a reason, a stack.
-    """
-
-    seq: int
-    at: float
-    kind: str
-    state: State
-    name: str | None = None
-    outcome: str | None = None
-    duration: float | None = None
-    detail: str | None = None
 
 
 Observer = Callable[[Event], None]
@@ -67,25 +42,17 @@ class Timeline:
 
         return unsubscribe
 
-    def publish(
-        self,
-        kind: str,
-        state: State,
-        *,
-        name: str | None = None,
-        outcome: str | None = None,
-        duration: float | None = None,
-        detail: str | None = None,
-    ) -> Event:
-        event = Event(
-            next(self._seq), time.monotonic(), kind, state, name, outcome, duration, detail
-        )
+    def publish(self, fact: Fact, state: State) -> Event:
+        """Record ``fact`` as the next event and call every observer with it."""
+        if not isinstance(fact, Fact) or not fact.kind:
+            raise TypeError(f"publish() takes a fact of a declared kind, not {fact!r}")
+        event = Event(next(self._seq), time.monotonic(), state, fact)
         self._events.append(event)
         for observer in list(self._observers):
             try:
                 observer(event)
             except Exception:
-                _log.exception("timeline observer %r failed on event %s", observer, kind)
+                _log.exception("timeline observer %r failed on event %s", observer, fact.kind)
         return event
 
     def __iter__(self) -> Iterator[Event]:

@@ -6,3 +6,10 @@ from ._log import HumanFormatter as HumanFormatter
 from ._log import JsonFormatter as JsonFormatter
 from ._log import log_events as log_events
 from ._systemd import notify_systemd as notify_systemd
+
+__all__ = [
+    "HumanFormatter",
+    "JsonFormatter",
+    "log_events",
+    "notify_systemd",
+]

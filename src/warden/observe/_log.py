@@ -3,7 +3,8 @@
 ``log_events(lifecycle)`` subscribes to the timeline and emits each event on the ``warden``
 logger, carrying the event in the record (``record.warden_event``). Where the records go is
 the application's choice, as with any library; ``log_events`` only adds a handler when the
-logger has none, choosing human-readable lines on a TTY and JSON lines otherwise.
+logger has none, choosing journald's native protocol when stderr is the journal's stream
+(``$JOURNAL_STREAM``), human-readable lines on a TTY and JSON lines otherwise.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import IO, Protocol
 
-from warden.lifecycle import Event
+from warden.lifecycle import Event, LeakFound
+
+from . import _journal
 
 _LOG = logging.getLogger("warden")
-_WARNING_OUTCOMES = frozenset({"failed", "timeout"})
 
 
 class _HasTimeline(Protocol):
@@ -37,24 +40,35 @@ def log_events(lifecycle: _HasTimeline, *, stream: IO[str] | None = None) -> Non
     """Log every event of ``lifecycle``'s timeline on the ``warden`` logger."""
     if not _LOG.handlers:
         out = sys.stderr if stream is None else stream
-        handler = logging.StreamHandler(out)
-        handler.setFormatter(HumanFormatter() if out.isatty() else JsonFormatter())
+        handler: logging.Handler
+        if stream is None and _to_journal():
+            handler = _journal.JournalHandler(_journal.JOURNAL_SOCKET)
+        else:
+            handler = logging.StreamHandler(out)
+            handler.setFormatter(HumanFormatter() if out.isatty() else JsonFormatter())
         _LOG.addHandler(handler)
         _LOG.setLevel(logging.INFO)
         _LOG.propagate = False
     lifecycle.timeline.subscribe(_emit)
 
 
+def _to_journal() -> bool:
+    """stderr is the journal's stream ($JOURNAL_STREAM matches it) and journald listens."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    return _journal.journal_stream_matches(fd) and Path(_journal.JOURNAL_SOCKET).exists()
+
+
 def _emit(event: Event) -> None:
-    level = logging.INFO
-    if event.outcome in _WARNING_OUTCOMES or event.kind == "leak":
-        level = logging.WARNING
+    level = logging.WARNING if event.fact.warning else logging.INFO
     _LOG.log(level, "%s", describe(event), extra={"warden_event": event})
 
 
 def describe(event: Event) -> str:
     """One human line for an event: ``stop http ok in 41.2 ms``."""
-    parts = [event.kind]
+    parts = [family(event)]
     if event.name is not None:
         parts.append(event.name)
     if event.outcome is not None:
@@ -62,9 +76,14 @@ def describe(event: Event) -> str:
     if event.duration is not None:
         parts.append(f"in {event.duration * 1000:.1f} ms")
     text = " ".join(parts)
-    if event.detail and event.kind != "leak":
+    if event.detail and not isinstance(event.fact, LeakFound):
         text += f": {event.detail}"
     return text
+
+
+def family(event: Event) -> str:
+    """The kind's first part: ``child`` for ``child.exited``, as the log groups them."""
+    return event.kind.partition(".")[0]
 
 
 class HumanFormatter(logging.Formatter):
@@ -75,7 +94,7 @@ class HumanFormatter(logging.Formatter):
         event: Event | None = getattr(record, "warden_event", None)
         state = f"{event.state.value:<9} " if event else ""
         line = f"{stamp}.{int(record.msecs):03d} warden {state}{record.getMessage()}"
-        if event is not None and event.kind == "leak" and event.detail:
+        if event is not None and isinstance(event.fact, LeakFound) and event.detail:
             line += "\n" + event.detail.rstrip("\n")
         return line
 
@@ -95,11 +114,13 @@ class JsonFormatter(logging.Formatter):
             data.update(
                 seq=event.seq,
                 monotonic=event.at,
-                event=event.kind,
+                event=family(event),
                 state=event.state.value,
                 name=event.name,
                 outcome=event.outcome,
                 duration=event.duration,
                 detail=event.detail,
+                kind=event.kind,
+                data=event.fact.data(),
             )
         return json.dumps({k: v for k, v in data.items() if v is not None})

@@ -7,13 +7,13 @@ into them); everything else here is private.
 from __future__ import annotations
 
 from ._options import SupervisorOptions as SupervisorOptions
-from ._reason import ExitKind as ExitKind
-from ._reason import ExitReason as ExitReason
-from ._restart import Backoff as Backoff
-from ._restart import RestartPolicy as RestartPolicy
-from ._signals import parse_signal as parse_signal
-from ._spawn import SpawnError as SpawnError
 from ._supervisor import Supervisor as Supervisor
+from .process._reason import ExitKind as ExitKind
+from .process._reason import ExitReason as ExitReason
+from .process._signals import parse_signal as parse_signal
+from .process._spawn import SpawnError as SpawnError
+from .release._restart import Backoff as Backoff
+from .release._restart import RestartPolicy as RestartPolicy
 
 __all__ = [
     "Backoff",

@@ -1,15 +1,40 @@
-"""The supervisor's options: one frozen value, validated once, read everywhere."""
+"""The supervisor's options: the one table of ``warden run``'s options, a frozen value.
+
+Each option is declared once, on its field below (:func:`._declare.option`): flag, variable
+(``WARDEN_`` + the flag), converter, default and help. ``warden run``'s parser is built from
+these declarations, :meth:`SupervisorOptions.from_inputs` fills the value from what it parsed
+and the environment, and every field is converted (so validated) the same way when the value
+is built directly. A new option is one more field here.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import signal
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from .._exceptions import ConfigurationError
-from ._listenspec import ListenSpec
-from ._readiness import ReadySpec
-from ._restart import Backoff, RestartPolicy
+from .._paths import default_control_path
+from ._declare import (
+    Option,
+    boolean,
+    command_line,
+    convert_fields,
+    declared,
+    duration,
+    fill,
+    fraction,
+    option,
+    optional,
+    path,
+    positive_duration,
+    restarts,
+)
+from .process._signals import parse_signal
+from .release._readiness import ReadySpec, parse_ready
+from .release._restart import Backoff, RestartPolicy
+from .sockets._listenspec import ListenSpec, parse_listen
 
 #: Added to ``stop_timeout`` to get the lifecycle's hard shutdown deadline: the SIGKILL step of
 #: the ladder and the reaping after it must fit in it, so the deadline guard (exit 124) only
@@ -17,86 +42,285 @@ from ._restart import Backoff, RestartPolicy
 KILL_MARGIN = 5.0
 
 
+# -- converters of the supervisor's own types ----------------------------------------------
+
+
+def _signal(value: object, what: str) -> signal.Signals:
+    text = value.name if isinstance(value, signal.Signals) else str(value)
+    return parse_signal(text, what=what)
+
+
+def _policy(value: object, what: str) -> RestartPolicy:
+    if isinstance(value, RestartPolicy):
+        return value
+    try:
+        return RestartPolicy(str(value).strip().lower())
+    except ValueError:
+        choices = ", ".join(p.value for p in RestartPolicy)
+        raise ConfigurationError(
+            f"{what}={value!r} is not a restart policy; use one of: {choices}"
+        ) from None
+
+
+def _ready(value: object, what: str) -> ReadySpec:
+    return value if isinstance(value, ReadySpec) else parse_ready(str(value).strip())
+
+
+def _listens(value: object, what: str) -> tuple[ListenSpec, ...]:
+    items = [value] if isinstance(value, str | ListenSpec) else value
+    if not isinstance(items, Sequence):
+        raise ConfigurationError(f"{what}={value!r} is not a list of --listen addresses")
+    return tuple(
+        item if isinstance(item, ListenSpec) else parse_listen(str(item)) for item in items
+    )
+
+
+def _access(value: object, what: str) -> Literal["main", "all"]:
+    text = str(value).strip().lower()
+    if text == "main":
+        return "main"
+    if text == "all":
+        return "all"
+    raise ConfigurationError(f"{what}={value!r} is not a notify access; use main or all")
+
+
+def _on_hup(value: object, what: str) -> Literal["upgrade", "forward"]:
+    text = str(value).strip().lower()
+    if text == "upgrade":
+        return "upgrade"
+    if text == "forward":
+        return "forward"
+    raise ConfigurationError(
+        f"{what}={value!r} is not a SIGHUP action; use upgrade (a zero-downtime upgrade) "
+        "or forward (SIGHUP to the program)"
+    )
+
+
+def _control(value: object, what: str) -> str | None:
+    return None if value is None or value == "none" else path(value, what)
+
+
+def _control_help() -> str:
+    return (
+        "the control socket for warden status/upgrade/reload/stop, mode 0600, or none "
+        f"(default {default_control_path()})"
+    )
+
+
+def _default_control() -> Mapping[str, object]:
+    # Without --control, a warden whose default path another warden holds runs without one.
+    return {"control": default_control_path(), "control_optional": True}
+
+
+# -- the table -------------------------------------------------------------------------------
+
+
 @dataclasses.dataclass(frozen=True)
 class SupervisorOptions:
     """Everything ``warden run`` was told; the CLI builds it, the supervisor reads it.
 
+    Every field but ``command`` and ``control_optional`` is a ``warden run`` option; its help
+    says what it does. Built directly, each field is checked as its flag is.
+
     Attributes:
         command: the program and its arguments; ``command[0]`` is searched in ``PATH``.
-        stop_signal: sent to the child (or its group) first when warden stops.
-        stop_timeout: seconds between the stop signal and SIGKILL to the whole group.
-        group: forward signals, the stop signal included, to the child's whole process group.
-        restart: when the child is started again after ending on its own.
-        backoff: the delay between restarts of a crash loop.
-        min_uptime: a run at least this long counts as healthy and resets the crash loop.
-        max_restarts: restarts of a crash loop before giving up; None: never give up.
-        listen: sockets warden binds and holds, handed to every child at fds 3..
-        ready: how warden knows a started child is ready (the readiness gate).
-        ready_timeout: how long a child may take to become ready.
-        notify_access: whose sd_notify messages are accepted: the child's only, or all.
-        watchdog: the child's watchdog interval (WATCHDOG_USEC); None: no watchdog.
-        on_hup: what SIGHUP to warden (and ``warden reload``) does: a zero-downtime upgrade,
-            or forwarding SIGHUP to the program; None: upgrade when there is a readiness gate
-            (an upgrade needs one), forward otherwise (as tini does).
-        drain_timeout: during an upgrade, seconds between the old release's stop signal and
-            SIGKILL to its group; None: ``stop_timeout``.
-        upgrade_check: a command run before each upgrade; a non-zero exit cancels it.
-        control: the control socket's path; None: no control socket.
-        control_optional: the path is a default, not the user's choice: when another warden
-            holds it, run without a control socket instead of failing.
-        pid_file: where warden writes its pid (atomically), removed at exit; None: nowhere.
+        control_optional: the control path is a default, not the user's choice: when another
+            warden holds it, run without a control socket instead of failing.
     """
 
     command: tuple[str, ...]
-    stop_signal: signal.Signals = signal.SIGTERM
-    stop_timeout: float = 10.0
-    group: bool = False
-    restart: RestartPolicy = RestartPolicy.NO
-    backoff: Backoff = dataclasses.field(default_factory=Backoff)
-    min_uptime: float = 10.0
-    max_restarts: int | None = 5
-    listen: tuple[ListenSpec, ...] = ()
-    ready: ReadySpec = dataclasses.field(default_factory=lambda: ReadySpec("none"))
-    ready_timeout: float = 30.0
-    notify_access: Literal["main", "all"] = "main"
-    watchdog: float | None = None
-    on_hup: Literal["upgrade", "forward"] | None = None
-    drain_timeout: float | None = None
-    upgrade_check: tuple[str, ...] = ()
-    control: str | None = None
+    stop_signal: signal.Signals = option(  # noqa: RUF009 (a field declaration, like field())
+        "--stop-signal",
+        default=signal.SIGTERM,
+        convert=_signal,
+        metavar="SIGNAL",
+        help="first signal of the stop ladder (default TERM)",
+    )
+    stop_timeout: float = option(
+        "--stop-timeout",
+        default=10.0,
+        convert=duration,
+        metavar="DURATION",
+        help="from the stop signal to SIGKILL, e.g. 10, 500ms, 1m (default 10s)",
+    )
+    group: bool = option(
+        "--group",
+        default=False,
+        convert=boolean,
+        switch=True,
+        help="forward signals, the stop signal included, to the program's whole process "
+        "group (default --no-group: to the program only; SIGKILL always goes to the "
+        "group)",
+    )
+    restart: RestartPolicy = option(  # noqa: RUF009 (a field declaration, like field())
+        "--restart",
+        default=RestartPolicy.NO,
+        convert=_policy,
+        metavar="POLICY",
+        help="no | on-failure | always: start the program again when it ends on its own "
+        "(default no)",
+    )
+    backoff_initial: float = option(
+        "--backoff-initial",
+        default=1.0,
+        convert=duration,
+        metavar="DURATION",
+        help="delay before the first restart of a crash loop; doubles each time (default 1s)",
+    )
+    backoff_max: float = option(
+        "--backoff-max",
+        default=30.0,
+        convert=duration,
+        metavar="DURATION",
+        help="the longest delay between restarts (default 30s)",
+    )
+    backoff_jitter: float = option(
+        "--backoff-jitter",
+        default=0.2,
+        convert=fraction,
+        metavar="FRACTION",
+        help="random share taken off each delay, 0 to 1 (default 0.2)",
+    )
+    min_uptime: float = option(
+        "--min-uptime",
+        default=10.0,
+        convert=duration,
+        metavar="DURATION",
+        help="a run at least this long is healthy and resets the crash loop (default 10s)",
+    )
+    max_restarts: int | None = option(
+        "--max-restarts",
+        default=5,
+        convert=restarts,
+        metavar="N",
+        help="restarts of a crash loop before giving up, or 'unlimited' (default 5)",
+    )
+    listen: tuple[ListenSpec, ...] = option(
+        "--listen",
+        default=(),
+        convert=_listens,
+        repeat=True,
+        metavar="[NAME=]ADDRESS",
+        help="bind and hold a socket for the program, handed over as LISTEN_FDS (fd 3, 4, ...): "
+        "tcp://0.0.0.0:8000, tcp://[::1]:8000, unix:/run/app.sock?mode=0660; repeatable",
+    )
+    ready: ReadySpec = option(  # noqa: RUF009 (a field declaration, like field())
+        "--ready",
+        default=ReadySpec("none"),
+        convert=_ready,
+        metavar="GATE",
+        help="when the program is ready: notify (READY=1 to NOTIFY_SOCKET), "
+        "http://HOST:PORT/PATH (200-399), tcp, tcp://HOST:PORT, exec:CMD, none "
+        "(default none)",
+    )
+    ready_timeout: float = option(
+        "--ready-timeout",
+        default=30.0,
+        convert=positive_duration,
+        metavar="DURATION",
+        help="a program not ready by then is killed: reason 'failed to become ready within' "
+        "(default 30s)",
+    )
+    notify_access: Literal["main", "all"] = option(
+        "--notify-access",
+        default="main",
+        convert=_access,
+        metavar="WHO",
+        help="main | all: whose sd_notify messages count (default main: the program's own)",
+    )
+    watchdog: float | None = option(
+        "--watchdog",
+        default=None,
+        convert=optional(positive_duration),
+        metavar="DURATION",
+        help="give the program WATCHDOG_USEC; a missed WATCHDOG=1 ping gets SIGABRT, then "
+        "SIGKILL, reason 'watchdog timeout'",
+    )
+    on_hup: Literal["upgrade", "forward"] | None = option(
+        "--on-hup",
+        default=None,
+        convert=optional(_on_hup),
+        metavar="ACTION",
+        help="upgrade | forward: SIGHUP to warden (and `warden reload`) starts a "
+        "zero-downtime upgrade, or is forwarded to the program (default: upgrade with a "
+        "--ready gate, forward without one)",
+    )
+    drain_timeout: float | None = option(
+        "--drain-timeout",
+        default=None,
+        convert=optional(duration),
+        metavar="DURATION",
+        help="during an upgrade, from the old release's stop signal to SIGKILL to its group "
+        "(default: --stop-timeout)",
+    )
+    upgrade_check: tuple[str, ...] = option(
+        "--upgrade-check",
+        default=(),
+        convert=command_line,
+        metavar="COMMAND",
+        help="run before each upgrade, within --ready-timeout; a non-zero exit (or no exit in "
+        "time) cancels it and the old release keeps serving",
+    )
+    upgrade_confirm: float = option(
+        "--upgrade-confirm",
+        default=0.0,
+        convert=duration,
+        metavar="DURATION",
+        help="after the gate passes, the new release serves beside the old one this long; "
+        "if it ends or fails its health check meanwhile, it is stopped and the old release "
+        "keeps serving (default 0: no window)",
+    )
+    control: str | None = option(
+        "--control",
+        default=None,
+        convert=_control,
+        metavar="PATH",
+        help=_control_help,
+        absent=_default_control,
+    )
     control_optional: bool = False
-    pid_file: str | None = None
+    pid_file: str | None = option(
+        "--pid-file",
+        default=None,
+        convert=optional(path),
+        metavar="PATH",
+        help="write warden's pid there (atomically); removed at exit",
+    )
 
     def __post_init__(self) -> None:
         if not self.command or not self.command[0]:
             raise ConfigurationError(
                 "no command to run; give it after '--', e.g. warden run -- python -m http.server"
             )
-        if self.stop_timeout < 0:
-            raise ConfigurationError(f"stop_timeout={self.stop_timeout!r} is negative")
-        if self.backoff.initial > self.backoff.maximum:
+        convert_fields(self, OPTIONS)
+        if self.backoff_initial > self.backoff_max:
             raise ConfigurationError(
-                f"backoff initial {self.backoff.initial:g}s is above its maximum "
-                f"{self.backoff.maximum:g}s; raise the maximum or lower the initial delay"
+                f"backoff initial {self.backoff_initial:g}s is above its maximum "
+                f"{self.backoff_max:g}s; raise the maximum or lower the initial delay"
             )
-        if not 0.0 <= self.backoff.jitter <= 1.0:
-            raise ConfigurationError(
-                f"backoff jitter {self.backoff.jitter!r} must be a fraction from 0 to 1"
-            )
-        if self.ready_timeout <= 0:
-            raise ConfigurationError(f"ready_timeout={self.ready_timeout!r} must be above 0")
-        if self.watchdog is not None and self.watchdog <= 0:
-            raise ConfigurationError(f"watchdog={self.watchdog!r} must be above 0 seconds")
-        if self.drain_timeout is not None and self.drain_timeout < 0:
-            raise ConfigurationError(f"drain_timeout={self.drain_timeout!r} is negative")
-        if self.on_hup not in ("upgrade", "forward", None):
-            raise ConfigurationError(f"on_hup={self.on_hup!r} is invalid; use upgrade or forward")
-        if self.max_restarts is not None and self.max_restarts < 0:
-            raise ConfigurationError(f"max_restarts={self.max_restarts!r} is negative")
+
+    @classmethod
+    def from_inputs(
+        cls, command: Sequence[str], given: Mapping[str, object], environ: Mapping[str, str]
+    ) -> SupervisorOptions:
+        """The options from parsed flags (``given``: field name -> text, list or bool; None
+        for a flag not given) and ``WARDEN_*`` variables; the flag wins.
+
+        Raises :class:`ConfigurationError` naming the flag or the variable.
+        """
+        return cls(command=tuple(command), **fill(OPTIONS, given, environ))
+
+    @property
+    def backoff(self) -> Backoff:
+        """The delay between restarts of a crash loop."""
+        return Backoff(
+            initial=self.backoff_initial, maximum=self.backoff_max, jitter=self.backoff_jitter
+        )
 
     @property
     def hup_action(self) -> Literal["upgrade", "forward"]:
-        """What SIGHUP does, the default decided."""
+        """What SIGHUP does, the default decided: upgrade when there is a readiness gate (an
+        upgrade needs one), forward otherwise (as tini does)."""
         if self.on_hup is not None:
             return self.on_hup
         return "forward" if self.ready.kind == "none" else "upgrade"
@@ -110,3 +334,7 @@ class SupervisorOptions:
     def shutdown_timeout(self) -> float:
         """The lifecycle's hard deadline: the ladder's timeout plus room for SIGKILL."""
         return self.stop_timeout + KILL_MARGIN
+
+
+#: ``(field name, option)`` of every ``warden run`` option, in ``--help`` order.
+OPTIONS: tuple[tuple[str, Option], ...] = declared(SupervisorOptions)

@@ -1,54 +1,105 @@
-"""``warden status``: what a supervisor knows, as the JSON the control socket sends.
+"""``warden status``: what a supervisor knows, as one frozen snapshot.
 
-The client (``warden.cli._control``) renders it as a table; the keys are its contract.
+:func:`snapshot` reads the supervisor once; the :class:`Status` it returns never changes, so
+a reply is consistent even while an upgrade moves the program on. The control socket sends
+:meth:`Status.to_json`, which the client (``warden.cli._control``) renders as a table; its
+keys are the client's contract.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import time
 from typing import TYPE_CHECKING
 
 from .._version import __version__
 from ..lifecycle import State
 
 if TYPE_CHECKING:
-    from ._child import RunningChild
     from ._supervisor import Supervisor
+    from .release._run import RunningChild
 
 
-def describe(supervisor: Supervisor) -> dict[str, object]:
+@dataclasses.dataclass(frozen=True, slots=True)
+class WardenStatus:
+    pid: int
+    version: str
+    state: str
+    uptime: float
+    control: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProgramStatus:
+    pid: int | None
+    state: str
+    uptime: float | None
+    restarts: int
+    status: str | None
+    command: tuple[str, ...]
+    last_exit: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UpgradeStatus:
+    running: bool
+    waiting: int
+    ok: int
+    failed: int
+    rolled_back: int
+    last: dict[str, object] | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Status:
+    """The supervisor at one instant."""
+
+    warden: WardenStatus
+    program: ProgramStatus
+    upgrade: UpgradeStatus
+    sockets: tuple[str, ...]
+
+    def to_json(self) -> dict[str, object]:
+        data = dataclasses.asdict(self)
+        data["program"]["command"] = list(self.program.command)
+        data["sockets"] = list(self.sockets)
+        return data
+
+
+def snapshot(supervisor: Supervisor) -> Status:
     """The status of ``supervisor`` now."""
-    now = time.monotonic()
+    now = supervisor.clock.now()
     child = supervisor.current_child
     upgrader = supervisor.upgrader
     last = upgrader.last
-    return {
-        "warden": {
-            "pid": os.getpid(),
-            "version": __version__,
-            "state": supervisor.lifecycle.state.value,
-            "uptime": now - supervisor.started_at,
-            "control": supervisor.control_path,
-        },
-        "program": {
-            "pid": None if child is None else child.pid,
-            "state": _program_state(supervisor, child),
-            "uptime": None if child is None or not child.running else now - child.started_at,
-            "restarts": supervisor.restarts,
-            "status": None if child is None else child.status,
-            "command": list(supervisor.options.command),
-            "last_exit": None if supervisor.reason is None else str(supervisor.reason),
-        },
-        "upgrade": {
-            "running": upgrader.running,
-            "waiting": upgrader.waiting,
-            "ok": upgrader.ok,
-            "failed": upgrader.failed,
-            "last": None if last is None else last.to_json(now),
-        },
-        "sockets": supervisor.sockets.describe(),
-    }
+    reason = supervisor.reason
+    return Status(
+        warden=WardenStatus(
+            pid=os.getpid(),
+            version=__version__,
+            state=supervisor.lifecycle.state.value,
+            uptime=now - supervisor.started_at,
+            control=supervisor.control_path,
+        ),
+        program=ProgramStatus(
+            pid=None if child is None else child.pid,
+            state=_program_state(supervisor, child),
+            uptime=None if child is None or not child.running else now - child.started_at,
+            restarts=supervisor.restarts,
+            status=None if child is None else child.status,
+            command=tuple(supervisor.options.command),
+            last_exit=None if reason is None else str(reason),
+        ),
+        upgrade=UpgradeStatus(
+            running=upgrader.running,
+            waiting=upgrader.waiting,
+            ok=upgrader.ok,
+            failed=upgrader.failed,
+            rolled_back=upgrader.rolled_back,
+            last=None if last is None else last.to_json(now),
+        ),
+        sockets=tuple(supervisor.sockets.describe()),
+    )
 
 
 def _program_state(supervisor: Supervisor, child: RunningChild | None) -> str:

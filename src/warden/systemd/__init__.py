@@ -14,3 +14,14 @@ from ._notify import monotonic_usec as monotonic_usec
 from ._notify import notify_address as notify_address
 from ._watchdog import ping_forever as ping_forever
 from ._watchdog import watchdog_interval as watchdog_interval
+
+__all__ = [
+    "LISTEN_FDS_START",
+    "Notifier",
+    "encode",
+    "listen_fds",
+    "monotonic_usec",
+    "notify_address",
+    "ping_forever",
+    "watchdog_interval",
+]

@@ -1,0 +1,392 @@
+"""The table of facts: every kind of event, declared once with the data it carries.
+
+A *fact* is a frozen dataclass: its fields are the structured data (pid, exit code, signal,
+outcome, duration, reason), and its class attribute ``kind`` names it on the timeline. Every
+subclass of :class:`Fact` is entered in :data:`KINDS` when it is defined, so the table is the
+set of classes, wherever in warden they live (the lifecycle's below; the supervisor's, the
+config store's and the memory sentinel's in their own packages), and a kind can be declared
+only once.
+
+Observers read the fields (``match event.fact: case ComponentStopped(outcome=...)``), never
+text. For people, each fact also renders itself in four short strings (``name``, ``outcome``,
+``detail``, and ``duration`` in seconds) that the log observer prints; nothing parses them.
+
+A few bases say what a fact means to a service manager, so the systemd observer can report
+facts of layers it does not import: :class:`Reloading`, :class:`Reloaded`,
+:class:`StatusUpdate` and :class:`TimeoutExtended`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ._leaks import Leak
+from ._signals import signal_name
+from ._states import State
+
+KINDS: dict[str, type[Fact]] = {}
+"""Every kind of fact, by its ``kind`` name; filled as the classes are defined."""
+
+
+class Outcome(enum.Enum):
+    """How a step ended."""
+
+    OK = "ok"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+
+_WARNING_OUTCOMES = frozenset({"failed", "timeout", "refused", "warning", "rolled back"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fact:
+    """Base of every kind of event. Subclasses set ``kind`` and declare their fields."""
+
+    kind: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        object.__init_subclass__(**kwargs)  # not super(): slots=True remakes the class
+        kind = cls.__dict__.get("kind")
+        if not kind:
+            return  # an intermediate base (Reloading, ...): not a kind of its own
+        known = KINDS.get(kind)
+        # The slots dataclass decorator makes a second class of the same name: that is a
+        # redefinition of the same declaration, not a second declaration of the kind.
+        if known is not None and known.__qualname__ != cls.__qualname__:
+            raise TypeError(f"event kind {kind!r} is declared twice: {known!r} and {cls!r}")
+        KINDS[kind] = cls
+
+    # -- how a person reads it (the log); observers use the fields -----------------------
+
+    @property
+    def name(self) -> str | None:
+        """What the fact is about: a component, a signal, a pid."""
+        return None
+
+    @property
+    def outcome(self) -> str | None:
+        return None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds the step took, where it applies."""
+        return None
+
+    @property
+    def detail(self) -> str | None:
+        return None
+
+    @property
+    def warning(self) -> bool:
+        """Whether a person should look (logged at warning level)."""
+        return self.outcome in _WARNING_OUTCOMES
+
+    def data(self) -> dict[str, object]:
+        """The fields as JSON-ready values (enums by value, nested records as dicts)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, enum.Enum):
+        return value.value if not isinstance(value, signal.Signals) else value.name
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+# -- what a fact means to a service manager (the systemd observer reads these) -----------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reloading(Fact):
+    """The service begins to reload or upgrade: RELOADING=1 to a manager above."""
+
+    @property
+    def status(self) -> str:
+        return "reloading"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reloaded(Fact):
+    """The reload or upgrade begun by a :class:`Reloading` is over: READY=1 again."""
+
+    @property
+    def status(self) -> str:
+        return "ready"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusUpdate(Fact):
+    """A new STATUS= line for a manager above."""
+
+    @property
+    def status(self) -> str:
+        return ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimeoutExtended(Fact):
+    """Ask a manager above for more time (EXTEND_TIMEOUT_USEC)."""
+
+    usec: int
+
+
+# -- the lifecycle's own facts ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateChanged(Fact):
+    """The lifecycle moved to ``state``; ``took`` is the phase that ended, where it applies."""
+
+    kind: ClassVar[str] = "state"
+    state: State
+    took: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.state.value
+
+    @property
+    def duration(self) -> float | None:
+        return self.took
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalReceived(Fact):
+    """A signal the lifecycle handles arrived (coalesced: at least one of it)."""
+
+    kind: ClassVar[str] = "signal"
+    signum: int
+    second_stop: bool = False
+
+    @property
+    def name(self) -> str:
+        return signal_name(self.signum)
+
+    @property
+    def detail(self) -> str | None:
+        return "second stop signal" if self.second_stop else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalHookFailed(Fact):
+    """A callback given to ``on_signal`` raised."""
+
+    kind: ClassVar[str] = "signal.hook_failed"
+    signum: int
+    error: str
+
+    @property
+    def name(self) -> str:
+        return signal_name(self.signum)
+
+    @property
+    def outcome(self) -> str:
+        return "failed"
+
+    @property
+    def detail(self) -> str:
+        return self.error
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _ComponentStep(Fact):
+    component: str
+    result: Outcome
+    took: float | None = None
+    error: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.component
+
+    @property
+    def outcome(self) -> str:
+        return self.result.value
+
+    @property
+    def duration(self) -> float | None:
+        return self.took
+
+    @property
+    def detail(self) -> str | None:
+        return self.error
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComponentStarted(_ComponentStep):
+    """A component's start ended: ok, failed, cancelled or skipped (a stop came first)."""
+
+    kind: ClassVar[str] = "start"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComponentStopped(_ComponentStep, StatusUpdate):
+    """A component's stop ended: ok, failed or timeout."""
+
+    kind: ClassVar[str] = "stop"
+
+    @property
+    def status(self) -> str:
+        return f"stopping: {self.component} {self.result.value}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StopRequested(Fact):
+    """The graceful stop began (readiness is false from here on)."""
+
+    kind: ClassVar[str] = "stop_requested"
+    reason: str
+
+    @property
+    def detail(self) -> str:
+        return self.reason
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MainFinished(Fact):
+    """The service body (``main``) returned, raised or was cancelled."""
+
+    kind: ClassVar[str] = "main"
+    result: Outcome
+    took: float
+    error: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        return self.result.value
+
+    @property
+    def duration(self) -> float:
+        return self.took
+
+    @property
+    def detail(self) -> str | None:
+        return self.error
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _HooksRan(Fact):
+    result: Outcome
+    took: float
+    errors: tuple[str, ...] = ()
+
+    @property
+    def outcome(self) -> str:
+        return self.result.value
+
+    @property
+    def duration(self) -> float:
+        return self.took
+
+    @property
+    def detail(self) -> str | None:
+        return "; ".join(self.errors) or None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReloadFinished(_HooksRan, StatusUpdate):
+    """The reload hooks ran (SIGHUP or ``Lifecycle.reload()``)."""
+
+    kind: ClassVar[str] = "reload"
+
+    @property
+    def status(self) -> str:
+        if self.result is Outcome.OK:
+            return "ready"
+        return f"reload failed: {self.detail or ''}"[:200].replace("\n", " ")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReloadSkipped(Fact):
+    """A reload was asked for while the service was not serving."""
+
+    kind: ClassVar[str] = "reload.skipped"
+    state: State
+
+    @property
+    def outcome(self) -> str:
+        return "skipped"
+
+    @property
+    def detail(self) -> str:
+        return f"lifecycle is {self.state.value}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogsReopened(_HooksRan):
+    """The reopen-logs hooks ran (SIGUSR1)."""
+
+    kind: ClassVar[str] = "reopen_logs"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeakFound(Fact):
+    """Something the service started is still alive after the stop."""
+
+    kind: ClassVar[str] = "leak"
+    leak: Leak
+
+    @property
+    def name(self) -> str:
+        return f"{self.leak.kind} {self.leak.name}"
+
+    @property
+    def detail(self) -> str:
+        return self.leak.stack
+
+    @property
+    def warning(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One fact on the timeline, with where and when it happened.
+
+    Attributes:
+        seq: position on the timeline, from 1.
+        at: ``time.monotonic()`` when it happened (system-wide on Linux, so comparable with
+            another process's monotonic clock).
+        state: the lifecycle's state when it was published.
+        fact: what happened, with its structured data (see :data:`KINDS`).
+    """
+
+    seq: int
+    at: float
+    state: State
+    fact: Fact
+
+    @property
+    def kind(self) -> str:
+        return self.fact.kind
+
+    @property
+    def name(self) -> str | None:
+        return self.fact.name
+
+    @property
+    def outcome(self) -> str | None:
+        return self.fact.outcome
+
+    @property
+    def duration(self) -> float | None:
+        return self.fact.duration
+
+    @property
+    def detail(self) -> str | None:
+        return self.fact.detail

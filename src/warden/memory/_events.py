@@ -1,0 +1,163 @@
+"""The memory sentinel's facts on the timeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from warden.lifecycle import Fact, Outcome, signal_name
+
+from ._levels import Level
+
+
+def _mib(value: int) -> str:
+    return f"{value / 2**20:.1f} MiB"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryWatching(Fact):
+    """The sentinel began to watch: what it reads, and which kernel event sources it armed."""
+
+    kind: ClassVar[str] = "memory.watching"
+    reader: str
+    sources: tuple[str, ...]
+
+    @property
+    def detail(self) -> str:
+        return f"{self.reader}; sources: {', '.join(self.sources) or 'polling only'}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryWatchDegraded(Fact):
+    """Something the sentinel would use is not there (no cgroup, no PSI, ...); it goes on."""
+
+    kind: ClassVar[str] = "memory.degraded"
+    reason: str
+
+    @property
+    def outcome(self) -> str:
+        return "warning"
+
+    @property
+    def detail(self) -> str:
+        return self.reason
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryLevelChanged(Fact):
+    """The memory level moved; with the working set, the limit and the projection behind it.
+
+    Attributes:
+        level: the new level.
+        previous: the level before.
+        working_set: bytes (usage - inactive_file).
+        limit: the effective limit in bytes.
+        time_to_limit: projected seconds to the limit at the smoothed growth rate, or
+            ``None`` when the working set is not growing.
+        rate: the smoothed growth rate in bytes per second.
+        cgroup: the watched cgroup's directory (or ``"host"``).
+    """
+
+    kind: ClassVar[str] = "memory.level"
+    level: Level
+    previous: Level
+    working_set: int
+    limit: int
+    time_to_limit: float | None
+    rate: float
+    cgroup: str
+
+    @property
+    def name(self) -> str:
+        return self.level.value
+
+    @property
+    def detail(self) -> str:
+        ttl = "not growing" if self.time_to_limit is None else f"{self.time_to_limit:.2f} s"
+        return (
+            f"working set {_mib(self.working_set)} of {_mib(self.limit)} "
+            f"({self.working_set / max(1, self.limit):.0%}), time to limit {ttl}, "
+            f"from {self.previous.value}"
+        )
+
+    @property
+    def warning(self) -> bool:
+        return self.level > self.previous
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryActionTaken(Fact):
+    """An action ran at a level: a default (``gc``, ``shed``, ``stop``...) or a callback."""
+
+    kind: ClassVar[str] = "memory.action"
+    level: Level
+    action: str
+    result: Outcome
+    took: float
+    error: str | None = None
+    note: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.level.value} {self.action}"
+
+    @property
+    def outcome(self) -> str:
+        return self.result.value
+
+    @property
+    def duration(self) -> float:
+        return self.took
+
+    @property
+    def detail(self) -> str | None:
+        return self.error or self.note
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OomKillAttributed(Fact):
+    """How a process in a memory cgroup died, judged by the cgroup's ``oom_kill`` counter.
+
+    Attributes:
+        pid: the process.
+        oom_killed: ``True`` only for a SIGKILL death while the counter increased during
+            this run.
+        signum: the signal that killed it, or ``None`` for an exit.
+        exit_code: its exit code, or ``None`` for a death by signal.
+        kills_during_run: how much the cgroup's ``oom_kill`` counter rose during the run
+            (``None`` when it cannot be read).
+        timeline: the memory of its last seconds, one line per sample.
+    """
+
+    kind: ClassVar[str] = "memory.oom_kill"
+    pid: int
+    oom_killed: bool
+    signum: int | None
+    exit_code: int | None
+    kills_during_run: int | None
+    timeline: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return str(self.pid)
+
+    @property
+    def outcome(self) -> str:
+        return "oom-killed" if self.oom_killed else "not an OOM kill"
+
+    @property
+    def detail(self) -> str:
+        if self.signum is None:
+            how = f"exited with {self.exit_code}"
+        else:
+            how = f"killed({signal_name(self.signum)})"
+        counter = (
+            "oom_kill counter unreadable"
+            if self.kills_during_run is None
+            else f"oom_kill +{self.kills_during_run} during the run"
+        )
+        return "; ".join([how, counter, *self.timeline[-5:]])
+
+    @property
+    def warning(self) -> bool:
+        return self.oom_killed

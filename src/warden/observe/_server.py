@@ -1,0 +1,190 @@
+"""A small HTTP server for ``/livez``, ``/readyz`` and ``/metrics``, on a thread of its own.
+
+Why a thread with its own event loop, not a task on the service's loop: ``/readyz`` must say
+503 the instant a stop begins and ``/livez`` must tell a wedged loop from a live one, so
+neither may wait for the loop they report on. Why not ``http.server``: its
+``serve_forever`` polls every 0.5 s; this loop has no timer while idle, so it sleeps in
+``epoll_wait`` until a connection comes (0 wake-ups). A request has a 10 s deadline for
+its headers, and its timer exists only while the connection is open.
+
+Each response closes its connection: probes and scrapes are one request each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import socket
+import threading
+from typing import Protocol
+
+from .._exceptions import ConfigurationError
+from ..lifecycle import Event, State, StateChanged, Timeline
+from ._health import DEFAULT_WEDGED_AFTER, Details, Health, Response, _Service
+from ._metrics import Metrics
+
+DEFAULT_ADDRESS = "127.0.0.1:9000"
+REQUEST_TIMEOUT = 10.0
+_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+
+
+class _Followed(_Service, Protocol):
+    @property
+    def timeline(self) -> Timeline: ...
+
+
+def serve_health(
+    lifecycle: _Followed,
+    address: str = DEFAULT_ADDRESS,
+    *,
+    details: Details | None = None,
+    metrics: Metrics | bool = True,
+    wedged_after: float = DEFAULT_WEDGED_AFTER,
+) -> HealthServer:
+    """Serve ``/livez``, ``/readyz`` and ``/metrics`` for ``lifecycle`` on ``address``.
+
+    Binds now, so a bad or busy address is reported before anything starts, and answers
+    from then on, from a thread of its own; closes itself when the lifecycle has stopped.
+    Call it before :meth:`~warden.Lifecycle.run`.
+
+    Example::
+
+        lifecycle = warden.Lifecycle(drain_delay=5)
+        warden.serve_health(lifecycle, "127.0.0.1:9000")
+        sys.exit(lifecycle.run())
+
+    Args:
+        lifecycle: the service.
+        address: ``host:port`` (``[v6]:port``); loopback unless told otherwise, port 0
+            picks a free one (see :attr:`HealthServer.address`).
+        details: extra ``name value`` lines for ``/readyz?verbose``.
+        metrics: as for :class:`Health`.
+        wedged_after: seconds without a loop round trip before ``/livez`` answers 503.
+
+    Raises:
+        ConfigurationError: the address cannot be parsed or bound.
+    """
+    health = Health(lifecycle, details=details, metrics=metrics, wedged_after=wedged_after)
+    server = HealthServer(health, address)
+    server.start()
+
+    def follow(event: Event) -> None:
+        if isinstance(event.fact, StateChanged) and event.fact.state is State.STOPPED:
+            server.close()
+
+    lifecycle.timeline.subscribe(follow)
+    return server
+
+
+class HealthServer:
+    """The endpoints of a :class:`Health` over HTTP/1.1, on a thread with its own loop."""
+
+    def __init__(self, health: Health, address: str = DEFAULT_ADDRESS) -> None:
+        self.health = health
+        self._sock = bind(address)
+        host, port = self._sock.getsockname()[:2]
+        self.address: tuple[str, int] = (host, port)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+    def start(self) -> None:
+        """Start answering (idempotent)."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="warden:health", daemon=True)
+        self._thread.start()
+        self._started.wait(5.0)
+
+    def close(self) -> None:
+        """Stop answering and join the thread; safe from any thread, idempotent."""
+        loop, closing, thread = self._loop, self._closing, self._thread
+        if loop is not None and closing is not None:
+            with contextlib.suppress(RuntimeError):  # already closed
+                loop.call_soon_threadsafe(closing.set)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5.0)
+        self._sock.close()
+
+    def _run(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._closing = asyncio.Event()
+        server = await asyncio.start_server(self._client, sock=self._sock, limit=16384)
+        self._started.set()
+        try:
+            await self._closing.wait()
+        finally:
+            server.close()
+            for task in asyncio.all_tasks() - {asyncio.current_task()}:
+                task.cancel()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                method, path, query = await _read_request(reader)
+            if method not in ("GET", "HEAD"):
+                response = Response.text(405, "only GET and HEAD\n")
+            else:
+                response = await self.health.answer_async(path, query)
+            writer.write(_head(response) + (b"" if method == "HEAD" else response.body))
+            await writer.drain()
+        except (TimeoutError, ConnectionError, ValueError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+
+async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, str]:
+    line = (await reader.readline()).decode("latin-1")
+    method, target, _ = line.split(" ", 2)
+    for _ in range(100):  # headers are read and ignored: the answer depends on none
+        if (await reader.readline()) in (b"\r\n", b"\n", b""):
+            break
+    path, _, query = target.partition("?")
+    return method, path, query
+
+
+def _head(response: Response) -> bytes:
+    return (
+        f"HTTP/1.1 {response.status} {_REASONS.get(response.status, '')}\r\n"
+        f"Content-Type: {response.content_type}\r\nContent-Length: {len(response.body)}\r\n"
+        "Cache-Control: no-store\r\nConnection: close\r\n\r\n"
+    ).encode("latin-1")
+
+
+def bind(address: str) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (``[v6]:port``; no host: loopback)."""
+    host, sep, port_text = address.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        port = int(port_text)
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+        if not sep or not 0 <= port < 65536:
+            raise ValueError(address)
+    except ValueError:
+        raise ConfigurationError(
+            f"health address {address!r} is not host:port with a numeric host; "
+            "use e.g. 127.0.0.1:9000, [::1]:9000 or 0.0.0.0:9000 inside a pod"
+        ) from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(
+            f"health address {address!r} cannot be bound: {exc.strerror}; pick a free port"
+        ) from exc
+    sock.setblocking(False)
+    return sock

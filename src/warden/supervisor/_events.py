@@ -1,0 +1,603 @@
+"""The supervisor's facts: what happens to the program, its releases and warden itself.
+
+Each is a kind of the lifecycle's timeline (see ``warden.lifecycle._events``): typed fields
+for observers (metrics count ``ChildExited`` by ``reason.kind``), and four short strings for
+people (the log). Facts that a service manager above warden must hear subclass the lifecycle's
+``Reloading``, ``Reloaded``, ``StatusUpdate`` or ``TimeoutExtended``; the systemd observer
+reports them, and nothing else here speaks to systemd.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from ..lifecycle import Fact, Reloaded, Reloading, StatusUpdate, TimeoutExtended, signal_name
+from .process._footprint import OOM_SCORE_ADJ_MIN
+from .process._reason import ExitReason
+
+UpgradeOutcome = Literal["ok", "failed", "rolled back"]
+
+
+def _pid(pid: int) -> str:
+    return f"pid {pid}"
+
+
+# -- warden itself ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SocketHeld(Fact):
+    """A listening socket warden holds for every run of the program."""
+
+    kind: ClassVar[str] = "socket"
+    description: str
+
+    @property
+    def name(self) -> str:
+        return self.description
+
+    @property
+    def detail(self) -> str:
+        return "held for every child"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ControlListening(Fact):
+    """The control socket is open."""
+
+    kind: ClassVar[str] = "control"
+    path: str
+
+    @property
+    def name(self) -> str:
+        return self.path
+
+    @property
+    def detail(self) -> str:
+        return "listening (mode 0600)"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ControlUnavailable(Fact):
+    """The default control path cannot be used: warden runs without a control socket."""
+
+    kind: ClassVar[str] = "control.unavailable"
+    error: str
+
+    @property
+    def outcome(self) -> str:
+        return "failed"
+
+    @property
+    def detail(self) -> str:
+        return f"{self.error}; running without one"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubreaperFailed(Fact):
+    """PR_SET_CHILD_SUBREAPER was refused: orphans are not warden's to reap."""
+
+    kind: ClassVar[str] = "subreaper"
+    error: str
+
+    @property
+    def outcome(self) -> str:
+        return "failed"
+
+    @property
+    def detail(self) -> str:
+        return f"{self.error}; orphans stay zombies"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OomScoreAdjusted(Fact):
+    """warden's own ``oom_score_adj``: lowered as far as allowed; the program keeps the original."""
+
+    kind: ClassVar[str] = "oom_score_adj"
+    original: int
+    current: int
+
+    @property
+    def detail(self) -> str:
+        if self.current == OOM_SCORE_ADJ_MIN:
+            return f"set to {self.current}: the OOM killer will not pick warden"
+        if self.current < self.original:
+            return (
+                f"lowered from {self.original} to {self.current}, the lowest allowed "
+                "without CAP_SYS_RESOURCE"
+            )
+        return (
+            f"stays {self.current}: going lower needs CAP_SYS_RESOURCE "
+            "(a container needs --cap-add SYS_RESOURCE, or set it from outside)"
+        )
+
+
+# -- one run of the program ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildStarted(Fact):
+    """A run of the program was spawned."""
+
+    kind: ClassVar[str] = "child.started"
+    pid: int
+    argv: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return _pid(self.pid)
+
+    @property
+    def detail(self) -> str:
+        return f"started: {' '.join(self.argv)}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildReady(Fact):
+    """A run passed its readiness gate."""
+
+    kind: ClassVar[str] = "child.ready"
+    pid: int
+    gate: str
+    took: float
+
+    @property
+    def name(self) -> str:
+        return _pid(self.pid)
+
+    @property
+    def outcome(self) -> str:
+        return "ready"
+
+    @property
+    def duration(self) -> float:
+        return self.took
+
+    @property
+    def detail(self) -> str:
+        return f"gate: {self.gate}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildNotReady(Fact):
+    """A run missed its readiness gate (it ended, or was stopped when the time was up)."""
+
+    kind: ClassVar[str] = "child.not_ready"
+    pid: int
+    reason: ExitReason | None
+
+    @property
+    def name(self) -> str:
+        return _pid(self.pid)
+
+    @property
+    def outcome(self) -> str:
+        return "failed"
+
+    @property
+    def detail(self) -> str:
+        return f"not ready: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildExited(Fact):
+    """A run of the program ended, with the precise reason."""
+
+    kind: ClassVar[str] = "child.exited"
+    pid: int
+    reason: ExitReason
+    uptime: float
+    current: bool  # the program's current run (not an old release draining, not a candidate)
+
+    @property
+    def name(self) -> str:
+        return _pid(self.pid)
+
+    @property
+    def duration(self) -> float:
+        return self.uptime
+
+    @property
+    def detail(self) -> str:
+        return str(self.reason)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpawnFailed(Fact):
+    """The program could not be executed (126/127)."""
+
+    kind: ClassVar[str] = "child.spawn_failed"
+    error: str
+    exit_code: int
+
+    @property
+    def outcome(self) -> str:
+        return "failed"
+
+    @property
+    def detail(self) -> str:
+        return self.error
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProgramStatus(StatusUpdate):
+    """The program's STATUS= (relayed upward for the current run)."""
+
+    kind: ClassVar[str] = "program.status"
+    pid: int
+    text: str
+
+    @property
+    def name(self) -> str:
+        return _pid(self.pid)
+
+    @property
+    def detail(self) -> str:
+        return self.text
+
+    @property
+    def status(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProgramReloading(Reloading):
+    """The program said RELOADING=1 (it reloads its own configuration)."""
+
+    kind: ClassVar[str] = "program.reloading"
+    pid: int
+
+    @property
+    def name(self) -> str:
+        return _pid(self.pid)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProgramReloaded(Reloaded):
+    """The program said READY=1 after its RELOADING=1."""
+
+    kind: ClassVar[str] = "program.reloaded"
+    pid: int
+
+    @property
+    def name(self) -> str:
+        return _pid(self.pid)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProgramExtendsTimeout(TimeoutExtended):
+    """The program asked for more time (EXTEND_TIMEOUT_USEC=)."""
+
+    kind: ClassVar[str] = "program.extend_timeout"
+    pid: int
+
+    @property
+    def name(self) -> str:
+        return _pid(self.pid)
+
+    @property
+    def detail(self) -> str:
+        return f"{self.usec / 1e6:g}s more"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WatchdogExpired(Fact):
+    """A run missed its watchdog (or said WATCHDOG=trigger): SIGABRT, then SIGKILL."""
+
+    kind: ClassVar[str] = "watchdog"
+    pid: int
+    triggered: bool
+    interval: float
+    kill_after: float
+
+    @property
+    def name(self) -> str:
+        return _pid(self.pid)
+
+    @property
+    def outcome(self) -> str:
+        return "timeout"
+
+    @property
+    def detail(self) -> str:
+        why = "WATCHDOG=trigger" if self.triggered else f"no WATCHDOG=1 within {self.interval:g}s"
+        return f"{why}: SIGABRT now, SIGKILL to its group in {self.kill_after:g}s"
+
+
+# -- the restart policy -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestartScheduled(Fact):
+    """The program ended and will be started again after ``delay``."""
+
+    kind: ClassVar[str] = "restart"
+    attempt: int
+    delay: float
+    after: ExitReason | None
+
+    @property
+    def name(self) -> str:
+        return f"attempt {self.attempt}"
+
+    @property
+    def detail(self) -> str:
+        return f"after {self.after}; starting again in {self.delay:.3g}s"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GaveUp(Fact):
+    """The restart policy gave up: warden exits non-zero."""
+
+    kind: ClassVar[str] = "give_up"
+    message: str
+    exit_code: int
+
+    @property
+    def outcome(self) -> str:
+        return "failed"
+
+    @property
+    def detail(self) -> str:
+        return self.message
+
+
+# -- the stop ladder ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StopSignalSent(Fact):
+    """The ladder's first rung: the stop signal to the program (or its group)."""
+
+    kind: ClassVar[str] = "stop_ladder"
+    signum: int
+    pid: int
+    pgid: int | None  # the group, when the signal went to the whole group
+    kill_after: float
+
+    @property
+    def name(self) -> str:
+        return signal_name(self.signum)
+
+    @property
+    def detail(self) -> str:
+        target = f"process group {self.pgid}" if self.pgid is not None else f"pid {self.pid}"
+        return f"to {target}; SIGKILL to its group in {self.kill_after:g}s"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeftoversSignalled(Fact):
+    """The stop signal to what the program left behind (its group, adopted orphans)."""
+
+    kind: ClassVar[str] = "stop_ladder.leftovers"
+    signum: int
+    pgid: int | None
+    orphans: int
+    kill_after: float
+
+    @property
+    def name(self) -> str:
+        return signal_name(self.signum)
+
+    @property
+    def detail(self) -> str:
+        parts = [] if self.pgid is None else [f"process group {self.pgid}"]
+        if self.orphans:
+            parts.append(f"{self.orphans} adopted orphan{'s' if self.orphans > 1 else ''}")
+        return (
+            f"to {' and '.join(parts)} left behind by the program; "
+            f"SIGKILL in {self.kill_after:.3g}s"
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EverythingKilled(Fact):
+    """The ladder's last rung: SIGKILL to the group and every child process of warden."""
+
+    kind: ClassVar[str] = "stop_ladder.killed"
+    cause: Literal["deadline", "second stop signal"]
+    pgid: int | None
+    killed: int
+
+    @property
+    def name(self) -> str:
+        return "SIGKILL"
+
+    @property
+    def detail(self) -> str:
+        group = "-" if self.pgid is None else self.pgid
+        plural = "es" if self.killed != 1 else ""
+        return (
+            f"{self.cause}: to process group {group} and {self.killed} child process{plural} "
+            "of warden"
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StopEscalated(Fact):
+    """A second stop signal: the ladder skips to SIGKILL."""
+
+    kind: ClassVar[str] = "stop_ladder.escalated"
+    signum: int
+
+    @property
+    def name(self) -> str:
+        return signal_name(self.signum)
+
+    @property
+    def detail(self) -> str:
+        return "second stop signal: SIGKILL now"
+
+
+# -- upgrades -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpgradeStarted(Reloading):
+    """An upgrade begins: a new release will start beside ``old_pid``."""
+
+    kind: ClassVar[str] = "upgrade.started"
+    old_pid: int
+
+    @property
+    def name(self) -> str:
+        return _pid(self.old_pid)
+
+    @property
+    def outcome(self) -> str:
+        return "started"
+
+    @property
+    def status(self) -> str:
+        return f"upgrading pid {self.old_pid}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpgradeGateShared(Fact):
+    """The readiness gate probes a socket both releases share: it cannot tell them apart."""
+
+    kind: ClassVar[str] = "upgrade.gate_shared"
+    gate: str
+
+    @property
+    def outcome(self) -> str:
+        return "warning"
+
+    @property
+    def detail(self) -> str:
+        return (
+            f"--ready {self.gate} reaches a socket both releases share: it cannot tell the new "
+            "one from the old; use --ready notify or exec: to gate upgrades"
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpgradeRefusedFact(Fact):
+    """An upgrade was asked for (by a signal) and cannot start now."""
+
+    kind: ClassVar[str] = "upgrade.refused"
+    signum: int
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return signal_name(self.signum)
+
+    @property
+    def outcome(self) -> str:
+        return "refused"
+
+    @property
+    def detail(self) -> str:
+        return self.reason
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpgradeConfirming(Fact):
+    """The new release passed its gate and serves beside the old one for ``window``."""
+
+    kind: ClassVar[str] = "upgrade.confirming"
+    new_pid: int
+    window: float
+
+    @property
+    def name(self) -> str:
+        return _pid(self.new_pid)
+
+    @property
+    def outcome(self) -> str:
+        return "confirming"
+
+    @property
+    def detail(self) -> str:
+        return f"serving beside the old release for {self.window:g}s before it is told to stop"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReleasePromoted(Fact):
+    """The new release is the program from now on."""
+
+    kind: ClassVar[str] = "upgrade.promoted"
+    new_pid: int
+
+    @property
+    def name(self) -> str:
+        return _pid(self.new_pid)
+
+    @property
+    def outcome(self) -> str:
+        return "promoted"
+
+    @property
+    def detail(self) -> str:
+        return "serving now"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReleaseDraining(Fact):
+    """The old release had its stop signal; SIGKILL to its group after ``timeout``."""
+
+    kind: ClassVar[str] = "upgrade.draining"
+    old_pid: int
+    signum: int
+    timeout: float
+
+    @property
+    def name(self) -> str:
+        return _pid(self.old_pid)
+
+    @property
+    def outcome(self) -> str:
+        return "draining"
+
+    @property
+    def detail(self) -> str:
+        return (
+            f"{signal_name(self.signum)} to the old release; SIGKILL to its group in "
+            f"{self.timeout:g}s"
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DrainTimedOut(Fact):
+    """The old release did not end within the drain timeout."""
+
+    kind: ClassVar[str] = "upgrade.drain_timeout"
+    old_pid: int
+
+    @property
+    def name(self) -> str:
+        return _pid(self.old_pid)
+
+    @property
+    def detail(self) -> str:
+        return "drain timeout: SIGKILL"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpgradeFinished(Reloaded):
+    """An upgrade ended, either way; ``result`` and ``reason`` say how."""
+
+    kind: ClassVar[str] = "upgrade.finished"
+    result: UpgradeOutcome
+    reason: str
+    old_pid: int | None
+    new_pid: int | None
+    took: float
+
+    @property
+    def outcome(self) -> str:
+        return self.result
+
+    @property
+    def duration(self) -> float:
+        return self.took
+
+    @property
+    def detail(self) -> str:
+        return self.reason
+
+    @property
+    def status(self) -> str:
+        return f"upgrade {self.result}: {self.reason}"

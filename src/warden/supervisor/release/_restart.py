@@ -1,0 +1,129 @@
+"""The restart policy: whether to start the child again, after how long, and when to give up.
+
+A *quick* end is one that came before ``min_uptime`` had passed since the start. Quick ends in
+a row make a crash loop: the n-th one waits ``initial * 2**(n-1)`` seconds (capped at
+``maximum``) before the next start, and one more than ``max_restarts`` gives up. A run that
+lasted ``min_uptime`` proves the program can work, so it resets the count.
+
+Jitter is *subtracted*: the delay is the exponential step scaled by a random factor in
+``(1 - jitter, 1]``. Many replicas that crashed together (a database went away) then spread
+their restarts instead of hammering it in lockstep, and ``maximum`` stays a true maximum.
+
+The clock and the random source are parameters so the whole sequence is testable without
+sleeping (the tests jump the clock).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import random
+import time
+from collections.abc import Callable
+
+from ..process._reason import ExitKind, ExitReason
+
+
+class RestartPolicy(enum.Enum):
+    """``--restart``: when the child is started again after it ended on its own."""
+
+    NO = "no"
+    ON_FAILURE = "on-failure"
+    ALWAYS = "always"
+
+
+@dataclasses.dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with subtractive jitter; all durations in seconds."""
+
+    initial: float = 1.0
+    maximum: float = 30.0
+    #: Fraction of each delay that is randomised away, 0 (none) to 1 (anywhere in (0, step]).
+    jitter: float = 0.2
+
+    def delay(self, attempt: int, rng: Callable[[], float]) -> float:
+        """The wait before restart number ``attempt`` (1-based) of a crash loop."""
+        step = self.maximum
+        # Compare before multiplying: 2**attempt overflows a float after ~1000 attempts.
+        if attempt <= 64:
+            step = min(self.initial * 2.0 ** (attempt - 1), self.maximum)
+        return step * (1.0 - self.jitter * rng())
+
+
+@dataclasses.dataclass(frozen=True)
+class Restart:
+    """Start the child again after ``delay`` seconds; ``attempt`` counts the crash loop."""
+
+    delay: float
+    attempt: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Finish:
+    """Do not restart: warden exits with ``exit_code``; ``message`` is the final line, if any."""
+
+    exit_code: int
+    gave_up: bool = False
+    message: str | None = None
+
+
+class RestartTracker:
+    """Decides, at each end of the child, between :class:`Restart` and :class:`Finish`.
+
+    Call :meth:`child_started` right after each successful spawn and :meth:`child_exited` with
+    the reason of each end the child came to *on its own* (an end warden asked for by stopping
+    is never restarted, so it is not reported here).
+    """
+
+    def __init__(
+        self,
+        policy: RestartPolicy,
+        backoff: Backoff,
+        *,
+        min_uptime: float,
+        max_restarts: int | None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.policy = policy
+        self.backoff = backoff
+        self.min_uptime = min_uptime
+        self.max_restarts = max_restarts
+        self._clock = clock
+        self._rng = rng
+        self._started_at: float | None = None
+        self._quick_ends = 0
+        #: Every start so far, the first included.
+        self.starts = 0
+
+    def child_started(self) -> None:
+        self._started_at = self._clock()
+        self.starts += 1
+
+    def child_exited(self, reason: ExitReason) -> Restart | Finish:
+        if reason.kind is ExitKind.EXEC_FAILED:
+            # The same argv against the same filesystem fails the same way; restarting only
+            # hides the one-line error in a loop.
+            return Finish(reason.exit_code)
+        if self.policy is RestartPolicy.NO or (
+            self.policy is RestartPolicy.ON_FAILURE and reason.success
+        ):
+            return Finish(reason.exit_code)
+        started_at = self._started_at
+        uptime = 0.0 if started_at is None else self._clock() - started_at
+        if uptime >= self.min_uptime:
+            self._quick_ends = 0
+        self._quick_ends += 1
+        if self.max_restarts is not None and self._quick_ends > self.max_restarts:
+            # Never exit 0 after giving up: a crash loop of clean exits is still a failure.
+            code = reason.exit_code or 1
+            return Finish(
+                code,
+                gave_up=True,
+                message=(
+                    f"giving up after {self.max_restarts} restarts: the child ended "
+                    f"{self._quick_ends} times in a row, each within "
+                    f"{self.min_uptime:g}s of starting (last: {reason}); exit code {code}"
+                ),
+            )
+        return Restart(self.backoff.delay(self._quick_ends, self._rng), self._quick_ends)

@@ -1,0 +1,83 @@
+"""Which run is the program: the one place where that changes.
+
+At most three runs of the program live at once:
+
+* ``current``: *the* program; signals are forwarded to it, its STATUS= is relayed, its end is
+  the restart policy's business;
+* ``candidate``: a new release an upgrade has started and not yet promoted;
+* ``draining``: the old release an upgrade promoted away from, which has had its stop signal.
+
+Only the methods here move a run between those places, so a reader who wants to know when
+"the program" changes reads this file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+from ..process._reason import ExitReason
+from ._run import RunningChild
+
+
+class Runs:
+    """The program's runs: current, candidate and draining."""
+
+    def __init__(self) -> None:
+        self.current: RunningChild | None = None
+        self.candidate: RunningChild | None = None
+        self.draining: RunningChild | None = None
+        #: Set each time an upgrade promotes a new release (``main`` watches the new one).
+        self.replaced = asyncio.Event()
+        #: The program's last exit reason, once it has ended at least once.
+        self.last_reason: ExitReason | None = None
+
+    def start(self, run: RunningChild) -> None:
+        """A start or a restart: ``run`` is the program."""
+        self.current = run
+
+    def propose(self, run: RunningChild) -> None:
+        """An upgrade's new release, until it is promoted or withdrawn."""
+        self.candidate = run
+
+    def withdraw(self, run: RunningChild) -> None:
+        """The new release failed its gate (or the upgrade was abandoned)."""
+        if self.candidate is run:
+            self.candidate = None
+
+    def promote(self, new: RunningChild) -> RunningChild | None:
+        """``new`` is the program from now on; returns the run it replaces."""
+        old = self.current
+        self.candidate = None
+        self.current = new
+        self.replaced.set()
+        return old
+
+    def drain(self, old: RunningChild) -> None:
+        """``old`` has had its stop signal: the stop ladder must not send it a second one."""
+        self.draining = old
+
+    def drained(self, old: RunningChild) -> None:
+        if self.draining is old:
+            self.draining = None
+
+    def record_end(self, run: RunningChild) -> None:
+        """``run`` ended (or its reason was refined): the program's, if it is the current one."""
+        if run is self.current and run.reason is not None:
+            self.last_reason = run.reason
+
+    def is_current(self, run: RunningChild) -> bool:
+        return run is self.current
+
+    @property
+    def signalled(self) -> frozenset[int]:
+        """Pids that have had the stop signal already (a second could cut a graceful stop)."""
+        return frozenset() if self.draining is None else frozenset({self.draining.pid})
+
+    def __iter__(self) -> Iterator[RunningChild]:
+        """Every run still known, the current one first."""
+        seen: set[int] = set()
+        for run in (self.current, self.candidate, self.draining):
+            if run is not None and id(run) not in seen:
+                seen.add(id(run))
+                yield run

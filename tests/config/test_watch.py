@@ -1,0 +1,262 @@
+"""watch_for_changes on its own: one call per change, whatever way the change is made.
+
+"Exactly one" is proved without waiting out a timer: the watch covers the config and a
+marker file; after the change has been reported, the marker is written, and the next call
+must name the marker alone. A second report of the config (an intermediate state, a late
+event) would come first or ride along with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from warden import ConfigurationError
+from warden.config import watch_for_changes
+
+from ._files import ConfigMap, write_atomic, write_in_place
+
+TIMEOUT = 10.0
+
+
+class Watch:
+    def __init__(self, marker: Path) -> None:
+        self.calls: asyncio.Queue[tuple[Path, ...]] = asyncio.Queue()
+        self.marker = marker
+        self._n = 0
+
+    async def next(self) -> tuple[Path, ...]:
+        return await asyncio.wait_for(self.calls.get(), TIMEOUT)
+
+    async def exactly_one(self, path: Path) -> None:
+        """The next call names ``path`` alone, and nothing else comes before the marker."""
+        assert await self.next() == (path,)
+        self._n += 1
+        self.marker.write_text(f"marker {self._n}\n")
+        assert await self.next() == (self.marker,)
+
+
+@contextlib.asynccontextmanager
+async def watching(*paths: Path, marker: Path) -> AsyncIterator[Watch]:
+    marker.write_text("marker 0\n")
+    watch = Watch(marker)
+    ready = asyncio.Event()
+    task = asyncio.create_task(
+        watch_for_changes([*paths, marker], watch.calls.put_nowait, ready=ready)
+    )
+    try:
+        await asyncio.wait_for(ready.wait(), TIMEOUT)
+        yield watch
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert not [t for t in threading.enumerate() if t.name == "warden:watch"]
+
+
+async def test_in_place_write_is_one_call(tmp_path: Path) -> None:
+    config = tmp_path / "app.toml"
+    config.write_text("a = 1\n")
+    async with watching(config, marker=tmp_path / "marker") as watch:
+        write_in_place(config, "a = 2\n")
+        await watch.exactly_one(config)
+
+
+async def test_rename_into_place_is_one_call(tmp_path: Path) -> None:
+    config = tmp_path / "app.toml"
+    config.write_text("a = 1\n")
+    async with watching(config, marker=tmp_path / "marker") as watch:
+        write_atomic(config, "a = 2\n")
+        await watch.exactly_one(config)
+
+
+@pytest.mark.skipif(shutil.which("vim") is None, reason="vim is not installed")
+async def test_a_real_vim_save_is_one_call(tmp_path: Path) -> None:
+    # vim writes a probe file (4913), renames the file to a backup, writes the new file and
+    # deletes the backup, with its swap file coming and going beside it.
+    config = tmp_path / "app.toml"
+    config.write_text("a = 1\n")
+    async with watching(config, marker=tmp_path / "marker") as watch:
+        vim = await asyncio.create_subprocess_exec(
+            "vim", "-u", "NONE", "-i", "NONE", "-es", "-c", "set backup writebackup",
+            "-c", "%s/1/2/", "-c", "wq", str(config),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert await asyncio.wait_for(vim.wait(), TIMEOUT) == 0
+        assert config.read_text() == "a = 2\n"
+        await watch.exactly_one(config)
+
+
+async def test_a_burst_of_100_writes_is_one_call(tmp_path: Path) -> None:
+    config = tmp_path / "app.toml"
+    config.write_text("n = 0\n")
+    async with watching(config, marker=tmp_path / "marker") as watch:
+        for n in range(1, 101):
+            write_in_place(config, f"n = {n}\n")
+        await watch.exactly_one(config)
+
+
+async def test_touch_and_same_content_call_nothing(tmp_path: Path) -> None:
+    config = tmp_path / "app.toml"
+    config.write_text("a = 1\n")
+    async with watching(config, marker=tmp_path / "marker") as watch:
+        os.utime(config)
+        write_atomic(config, "a = 1\n")
+        (tmp_path / ".app.toml.swp").write_text("editor noise")
+        watch.marker.write_text("marker\n")
+        assert await watch.next() == (watch.marker,)
+
+
+async def test_deleted_then_recreated_the_watch_survives(tmp_path: Path) -> None:
+    config = tmp_path / "app.toml"
+    config.write_text("a = 1\n")
+    async with watching(config, marker=tmp_path / "marker") as watch:
+        config.unlink()
+        await watch.exactly_one(config)
+        assert not config.exists()
+        config.write_text("a = 2\n")
+        await watch.exactly_one(config)
+        write_in_place(config, "a = 3\n")
+        await watch.exactly_one(config)
+
+
+async def test_its_directory_deleted_then_recreated(tmp_path: Path) -> None:
+    directory = tmp_path / "conf.d"
+    directory.mkdir()
+    config = directory / "app.toml"
+    config.write_text("a = 1\n")
+    async with watching(config, marker=tmp_path / "marker") as watch:
+        shutil.rmtree(directory)
+        await watch.exactly_one(config)
+        directory.mkdir()
+        config.write_text("a = 2\n")
+        await watch.exactly_one(config)
+        write_in_place(config, "a = 3\n")  # watched again in the new directory
+        await watch.exactly_one(config)
+
+
+async def test_a_file_that_does_not_exist_yet(tmp_path: Path) -> None:
+    config = tmp_path / "later" / "app.toml"
+    async with watching(config, marker=tmp_path / "marker") as watch:
+        config.parent.mkdir()
+        config.write_text("a = 1\n")
+        await watch.exactly_one(config)
+
+
+async def test_kubernetes_configmap_update_is_one_call_each(tmp_path: Path) -> None:
+    volume = ConfigMap(tmp_path / "volume", {"app.toml": "a = 1\n", "other": "x\n"})
+    config = volume.path("app.toml")
+    async with watching(config, marker=tmp_path / "marker") as watch:
+        for n in range(2, 6):
+            volume.update({"app.toml": f"a = {n}\n", "other": "x\n"})
+            await watch.exactly_one(config)
+            assert config.read_text() == f"a = {n}\n"
+        # An update of another key swaps ..data too, but app.toml's content is the same.
+        volume.update({"app.toml": "a = 5\n", "other": "y\n"})
+        watch.marker.write_text("marker\n")
+        assert await watch.next() == (watch.marker,)
+
+
+async def test_symlink_to_a_file_in_another_directory(tmp_path: Path) -> None:
+    # inotify does not follow symlinks: the target's directory is watched as well.
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "app.toml"
+    target.write_text("a = 1\n")
+    config = tmp_path / "app.toml"
+    config.symlink_to(target)
+    async with watching(config, marker=tmp_path / "marker") as watch:
+        write_in_place(target, "a = 2\n")
+        await watch.exactly_one(config)
+        # Repointing the symlink moves the watch to the new target's directory.
+        (tmp_path / "real2").mkdir()
+        target2 = tmp_path / "real2" / "app.toml"
+        target2.write_text("a = 3\n")
+        tmp = tmp_path / "app.toml.new"
+        tmp.symlink_to(target2)
+        tmp.replace(config)
+        await watch.exactly_one(config)
+        write_in_place(target2, "a = 4\n")
+        await watch.exactly_one(config)
+
+
+async def test_an_async_on_change_runs_one_at_a_time(tmp_path: Path) -> None:
+    config = tmp_path / "app.toml"
+    config.write_text("a = 0\n")
+    running = 0
+    overlapped = False
+    seen: asyncio.Queue[tuple[Path, ...]] = asyncio.Queue()
+    release = asyncio.Event()
+
+    async def slow(paths: tuple[Path, ...]) -> None:
+        nonlocal running, overlapped
+        running += 1
+        overlapped |= running > 1
+        seen.put_nowait(paths)
+        await release.wait()
+        running -= 1
+
+    ready = asyncio.Event()
+    task = asyncio.create_task(watch_for_changes([config], slow, ready=ready))
+    await asyncio.wait_for(ready.wait(), TIMEOUT)
+    write_in_place(config, "a = 1\n")
+    assert await asyncio.wait_for(seen.get(), TIMEOUT) == (config,)
+    write_in_place(config, "a = 2\n")  # seen while slow() still runs: delivered after it
+    release.set()
+    assert await asyncio.wait_for(seen.get(), TIMEOUT) == (config,)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert not overlapped
+
+
+async def test_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="got no paths"):
+        await watch_for_changes([], print)
+    with pytest.raises(ConfigurationError, match="debounce=0 is not a positive number"):
+        await watch_for_changes([tmp_path / "x"], print, debounce=0)
+
+
+def test_importing_the_package_loads_no_optional_dependency() -> None:
+    code = (
+        "import sys; import warden.config; from warden.config import watch_for_changes; "
+        "print(sorted(m for m in ('pydantic', 'yaml', 'watchfiles') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_without_watchfiles_watching_is_a_one_line_error(tmp_path: Path) -> None:
+    config = tmp_path / "app.toml"
+    config.write_text("a = 1\n")
+    code = f"""
+import asyncio, sys
+sys.modules["watchfiles"] = None  # as if it were not installed
+from warden.config import ConfigStore, MissingExtraError, watch_for_changes
+store = ConfigStore({str(config)!r})  # reading works without it
+for attempt in (lambda: ConfigStore({str(config)!r}, watch=True),
+                lambda: asyncio.run(watch_for_changes([{str(config)!r}], print))):
+    try:
+        attempt()
+    except MissingExtraError as exc:
+        print(exc)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.stdout.splitlines() == [
+        f"ConfigStore({str(config)!r}, watch=True) needs watchfiles, which is not installed: "
+        "pip install 'warden[watch]'",
+        "watching files for changes needs watchfiles, which is not installed: "
+        "pip install 'warden[watch]'",
+    ], out.stderr
