@@ -107,7 +107,9 @@ class Lines:
                     if regex.search(line):
                         return line
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or (self.popen.poll() is not None and not self._thread.is_alive()):
+                if remaining <= 0 or (
+                    self.popen.poll() is not None and not self._thread.is_alive()
+                ):
                     raise RuntimeError(f"no line matching {pattern!r} within {timeout} s")
                 self._cond.wait(min(remaining, 0.5))
 
@@ -153,6 +155,8 @@ class Ramp:
     on_disk: int = 0
 
     samples: list[tuple[float, int]] = field(default_factory=list)
+    rest_slope: float = 0.0
+    rest_at: float = 0.0
     log: list[str] = field(default_factory=list)
 
     def allocated(self, at: float) -> float:
@@ -168,29 +172,41 @@ class Ramp:
     def fit_baseline(self) -> None:
         """What the working set holds besides the leak, measured during the ramp.
 
-        The cgroup is sampled every ~5 ms by the bench; ``working set - allocated`` is the
-        rest (interpreter, record buffer, thread stacks), which grows a little after the
-        ramp begins. Its median over the first half of the ramp is the baseline.
+        The bench samples the cgroup every ~5 ms; ``working set - allocated`` is the rest
+        (interpreter, record buffer, page tables), which grows slowly during the ramp (about
+        0.3 MiB/s here). It is fitted as a line in time (least squares), so the theoretical
+        crossing solves ``allocated(t) + rest(t) = fraction x limit``.
         """
         start, end = self.allocations[0][0], self.allocations[-1][0]
-        middle = start + (end - start) / 2
-        rest = sorted(ws - self.allocated(at) for at, ws in self.samples if start < at < middle)
-        if rest:
-            self.baseline = int(rest[len(rest) // 2])
+        points = [(at, ws - self.allocated(at)) for at, ws in self.samples if start < at < end]
+        if len(points) < 2:
+            return
+        mean_t = sum(t for t, _ in points) / len(points)
+        mean_r = sum(r for _, r in points) / len(points)
+        var = sum((t - mean_t) ** 2 for t, _ in points)
+        slope = sum((t - mean_t) * (r - mean_r) for t, r in points) / var if var else 0.0
+        self.rest_slope = slope
+        self.rest_at = mean_t
+        self.baseline = int(mean_r)
+
+    def rest(self, at: float) -> float:
+        return self.baseline + self.rest_slope * (at - self.rest_at)
 
     def crossing(self, fraction: float) -> float:
-        """When the working set crossed ``fraction`` of the limit, from the allocation log
-        (extrapolated at the nominal rate past its end: a service that stopped in time never
-        reaches the limit)."""
-        need = fraction * self.limit - self.baseline
+        """When the working set crossed ``fraction`` of the limit: the allocation log plus the
+        fitted rest (extrapolated at the nominal rate past the log's end: a service that
+        stopped in time never reaches the limit)."""
+        need = fraction * self.limit
         previous = self.allocations[0]
         for at, size in self.allocations:
-            if size >= need:
+            total = size + self.rest(at)
+            if total >= need:
                 t0, s0 = previous
-                return t0 + (need - s0) / (size - s0) * (at - t0) if size > s0 else at
+                before = s0 + self.rest(t0)
+                return t0 + (need - before) / (total - before) * (at - t0) if total > before else at
             previous = (at, size)
         at, size = self.allocations[-1]
-        return at + (need - size) / (self.rate * MiB)
+        return at + (need - size - self.rest(at)) / (self.rate * MiB + self.rest_slope)
 
     @property
     def kill(self) -> float:
@@ -317,13 +333,21 @@ def idle_cost(seconds: float) -> dict[str, tuple[int, float]]:
     with contextlib.ExitStack() as stack:
         group = stack.enter_context(ChildCgroup.create(256 * MiB))
         procs: dict[str, subprocess.Popen[str]] = {}
-        for label, extra in (("warden run with watch_memory", ["--watch"]), ("warden lifecycle without it", [])):
+        for label, extra in (
+            ("warden run with watch_memory", ["--watch"]),
+            ("warden lifecycle without it", []),
+        ):
             argv = [sys.executable, str(IDLE_APP), *extra]
             if extra:
                 argv += ["--join", str(group.procs_file)]
-            procs[label] = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, start_new_session=True)
+            procs[label] = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, text=True, start_new_session=True
+            )
         procs["earlyoom (-r 3600, Debian's default)"] = subprocess.Popen(
-            [EARLYOOM, "-r", "3600"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [EARLYOOM, "-r", "3600"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             start_new_session=True,
         )
         for popen in procs.values():
@@ -335,8 +359,14 @@ def idle_cost(seconds: float) -> dict[str, tuple[int, float]]:
         before = {label: wakeups_and_cpu(p.pid) for label, p in procs.items()}
         time.sleep(seconds)
         after = {label: wakeups_and_cpu(p.pid) for label, p in procs.items()}
-        sources = next((line for line in readers["warden run with watch_memory"].text() if "sources=" in line), "")
-    found = {label: (after[label][0] - before[label][0], after[label][1] - before[label][1]) for label in procs}
+        sources = next(
+            (line for line in readers["warden run with watch_memory"].text() if "sources=" in line),
+            "",
+        )
+    found = {
+        label: (after[label][0] - before[label][0], after[label][1] - before[label][1])
+        for label in procs
+    }
     found["_sources"] = (0, 0.0)
     print(sources)
     return found
@@ -358,14 +388,20 @@ def report(ramps: list[Ramp], idle: dict[str, tuple[int, float]], plan: Plan, co
         "projection fired earlier than the ratio); lead: theoretical kill minus event, and in "
         "brackets the theoretical lead (kill minus crossing)."
     )
-    out += ["", "| ramp | limit | level | delay after crossing | lead before the kill |", "|---|---|---|---|---|"]
+    out += [
+        "",
+        "| ramp | limit | level | delay after crossing | lead before the kill |",
+        "|---|---|---|---|---|",
+    ]
     for ramp in ramps:
         if ramp.guard != "warden":
             continue
         for level, fraction in LEVELS:
             at = ramp.facts.get(f"memory.level {level}")
             if at is None:
-                out.append(f"| {ramp.rate:g} MiB/s | {ramp.limit // MiB} MiB | {level} | not seen | |")
+                out.append(
+                    f"| {ramp.rate:g} MiB/s | {ramp.limit // MiB} MiB | {level} | not seen | |"
+                )
                 continue
             crossing = ramp.crossing(fraction)
             out.append(
@@ -374,13 +410,18 @@ def report(ramps: list[Ramp], idle: dict[str, tuple[int, float]], plan: Plan, co
                 f"({ramp.kill - crossing:.3f} s) |"
             )
     out += ["", "### Who acts, and how many acknowledged records survive", ""]
-    out += ["| ramp | guard | acts (s before the theoretical kill) | service ended by | acknowledged | on disk |", "|---|---|---|---|---|---|"]
+    out += [
+        "| ramp | guard | acts (s before the theoretical kill) | service ended by "
+        "| acknowledged | on disk |",
+        "|---|---|---|---|---|---|",
+    ]
     for ramp in ramps:
         acts = "never" if ramp.acted_at is None else f"{ramp.kill - ramp.acted_at:.3f} s"
         if ramp.guard == "none":
             acts = "-"
         out.append(
-            f"| {ramp.rate:g} MiB/s | {ramp.guard} | {acts} | {ramp.ended} | {ramp.acked} | {ramp.on_disk} |"
+            f"| {ramp.rate:g} MiB/s | {ramp.guard} | {acts} | {ramp.ended} | {ramp.acked} "
+            f"| {ramp.on_disk} |"
         )
     out += ["", f"### Idle cost over {plan.idle:g} s", ""]
     out += ["| process | wake-ups (context switches) | CPU |", "|---|---|---|"]
@@ -388,15 +429,23 @@ def report(ramps: list[Ramp], idle: dict[str, tuple[int, float]], plan: Plan, co
         if label.startswith("_"):
             continue
         out.append(f"| {label} | {switches} ({switches / plan.idle:.2f}/s) | {cpu * 1000:.0f} ms |")
-    out += ["", "earlyoom's thresholds are set per run from the host's MemAvailable so that it "
-            "acts at 90 %/95 % of the ramp's cgroup limit (see the module docstring of "
-            "`bench/bench_memory.py` for why that is the fair mapping).", END]
+    out += [
+        "",
+        "earlyoom's thresholds are set per run from the host's MemAvailable so that it "
+        "acts at 90 %/95 % of the ramp's cgroup limit (see the module docstring of "
+        "`bench/bench_memory.py` for why that is the fair mapping).",
+        END,
+    ]
     return "\n".join(out) + "\n"
 
 
 def earlyoom_version() -> str:
     found = subprocess.run([EARLYOOM, "-v"], capture_output=True, text=True, check=False)
-    return (found.stdout + found.stderr).strip().split()[-1] if (found.stdout + found.stderr).strip() else "?"
+    return (
+        (found.stdout + found.stderr).strip().split()[-1]
+        if (found.stdout + found.stderr).strip()
+        else "?"
+    )
 
 
 EARLYOOM = shutil.which("earlyoom") or "/usr/bin/earlyoom"

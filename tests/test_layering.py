@@ -1,14 +1,21 @@
 """One-way layering (docs/design.md): each layer imports only the layers below it.
 
-Each layer's every module (private ones too) is imported in a fresh interpreter whose import
-system refuses any part of warden the layer may not use, so a wrong-way import anywhere in
-it fails here with the importer's name, whether or not a test happens to reach that module.
+Two checks, for every layer:
+
+* **At run time.** Each module of the layer (private ones too) is imported in a fresh
+  interpreter whose import system refuses, to any module of that layer, the parts of warden it
+  may not use; the error names the importer. So a wrong-way import anywhere in the layer
+  fails, whether or not a test happens to reach that module.
+* **In the source.** Every ``import`` statement of the layer, the lazy ones inside functions
+  and those under ``if TYPE_CHECKING:`` included, names only allowed parts.
+
 The root leaf modules (stdlib only) are open to every layer: they are how the CLI client
 shares code with the supervisor without loading asyncio.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import subprocess
@@ -20,7 +27,7 @@ import pytest
 #: Modules at the package root that every layer may import: stdlib only, no asyncio.
 LEAVES = ("_exceptions", "_durations", "_exitcodes", "_unix", "_paths", "_version")
 
-#: Each layer -> the other layers it may import (besides the leaves).
+#: Each layer -> the other layers it may import directly (besides the leaves).
 LAYERS: dict[str, tuple[str, ...]] = {
     "lifecycle": (),
     "systemd": (),
@@ -29,32 +36,50 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "memory": ("lifecycle",),
     "integrations": ("lifecycle", "systemd", "observe"),
     "supervisor": ("lifecycle", "systemd", "observe", "config", "memory"),
-    "cli": ("*",),
+    "cli": ("supervisor", "observe"),
 }
 
+
+def _root() -> Path:
+    spec = importlib.util.find_spec("warden")
+    assert spec is not None and spec.submodule_search_locations is not None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _exists(layer: str) -> bool:
+    return (_root() / layer / "__init__.py").exists()
+
+
+def _allowed(layer: str) -> list[str]:
+    return [layer, *LAYERS[layer], *LEAVES]
+
+
 # Runs in the child interpreter. A stub `warden` package stands in for warden/__init__.py,
-# which re-exports from several layers; a meta-path finder ahead of the normal ones refuses
-# every `warden.X` whose X is not allowed, naming the module that asked for it.
+# which re-exports from several layers; a meta-path finder ahead of the normal ones refuses a
+# `warden.X` whose X is not allowed when the module importing it belongs to the layer.
 _CHILD = """
 import importlib, importlib.abc, importlib.util, json, pkgutil, sys, types
 
-targets, allowed, label = json.loads(sys.argv[1])
+targets, layer, allowed = json.loads(sys.argv[1])
 
 def importer():
     frame = sys._getframe(2)
     while frame is not None:
         name = frame.f_globals.get("__name__", "")
-        if name.startswith("warden") and "importlib" not in frame.f_code.co_filename:
+        if name.startswith("warden.") and "importlib" not in frame.f_code.co_filename:
             return name
         frame = frame.f_back
-    return "?"
+    return ""
 
 class Refuse(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
         parts = name.split(".")
-        if parts[0] != "warden" or len(parts) == 1 or "*" in allowed or parts[1] in allowed:
+        if parts[0] != "warden" or len(parts) == 1 or parts[1] in allowed:
             return None
-        raise ImportError(f"layering: {importer()} imports {name}, which {label} may not use")
+        by = importer()
+        if layer is None or by.split(".")[1:2] == [layer]:
+            raise ImportError(f"layering: {by or '?'} imports {name}, which {layer} may not use")
+        return None
 
 def fail(name):
     raise  # walk_packages would skip a package whose import failed
@@ -76,9 +101,11 @@ print(json.dumps({"imported": imported, "asyncio": "asyncio" in sys.modules}))
 """
 
 
-def _run(targets: list[str], allowed: list[str], label: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    targets: list[str], layer: str | None, allowed: list[str]
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", _CHILD, json.dumps([targets, allowed, label])],
+        [sys.executable, "-c", _CHILD, json.dumps([targets, layer, allowed])],
         capture_output=True,
         text=True,
         timeout=60,
@@ -94,30 +121,64 @@ def _answer(result: subprocess.CompletedProcess[str]) -> dict[str, object]:
     return answer
 
 
-def _exists(layer: str) -> bool:
-    spec = importlib.util.find_spec("warden")
-    assert spec is not None and spec.submodule_search_locations is not None
-    root = Path(next(iter(spec.submodule_search_locations)))
-    return (root / layer / "__init__.py").exists() or (root / f"{layer}.py").exists()
+def _imports(path: Path, module: str) -> list[tuple[int, str]]:
+    """``(line, absolute module)`` of every import statement in the file, relative resolved."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            # `from .. import x` may name a module x: judge it as warden.x.
+            found += [
+                (node.lineno, f"{base}.{a.name}" if base == "warden" else base) for a in node.names
+            ]
+    return found
 
 
 @pytest.mark.parametrize("layer", sorted(LAYERS))
 def test_a_layer_imports_only_the_layers_below_it(layer: str) -> None:
     if not _exists(layer):
         pytest.skip(f"warden.{layer} does not exist (yet): no layering to check")
-    answer = _answer(_run([f"warden.{layer}"], [layer, *LAYERS[layer], *LEAVES], layer))
+    answer = _answer(_run([f"warden.{layer}"], layer, _allowed(layer)))
     imported = answer["imported"]
     assert isinstance(imported, list) and f"warden.{layer}" in imported
 
 
+def _wrong_imports(layer: str, allowed: set[str]) -> list[str]:
+    wrong = []
+    for path in sorted((_root() / layer).rglob("*.py")):
+        relative = path.relative_to(_root().parent).with_suffix("")
+        module = ".".join(relative.parts).removesuffix(".__init__")
+        for line, target in _imports(path, module):
+            parts = target.split(".")
+            if parts[0] == "warden" and len(parts) > 1 and parts[1] not in allowed:
+                wrong.append(f"{path.relative_to(_root().parent)}:{line} imports {target}")
+    return wrong
+
+
+@pytest.mark.parametrize("layer", sorted(LAYERS))
+def test_no_import_statement_of_a_layer_points_up(layer: str) -> None:
+    if not _exists(layer):
+        pytest.skip(f"warden.{layer} does not exist (yet): no layering to check")
+    allowed = set(_allowed(layer))
+    assert _wrong_imports(layer, allowed) == [], f"{layer} may import only {sorted(allowed)}"
+
+
 def test_the_leaf_modules_import_no_layer_and_no_asyncio() -> None:
     leaves = [f"warden.{leaf}" for leaf in LEAVES]
-    answer = _answer(_run(leaves, list(LEAVES), "a leaf module"))
+    answer = _answer(_run(leaves, None, list(LEAVES)))
     assert answer["asyncio"] is False
 
 
 def test_a_wrong_way_import_is_caught() -> None:
-    # The check itself can fail: observe uses the lifecycle, refused here on purpose.
-    result = _run(["warden.observe"], ["observe", "systemd", *LEAVES], "observe")
+    # The checks themselves can fail: observe uses the lifecycle, refused here on purpose.
+    result = _run(["warden.observe"], "observe", ["observe", "systemd", *LEAVES])
     assert result.returncode != 0
     assert "imports warden.lifecycle, which observe may not use" in result.stderr
+    wrong = _wrong_imports("observe", {"observe", "systemd", *LEAVES})
+    assert any(line.endswith("imports warden.lifecycle") for line in wrong), wrong

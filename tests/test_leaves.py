@@ -46,6 +46,7 @@ def test_one_duration_rule_for_the_library_and_the_cli_client(text: str, seconds
         ("1.5g", 3 << 29),
         ("64 KiB", 64 << 10),
         ("2MB", 2 << 20),
+        ("256Mi", 256 << 20),
         ("1T", 1 << 40),
     ],
 )
@@ -56,9 +57,9 @@ def test_sizes_are_bytes_or_powers_of_1024(text: str, size: int) -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("lots", "--memory-limit='lots' is not a size; write bytes like"),
+        ("lots", "--memory-limit='lots' is not a size; write bytes or a number with K"),
         ("-1M", "--memory-limit='-1M' is negative"),
-        ("0", "--memory-limit='0' must be at least 1 byte"),
+        ("0", "--memory-limit='0' must be more than 0 bytes"),
         (float("inf"), "must be a finite number of bytes"),
         (True, "must be a size in bytes, got True"),
         ("5X", "is not a size"),

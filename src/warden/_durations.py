@@ -13,15 +13,21 @@ import re
 
 from ._exceptions import ConfigurationError
 
-__all__ = ["parse_duration", "parse_size"]
+__all__ = ["MAX_DURATION", "parse_duration", "parse_size"]
+
+MAX_DURATION = 2_147_483.0
+"""The longest duration accepted, in seconds (596 h 31 m, about 24.8 days): ``poll(2)`` and
+``epoll_wait(2)`` take their timeout as a C ``int`` of milliseconds, so a longer wait raises
+``OverflowError`` in the thread that tries it (measured: it killed the deadline guard).
+Every duration warden accepts goes through :func:`parse_duration`, so this is the one place."""
 
 _NUMBER = r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _DURATION = re.compile(rf"\s*({_NUMBER})\s*(ms|s|m|h)?\s*")
 #: Powers of 1024, as the kernel's memory.limit_in_bytes and systemd's MemoryMax= read
-#: K, M, G, T; "KiB" and "KB" are taken as the same (nobody means 1000 for memory).
+#: K, M, G, T; "KiB", "Ki" (Kubernetes) and "KB" mean the same (nobody means 1000 for memory).
 _SIZES = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-_SIZE = re.compile(rf"\s*({_NUMBER})\s*([kmgt]?)(?:i?b)?\s*", re.IGNORECASE)
+_SIZE = re.compile(rf"\s*({_NUMBER})\s*([kmgt]?)(?:i?b?)\s*", re.IGNORECASE)
 
 
 def parse_duration(value: object, *, what: str, allow_zero: bool = True) -> float:
@@ -54,6 +60,11 @@ def parse_duration(value: object, *, what: str, allow_zero: bool = True) -> floa
         raise ConfigurationError(f"{what}={value!r} must be a finite number of seconds")
     if seconds < 0:
         raise ConfigurationError(f"{what}={value!r} is negative; give 0 or more seconds")
+    if seconds > MAX_DURATION:
+        raise ConfigurationError(
+            f"{what}={value!r} is longer than the kernel can wait ({MAX_DURATION:.0f}s, "
+            "about 596h); give a shorter duration"
+        )
     if seconds == 0 and not allow_zero:
         raise ConfigurationError(f"{what}={value!r} must be more than 0 seconds")
     return seconds
@@ -62,8 +73,8 @@ def parse_duration(value: object, *, what: str, allow_zero: bool = True) -> floa
 def parse_size(value: object, *, what: str, allow_zero: bool = True) -> int:
     """Return ``value`` as a whole number of bytes, or raise a :class:`ConfigurationError`.
 
-    Units are powers of 1024: ``K``, ``M``, ``G``, ``T`` (``KiB``, ``MB``... mean the same);
-    a fraction of a unit is rounded down to a byte (``1.5G``).
+    Units are powers of 1024: ``K``, ``M``, ``G``, ``T`` (``KiB``, ``Mi``, ``GB``... mean the
+    same); a fraction of a unit is rounded down to a byte (``1.5G``).
 
     >>> parse_size("512M", what="--memory-limit")
     536870912
@@ -77,8 +88,8 @@ def parse_size(value: object, *, what: str, allow_zero: bool = True) -> int:
         match = _SIZE.fullmatch(value)
         if match is None:
             raise ConfigurationError(
-                f"{what}={value!r} is not a size; write bytes like '1048576', "
-                "or use a unit: K, M, G, T (powers of 1024), e.g. 512M"
+                f"{what}={value!r} is not a size; write bytes or a number with K, M, G or T "
+                "(powers of 1024), e.g. 512M"
             )
         size = float(match.group(1)) * _SIZES[match.group(2).lower()]
     else:
@@ -90,5 +101,5 @@ def parse_size(value: object, *, what: str, allow_zero: bool = True) -> int:
     if size < 0:
         raise ConfigurationError(f"{what}={value!r} is negative; give 0 or more bytes")
     if int(size) == 0 and not allow_zero:
-        raise ConfigurationError(f"{what}={value!r} must be at least 1 byte")
+        raise ConfigurationError(f"{what}={value!r} must be more than 0 bytes, e.g. 512M")
     return int(size)

@@ -11,6 +11,13 @@ Standard library only, so the CLI client could use it without loading asyncio. K
   non-blocking ``connect()`` fails with ``EAGAIN`` (still live: never wait on it).
 * A path is not a file: another process may replace the file under it. Only the
   ``(st_dev, st_ino)`` recorded when we bound it says the file at the path is still ours.
+* Whoever may write a directory on the way to a path (or owns a symlink on it) decides what
+  the path names: they can rename, remove or re-point what is there. A sticky directory
+  (``S_ISVTX``, like ``/tmp``) lets others add entries but not rename or remove ours. So a
+  path is trusted when every directory from ``/`` down, and every symlink followed, is owned
+  by us or root, and no such directory is writable by others unless it is sticky.
+* ``SO_PEERCRED`` on a connected AF_UNIX socket gives the pid, uid and gid the kernel recorded
+  for the other end (at its ``listen()`` or ``connect()``); the peer cannot forge it.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import errno
 import os
 import socket
 import stat
+import struct
 
 __all__ = [
     "SUN_PATH_MAX",
@@ -27,7 +35,9 @@ __all__ = [
     "file_identity",
     "is_listening",
     "path_bytes",
+    "peer_credentials",
     "unlink_if_ours",
+    "untrusted_path",
 ]
 
 SUN_PATH_MAX = 107
@@ -98,3 +108,82 @@ def unlink_if_ours(path: str, identity: tuple[int, int] | None) -> bool:
     except OSError:
         return False
     return True
+
+
+_UCRED = struct.Struct("iII")  # struct ucred: pid_t pid; uid_t uid; gid_t gid
+_MAX_SYMLINKS = 40  # as the kernel's path walk (ELOOP)
+
+
+def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
+    """``(pid, uid, gid)`` of the process at the other end of a connected AF_UNIX socket."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    pid, uid, gid = _UCRED.unpack(raw)
+    return pid, uid, gid
+
+
+def untrusted_path(path: str, *, uid: int | None = None) -> str | None:  # noqa: PLR0911
+    """Why another user could change what ``path`` names, or None when nobody but ``uid``
+    (default: our effective uid) and root can.
+
+    Walks ``path`` from ``/``, following symlinks as the kernel would: every directory on the
+    way must be owned by ``uid`` or root and not writable by group or others unless sticky;
+    every symlink must be owned by ``uid`` or root. The last component is checked like the
+    others when it exists (a socket or a file: its owner), and is fine when it does not.
+    """
+    me = os.geteuid() if uid is None else uid
+    trusted = (me, 0)
+    # os.path, not pathlib: pathlib costs the CLI client 10 ms to import.
+    todo = [part for part in os.path.abspath(path).split("/") if part]  # noqa: PTH100
+    current = "/"
+    problem = _directory_problem(current, trusted)
+    if problem:
+        return problem
+    links = 0
+    while todo:
+        part = todo.pop(0)
+        if part == "..":
+            current = os.path.dirname(current) or "/"  # noqa: PTH120
+            continue
+        if part == ".":
+            continue
+        candidate = os.path.join(current, part)  # noqa: PTH118
+        try:
+            info = os.lstat(candidate)
+        except FileNotFoundError:
+            return None  # nothing there (yet): whoever creates it is checked by its user
+        except OSError as exc:
+            return f"{candidate} cannot be checked ({exc.strerror})"
+        if info.st_uid not in trusted:
+            what = "symlink" if stat.S_ISLNK(info.st_mode) else "it"
+            return f"{candidate} is owned by uid {info.st_uid} ({what} could be replaced)"
+        if stat.S_ISLNK(info.st_mode):
+            links += 1
+            if links > _MAX_SYMLINKS:
+                return f"{path} has too many symlinks"
+            target = os.readlink(candidate)
+            todo = [p for p in target.split("/") if p] + todo
+            if target.startswith("/"):
+                current = "/"
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            problem = _directory_problem(candidate, trusted, info)
+            if problem:
+                return problem
+        elif todo:
+            return None  # not a directory: the kernel's lookup fails there (ENOTDIR)
+        current = candidate
+    return None
+
+
+def _directory_problem(
+    directory: str, trusted: tuple[int, int], info: os.stat_result | None = None
+) -> str | None:
+    try:
+        info = os.stat(directory) if info is None else info  # noqa: PTH116
+    except OSError as exc:
+        return f"{directory} cannot be checked ({exc.strerror})"
+    if info.st_uid not in trusted:
+        return f"directory {directory} is owned by uid {info.st_uid}"
+    if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+        return f"directory {directory} is writable by other users and not sticky"
+    return None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import threading
 from pathlib import Path
 
 
@@ -62,26 +61,3 @@ class ConfigMap:
         for key, text in files.items():
             (directory / key).write_text(text)
         return directory
-
-
-class Counter:
-    """Counts calls and lets a test wait for the n-th one (with a timeout, never a sleep)."""
-
-    def __init__(self) -> None:
-        self.calls: list[object] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, item: object = None) -> None:
-        with self._cond:
-            self.calls.append(item)
-            self._cond.notify_all()
-
-    def wait_for(self, n: int, timeout: float = 10.0) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: len(self.calls) >= n, timeout)
-
-    def settled(self, n: int, quiet: float) -> bool:
-        """Still exactly ``n`` calls after ``quiet`` seconds (used only to prove an absence)."""
-        with self._cond:
-            self._cond.wait_for(lambda: len(self.calls) > n, quiet)
-            return len(self.calls) == n

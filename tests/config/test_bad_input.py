@@ -9,6 +9,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,13 +19,13 @@ GOOD = 'name = "good"\nport = 8080\nhosts = ["a", "b"]\n'
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> ConfigStore[object]:
+def store(tmp_path: Path) -> ConfigStore[Any]:
     path = tmp_path / "app.toml"
     path.write_text(GOOD)
     return ConfigStore(path, max_bytes=64 * 1024)
 
 
-def refused(store: ConfigStore[object], reason: str, stage: str = "parse") -> str:
+def refused(store: ConfigStore[Any], reason: str, stage: str = "parse") -> str:
     before, revision = store.current, store.revision
     result = store.reload()
     assert not result.ok and not result.changed
@@ -37,18 +38,18 @@ def refused(store: ConfigStore[object], reason: str, stage: str = "parse") -> st
     return result.error
 
 
-def test_truncated_file(store: ConfigStore[object]) -> None:
+def test_truncated_file(store: ConfigStore[Any]) -> None:
     store.path.write_bytes(GOOD.encode()[:30])  # cut inside the key "hosts"
     error = refused(store, "line 3: ")
     assert error.endswith("at the end of the file (truncated?)")
 
 
-def test_empty_file_is_what_a_truncating_writer_leaves(store: ConfigStore[object]) -> None:
+def test_empty_file_is_what_a_truncating_writer_leaves(store: ConfigStore[Any]) -> None:
     store.path.write_bytes(b"")
     refused(store, "is empty (a write in progress?)", stage="read")
 
 
-def test_a_half_written_file_caught_mid_write(store: ConfigStore[object]) -> None:
+def test_a_half_written_file_caught_mid_write(store: ConfigStore[Any]) -> None:
     # A writer that truncated, wrote half and is not done: the reader sees exactly this.
     with open(store.path, "r+b") as out:
         out.truncate(0)
@@ -62,12 +63,12 @@ def test_a_half_written_file_caught_mid_write(store: ConfigStore[object]) -> Non
     # The schema is what catches a valid-looking prefix: see test_race.py.
 
 
-def test_invalid_utf8_names_the_line(store: ConfigStore[object]) -> None:
+def test_invalid_utf8_names_the_line(store: ConfigStore[Any]) -> None:
     store.path.write_bytes(b'name = "ok"\nport = 1\nnote = "caf\xe9"\n')
     refused(store, "line 3, column 12: invalid UTF-8 (byte 0xe9)")
 
 
-def test_syntax_error_names_line_and_column(store: ConfigStore[object]) -> None:
+def test_syntax_error_names_line_and_column(store: ConfigStore[Any]) -> None:
     store.path.write_text('name = "x"\nport 8080\n')
     refused(store, "line 2, column 6: Expected '=' after a key in a key/value pair")
 
@@ -92,17 +93,17 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
     refused(store, "the top level is a list, not a table/mapping")
 
 
-def test_file_over_the_size_limit(store: ConfigStore[object]) -> None:
+def test_file_over_the_size_limit(store: ConfigStore[Any]) -> None:
     store.path.write_text(GOOD + "#" * 70_000 + "\n")
     refused(store, "over the limit of 65536 bytes; shrink it or raise", stage="read")
 
 
-def test_file_deleted(store: ConfigStore[object]) -> None:
+def test_file_deleted(store: ConfigStore[Any]) -> None:
     store.path.unlink()
     refused(store, "does not exist (deleted, or not created yet)", stage="read")
 
 
-def test_symlink_loop(store: ConfigStore[object], tmp_path: Path) -> None:
+def test_symlink_loop(store: ConfigStore[Any], tmp_path: Path) -> None:
     store.path.unlink()
     other = tmp_path / "other.toml"
     store.path.symlink_to(other)
@@ -110,13 +111,13 @@ def test_symlink_loop(store: ConfigStore[object], tmp_path: Path) -> None:
     refused(store, "is a symlink loop", stage="read")
 
 
-def test_a_directory_where_the_file_should_be(store: ConfigStore[object]) -> None:
+def test_a_directory_where_the_file_should_be(store: ConfigStore[Any]) -> None:
     store.path.unlink()
     store.path.mkdir()
     refused(store, "is a directory; give the path of the file inside it", stage="read")
 
 
-def test_a_fifo_does_not_hang_the_reload(store: ConfigStore[object]) -> None:
+def test_a_fifo_does_not_hang_the_reload(store: ConfigStore[Any]) -> None:
     store.path.unlink()
     os.mkfifo(store.path)
     refused(store, "is not a regular file", stage="read")
@@ -168,7 +169,7 @@ print(result.ok, store.revision, result.error, flush=True)
     ), err
 
 
-def test_failures_are_events_on_the_timeline(store: ConfigStore[object]) -> None:
+def test_failures_are_events_on_the_timeline(store: ConfigStore[Any]) -> None:
     from warden import Lifecycle
     from warden.config import ConfigReloadFailed
 

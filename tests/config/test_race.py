@@ -20,12 +20,15 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from warden.config import ConfigStore
 
 from ._files import write_atomic
+
+V = TypeVar("V")
 
 ATOMIC_FILES = 5000
 IN_PLACE_FILES = 1250
@@ -44,9 +47,18 @@ class Shape:
             raise ValueError(f"torn: seq={self.seq} a={self.a} b={self.b} items={self.items}")
 
 
+def touch(value: V) -> V:
+    """A Python call between two reads: where CPython may switch to another thread."""
+    return value
+
+
 def whole(s: Shape) -> bool:
     """The invariants: b == 2a, a items, counting up from seq."""
-    return s.b == 2 * s.a and len(s.items) == s.a and s.items == tuple(range(s.seq, s.seq + s.a))
+    a = s.a
+    b = touch(s.b)
+    items = touch(s.items)
+    seq = touch(s.seq)
+    return b == 2 * a and items == tuple(range(seq, seq + a))
 
 
 def render(seq: int) -> bytes:
@@ -94,7 +106,7 @@ class Readers:
         revisions.add(snap.revision)
 
     def _thread_reader(self) -> None:
-        reads, torn, revisions = 0, [], set()
+        reads, torn, revisions = 0, list[str](), set[int]()
         while not self.done.is_set():
             self._check(torn, revisions)
             reads += 1
@@ -102,7 +114,7 @@ class Readers:
 
     async def _tasks(self, n: int) -> None:
         async def reader() -> None:
-            reads, torn, revisions = 0, [], set()
+            reads, torn, revisions = 0, list[str](), set[int]()
             while not self.done.is_set():
                 for _ in range(50):
                     self._check(torn, revisions)

@@ -97,9 +97,9 @@ def test_reload_never_raises_and_keeps_the_old_snapshot(tmp_path: Path) -> None:
 def test_store_attributes_are_read_only(tmp_path: Path) -> None:
     store = ConfigStore(toml(tmp_path, "a = 1\n"))
     with pytest.raises(AttributeError, match="read-only"):
-        store.current = {}  # type: ignore[misc]
+        store.current = {}
     with pytest.raises(AttributeError, match="read-only"):
-        store.snapshot = store.snapshot  # type: ignore[misc]
+        store.snapshot = store.snapshot
 
 
 def test_without_schema_the_snapshot_is_a_read_only_mapping(tmp_path: Path) -> None:
@@ -108,7 +108,7 @@ def test_without_schema_the_snapshot_is_a_read_only_mapping(tmp_path: Path) -> N
     assert isinstance(value, types.MappingProxyType)
     assert value["a"] == (1, 2)
     with pytest.raises(TypeError):
-        value["t"]["x"] = 2  # type: ignore[index]
+        value["t"]["x"] = 2
 
 
 def test_json_and_yaml_sources(tmp_path: Path) -> None:

@@ -12,16 +12,19 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
+from tests._proc import Proc
 from warden import ConfigurationError
 from warden.config import watch_for_changes
+from warden.config._watch import file_digest
 
 from ._files import ConfigMap, write_atomic, write_in_place
 
@@ -260,3 +263,80 @@ for attempt in (lambda: ConfigStore({str(config)!r}, watch=True),
         "watching files for changes needs watchfiles, which is not installed: "
         "pip install 'warden[watch]'",
     ], out.stderr
+
+
+async def test_a_change_before_the_watch_is_armed_is_reported_with_since(tmp_path: Path) -> None:
+    config = tmp_path / "app.toml"
+    config.write_text("a = 1\n")
+    known = {config: file_digest(config)}
+    config.write_text("a = 2\n")  # before the watch exists
+    marker = tmp_path / "marker"
+    marker.write_text("marker 0\n")
+    calls: asyncio.Queue[tuple[Path, ...]] = asyncio.Queue()
+    ready = asyncio.Event()
+    task = asyncio.create_task(
+        watch_for_changes([config, marker], calls.put_nowait, ready=ready, since=known)
+    )
+    try:
+        await asyncio.wait_for(ready.wait(), TIMEOUT)
+        assert await asyncio.wait_for(calls.get(), TIMEOUT) == (config,)
+        marker.write_text("marker 1\n")
+        assert await asyncio.wait_for(calls.get(), TIMEOUT) == (marker,)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+CHILD = """
+import signal, sys
+count = 0
+def hup(signum, frame):
+    global count
+    count += 1
+    print(f"hup {count}", flush=True)
+signal.signal(signal.SIGHUP, hup)
+print("ready", flush=True)
+sys.stdin.read()  # until the test closes stdin
+"""
+
+
+async def test_sighup_to_a_real_program_once_per_change(
+    tmp_path: Path, spawn: Callable[..., Proc]
+) -> None:
+    # What `warden run --reload-on-change PATH` does for a program that is not Python.
+    volume = ConfigMap(tmp_path / "volume", {"nginx.conf": "worker_processes 1;\n"})
+    config = volume.path("nginx.conf")
+    child = spawn([sys.executable, "-c", CHILD])
+    child.wait_line("^ready$")
+    async with watching(config, marker=tmp_path / "marker") as watch:
+        for hups, n in enumerate(range(2, 5), start=1):
+            volume.update({"nginx.conf": f"worker_processes {n};\n"})
+            await watch.exactly_one(config)
+            os.kill(child.pid, signal.SIGHUP)
+            await asyncio.to_thread(child.wait_line, f"^hup {hups}$")
+    assert [line for line in child.out if line.startswith("hup")] == [
+        "hup 1\n",
+        "hup 2\n",
+        "hup 3\n",
+    ]
+
+
+def test_without_pyyaml_a_yaml_file_is_a_one_line_error(tmp_path: Path) -> None:
+    config = tmp_path / "app.yaml"
+    config.write_text("a: 1\n")
+    code = f"""
+import sys
+sys.modules["yaml"] = None  # as if it were not installed
+from warden.config import ConfigStore, MissingExtraError
+try:
+    ConfigStore({str(config)!r})
+except MissingExtraError as exc:
+    print(exc)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.stdout.strip() == (
+        f"the YAML config {config} needs PyYAML, which is not installed: pip install 'warden[yaml]'"
+    ), out.stderr

@@ -26,7 +26,7 @@ import itertools
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 
 from tests._proc import Proc
@@ -137,12 +137,23 @@ class Cluster:
 
         self._spawn(run())
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
+        """Stop every pod still running (SIGTERM, then SIGKILL to it and what it started)."""
+        running = [pod for pod in self.pods if pod.proc.popen.poll() is None]
+        trees = {pod.name: [pod.proc.pid, *_descendants(pod.proc.pid)] for pod in running}
+        for pod in running:
+            os.kill(pod.proc.pid, signal.SIGTERM)
+        for pod in running:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.to_thread(pod.proc.popen.wait), 10)
+            for pid in trees[pod.name]:  # the program is in a session of its own: by pid
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -205,6 +216,22 @@ class Cluster:
             return await asyncio.to_thread(pod.proc.popen.wait), True
 
 
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{parent}/task"):
+                with (
+                    contextlib.suppress(OSError),
+                    open(f"/proc/{parent}/task/{task}/children") as f,
+                ):
+                    kids = [int(k) for k in f.read().split()]
+                    found += kids
+                    todo += kids
+    return found
+
+
 async def _get_ok(url: str, timeout: float) -> bool:
     host, _, rest = url.removeprefix("http://").partition(":")
     port, _, path = rest.partition("/")
@@ -212,7 +239,9 @@ async def _get_ok(url: str, timeout: float) -> bool:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(host, int(port))
             try:
-                writer.write(f"GET /{path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+                writer.write(
+                    f"GET /{path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+                )
                 status = await reader.readline()
                 return status.split()[1:2] == [b"200"]
             finally:

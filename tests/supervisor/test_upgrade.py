@@ -29,7 +29,7 @@ from tests.supervisor._systemd_peers import Manager, make_fifo, release
 from tests.supervisor.conftest import DEADLINE, Processes, Warden, proc_state, wait_until
 
 RELEASE = """\
-import os, select, signal, socket, sys
+import os, select, signal, socket, sys, time
 from pathlib import Path
 
 words = Path(sys.argv[1]).read_text().split()
@@ -37,6 +37,8 @@ name = words[0]
 print(f"started {name} {os.getpid()}", flush=True)
 if name == "crash":
     sys.exit(3)
+if name == "exit0":
+    sys.exit(0)
 if name == "family" and os.fork() == 0:  # a worker in the same process group
     signal.signal(signal.SIGTERM, lambda *_: print(f"worker {os.getpid()} got SIGTERM", flush=True))
     signal.pause()
@@ -51,25 +53,48 @@ wakeup, wakeup_w = os.pipe()
 os.set_blocking(wakeup_w, False)
 signal.set_wakeup_fd(wakeup_w)
 signal.signal(signal.SIGTERM, signal.SIG_IGN if name == "stubborn" else lambda *_: None)
-listener = socket.socket(fileno=3)
-listener.setblocking(False)
+# Every socket handed over (the shared ones and warden's private probe socket), as gunicorn
+# and warden.listen_fds() serve them.
+listeners = [socket.socket(fileno=3 + i) for i in range(int(os.environ.get("LISTEN_FDS", "1")))]
+for listener in listeners:
+    listener.setblocking(False)
+notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+notify.connect(os.environ["NOTIFY_SOCKET"])
 if name != "hang":
-    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify.connect(os.environ["NOTIFY_SOCKET"])
     notify.send(b"READY=1")
 if name == "flaky":
     sys.exit(1)
-while wakeup not in select.select([listener, wakeup], [], [])[0]:
-    try:
-        conn, _ = listener.accept()
-    except BlockingIOError:  # the other release took it
-        continue
-    conn.setblocking(True)
-    with conn:
-        conn.recv(65536)
-        body = f"{name} {os.getpid()}\\n".encode()
-        head = f"HTTP/1.1 200 OK\\r\\nContent-Length: {len(body)}\\r\\n"
-        conn.sendall(head.encode() + b"Connection: close\\r\\n\\r\\n" + body)
+# "late S": serves, then exits 1 S seconds after READY=1; "sick S": answers 500 from S seconds
+# after READY=1; "wedge S": stops its watchdog pings S seconds after READY=1 (still serving).
+after = float(words[1]) if name in ("late", "sick", "wedge") else None
+ready_at = time.monotonic()
+last_ping = 0.0
+while True:
+    timeout = 0.05 if after is not None or "WATCHDOG_USEC" in os.environ else None
+    readable = select.select([*listeners, wakeup], [], [], timeout)[0]
+    if wakeup in readable:
+        break
+    late = after is not None and time.monotonic() - ready_at >= after
+    if name == "late" and late:
+        print(f"crashing {name} {os.getpid()}", flush=True)
+        sys.exit(1)
+    if "WATCHDOG_USEC" in os.environ and not (name == "wedge" and late):
+        if time.monotonic() - last_ping > int(os.environ["WATCHDOG_USEC"]) / 4e6:
+            notify.send(b"WATCHDOG=1")
+            last_ping = time.monotonic()
+    for listener in readable:
+        try:
+            conn, _ = listener.accept()
+        except BlockingIOError:  # the other release took it
+            continue
+        conn.setblocking(True)
+        with conn:
+            conn.recv(65536)
+            broken = name == "err500" or (name == "sick" and late)
+            status = "500 Internal Server Error" if broken else "200 OK"
+            body = f"{name} {os.getpid()}\\n".encode()
+            head = f"HTTP/1.1 {status}\\r\\nContent-Length: {len(body)}\\r\\n"
+            conn.sendall(head.encode() + b"Connection: close\\r\\n\\r\\n" + body)
 print(f"stopped {name} {os.getpid()}", flush=True)
 """
 
@@ -113,16 +138,27 @@ class Load:
 class Service:
     """A warden serving the release script on a loopback port, with a control socket."""
 
-    def __init__(self, procs: Processes, *options: str, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        procs: Processes,
+        *options: str,
+        env: dict[str, str] | None = None,
+        port: int = 0,
+        ready: str = "notify",
+    ):
         self.procs = procs
         self.release_file = procs.tmp_path / "release"
         self.deploy("v1")
         script = procs.script("release.py", RELEASE)
         self.warden: Warden = procs.warden(
             "--listen",
-            "tcp://127.0.0.1:0",
+            f"tcp://127.0.0.1:{port}",
             "--ready",
-            "notify",
+            ready,
+            # No confirmation window unless a test asks for one (later options win): these
+            # tests are about the steps around it, and each window would add its length.
+            "--upgrade-confirm",
+            "0",
             *options,
             "--",
             script,

@@ -54,6 +54,10 @@ def test_keep_alive_request_during_the_drain_is_answered(procs: Processes) -> No
         "tcp://127.0.0.1:0",
         "--ready",
         "notify",
+        # A short window: the client's connection must not sit idle past uvicorn's 5 s
+        # keep-alive timeout before the drain this test is about.
+        "--upgrade-confirm",
+        "0.5s",
         "--",
         sys.executable,
         "-m",

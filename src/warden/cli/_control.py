@@ -23,9 +23,10 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from .._durations import parse_duration
-from .._exceptions import ConfigurationError, UsageError
+from .._exceptions import ConfigurationError, UsageError, WardenError
 from .._exitcodes import EXIT_NO_WARDEN, EXIT_OK, EXIT_REFUSED, EXIT_USAGE
 from .._paths import default_control_path
+from .._unix import peer_credentials, untrusted_path
 
 __all__ = ["main_command", "request"]
 
@@ -41,7 +42,7 @@ _SUMMARIES = {
 }
 
 
-class _NoWarden(Exception):
+class _NoWarden(WardenError):
     """No warden answered; the message says why and what to do."""
 
 
@@ -108,7 +109,8 @@ def _duration(text: str) -> float:
     except ConfigurationError:
         # argparse names the flag itself ("argument --timeout: ...").
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a duration above 0; write seconds like 30, or 500ms, 90s, 5m, 1h"
+            f"{text!r} is not a duration above 0 and at most 596h (the longest the kernel "
+            "waits); write seconds like 30, or 500ms, 90s, 5m, 1h"
         ) from None
 
 
@@ -121,10 +123,28 @@ def request(
     """
     deadline = time.monotonic() + timeout
     data = b""
+    me = os.geteuid()
+    # Who answers on a path is decided by whoever may change what the path names: a fake
+    # warden behind another user's symlink or directory would get our commands and answer
+    # "ok". The kernel's word on the listener (SO_PEERCRED) is checked after connecting.
+    problem = untrusted_path(path, uid=me)
+    if problem is not None:
+        raise _NoWarden(
+            f"refusing the control socket {path}: {problem}, so another user could put a "
+            "fake warden there; give a --control PATH in directories only you (or root) "
+            "can write"
+        )
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         try:
             sock.settimeout(timeout)
             sock.connect(path)
+            pid, uid, _ = peer_credentials(sock)
+            if uid not in (me, 0):
+                raise _NoWarden(
+                    f"what listens on {path} (pid {pid}) runs as uid {uid}, not as uid {me} "
+                    f"or root: it is not your warden; run as uid {uid} to control it, or "
+                    "give the --control PATH of your own warden"
+                )
             # A warden that refuses our uid answers without reading the request and closes:
             # the send may fail (EPIPE) while its answer waits in our receive queue.
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):

@@ -121,21 +121,60 @@ def parse(argv: list[str], environ: Mapping[str, str]) -> SupervisorOptions:
 def main(argv: list[str]) -> int:
     """``warden run``: returns the exit code of a usage error or --help; after a run it ends
     the process itself (see :func:`_exit_now`)."""
+    _open_missing_std_fds()
     try:
         options = parse(argv, os.environ)
     except UsageError as exc:
-        sys.stderr.write(f"warden run: error: {exc}\n")
+        _say(f"warden run: error: {exc}\n")
         return EXIT_USAGE
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     from ..observe import log_events
+    from ..supervisor.process._signals import ignore_unforwarded
 
+    ignore_unforwarded()
     supervisor = Supervisor(options)
+    # warden exits right after the run: a signal that came after the lifecycle restored its
+    # handlers would otherwise meet its default action and replace the program's exit code.
+    supervisor.lifecycle.hold_signals_at_exit()
     log_events(supervisor.lifecycle)
     code = supervisor.run()
     if supervisor.final_message:
-        sys.stderr.write(f"warden run: {supervisor.final_message}\n")
+        _say(f"warden run: {supervisor.final_message}\n")
     return _exit_now(code)
+
+
+def _open_missing_std_fds() -> None:
+    """Put ``/dev/null`` on a closed stdin, stdout or stderr (``2>&-``), as systemd does.
+
+    Else the next file warden opens (the control socket) would get that number, its log
+    lines would go into it, and the program would inherit it as its stderr. warden's own
+    log then goes nowhere (``sys.stderr`` stays ``None``); the run itself is unchanged.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free number: fd itself
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            os.set_inheritable(fd, True)  # the program gets it too
+
+
+def _say(text: str) -> None:
+    """A line for the user on stderr, if there is one, never blocking on a stalled pipe."""
+    if sys.stderr is None:
+        return
+    from ..observe._stream import write_bounded
+
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        with contextlib.suppress(Exception):
+            sys.stderr.write(text)
+        return
+    write_bounded(fd, text)
 
 
 def _exit_now(code: int) -> NoReturn:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from ._store import ConfigStore
 
 R = TypeVar("R")
+_LOG = logging.getLogger("warden.config")
 
 
 class Attachment:
@@ -51,10 +53,15 @@ class Attachment:
         ready = asyncio.Event()
         self._watcher = asyncio.create_task(
             watch_for_changes(
-                [self.store.path], self._changed, debounce=self.store.debounce, ready=ready
+                [self.store.path],
+                self._changed,
+                debounce=self.store.debounce,
+                ready=ready,
+                since=self.store.watched_since(),  # a change made before the start is seen
             ),
             name=f"warden:{self.name}:watch",
         )
+        self._watcher.add_done_callback(self._watcher_ended)
         armed = asyncio.create_task(ready.wait())
         await asyncio.wait({armed, self._watcher}, return_when=asyncio.FIRST_COMPLETED)
         if self._watcher.done():  # failed to arm: the start fails with its error
@@ -62,9 +69,15 @@ class Attachment:
             with contextlib.suppress(asyncio.CancelledError):
                 await armed
             self._watcher.result()
-            return
-        # A change between the store's first load and the watch being armed: catch up.
-        await self._changed((self.store.path,))
+
+    def _watcher_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            # Not silent: a config that stops following its file is a fault to see at once.
+            _LOG.error(
+                "config %s: the file watcher stopped: %r; reloads now come from SIGHUP only",
+                self.store.path,
+                task.exception(),
+            )
 
     async def _stop(self) -> None:
         watcher, self._watcher = self._watcher, None

@@ -98,7 +98,9 @@ class ConfigReloadFailed(Fact):
 
     @property
     def detail(self) -> str:
-        return f"{self.error}; revision {self.revision} keeps serving"
+        # The name is the file already: the log line need not say it twice.
+        reason = self.error.removeprefix(f"config {self.file}: ")
+        return f"{reason}; revision {self.revision} keeps serving"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,6 +113,10 @@ class ConfigReloading(Reloading):
     @property
     def name(self) -> str:
         return str(self.file)
+
+    @property
+    def detail(self) -> str:
+        return "changed on disk; reloading"
 
     @property
     def status(self) -> str:
@@ -128,6 +134,18 @@ class ConfigWatchDone(Reloaded):
     @property
     def name(self) -> str:
         return str(self.file)
+
+    @property
+    def outcome(self) -> str:
+        return "ok" if self.ok else "refused"
+
+    @property
+    def detail(self) -> str:
+        return "serving the new config" if self.ok else "serving the old config"
+
+    @property
+    def warning(self) -> bool:
+        return False  # the ConfigReloadFailed just before it is the one to look at
 
     @property
     def status(self) -> str:

@@ -9,6 +9,7 @@ Reloads are serialized by a lock that readers never take.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -143,11 +144,13 @@ class ConfigStore(Generic[T]):
         self.watch = watch
         self._environ = os.environ if environ is None else environ
         self._validate = make_validator(schema, self.path)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one reload at a time; readers never take it
+        self._subscribers_lock = threading.Lock()
         self._subscribers: list[Subscriber] = []
         self._attachment: Attachment | None = None
         self._thread: WatchThread | None = None
         began = time.monotonic()
+        self._file_sha = ""  # sha256 of the file's bytes behind the snapshot (for the watch)
         digest, value = self._build()  # raises ConfigError: no old snapshot to keep
         self._swap(Snapshot(value, 1, digest, self.path, time.monotonic()))
         _LOG.debug("config %s: revision 1 in %.1f ms", self.path, (time.monotonic() - began) * 1e3)
@@ -194,11 +197,12 @@ class ConfigStore(Generic[T]):
         is reported without stopping the others. ``old`` and ``new`` are config values.
         """
         sub = Subscriber(name or hook_name(commit, prepare, abandon), commit, prepare, abandon)
-        with self._lock:
+        # Copy on write: a reload under way keeps the list it started with.
+        with self._subscribers_lock:
             self._subscribers = [*self._subscribers, sub]
 
         def unsubscribe() -> None:
-            with self._lock:
+            with self._subscribers_lock:
                 self._subscribers = [s for s in self._subscribers if s is not sub]
 
         return unsubscribe
@@ -255,6 +259,7 @@ class ConfigStore(Generic[T]):
             return failed(f"config {self.path}: {veto}", "prepare")
         new = Snapshot(value, old.revision + 1, digest, self.path, time.monotonic())
         self._swap(new)
+        self._file_sha = hashlib.sha256(raw).hexdigest()
         commit_errors = commit_all(subscribers, old.value, value)
         took = time.monotonic() - began
         return ReloadResult(
@@ -265,6 +270,7 @@ class ConfigStore(Generic[T]):
         raw = read_file(self.path, self.max_bytes)
         overlay = env_overlay(self.env_prefix, self._environ)
         data = apply_overlay(parse(raw, self.path, self.format), overlay, self.path)
+        self._file_sha = hashlib.sha256(raw).hexdigest()
         try:
             value = self._validate(data)
         except ConfigError:
@@ -280,6 +286,10 @@ class ConfigStore(Generic[T]):
         object.__setattr__(self, "current", snapshot.value)
 
     # -- lifecycle and watching ---------------------------------------------------------
+
+    def watched_since(self) -> dict[Path, str]:
+        """What the watcher compares the file with when armed: the bytes behind the snapshot."""
+        return {self.path: self._file_sha}
 
     def attach(self, lifecycle: Lifecycle, *, name: str = "config") -> None:
         """Make the store a component of ``lifecycle``, named ``name``.

@@ -55,7 +55,13 @@ class WatchThread:
         ready = asyncio.Event()
         store = self._store
         watcher = asyncio.create_task(
-            watch_for_changes([store.path], self._changed, debounce=store.debounce, ready=ready)
+            watch_for_changes(
+                [store.path],
+                self._changed,
+                debounce=store.debounce,
+                ready=ready,
+                since=store.watched_since(),  # a change made before the watch is seen
+            )
         )
         waiter = asyncio.create_task(ready.wait())
         await asyncio.wait({waiter, watcher}, return_when=asyncio.FIRST_COMPLETED)
@@ -64,7 +70,6 @@ class WatchThread:
             watcher.result()
             return
         self._armed.set()
-        self._changed(())  # catch up with a change made before the watch was armed
         await self._stop.wait()
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -43,7 +43,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -84,6 +84,7 @@ async def watch_for_changes(
     *,
     debounce: float = DEFAULT_DEBOUNCE,
     ready: asyncio.Event | None = None,
+    since: Mapping[Path, str] | None = None,
 ) -> None:
     """Call ``on_change(paths)`` each time the content of some of ``paths`` changes.
 
@@ -105,6 +106,10 @@ async def watch_for_changes(
         on_change: called with the tuple of changed paths.
         debounce: seconds of quiet after the last filesystem event before hashing.
         ready: set once the watches are armed: a change after that is seen.
+        since: the content the caller already has, by path, as the sha256 (hex) of the
+            file's bytes: a file that differs from it when the watch is armed is reported
+            (after one quiet window, in case it is being written), so a change made before
+            the watch existed is not missed.
 
     Raises:
         MissingExtraError: watchfiles is not installed (``pip install 'warden[watch]'``).
@@ -112,6 +117,7 @@ async def watch_for_changes(
     """
     notify_class = require_watchfiles("watching files for changes")
     files = tuple(dict.fromkeys(Path(p).absolute() for p in paths))
+    known = {Path(p).absolute(): digest for p, digest in (since or {}).items()}
     if not files:
         raise ConfigurationError("watch_for_changes() got no paths; give at least one file")
     if not debounce > 0:  # also refuses NaN
@@ -131,7 +137,7 @@ async def watch_for_changes(
 
     def run() -> None:
         try:
-            _watch_thread(notify_class, files, debounce, stop, post, armed)
+            _watch_thread(notify_class, files, known, debounce, stop, post, armed)
         except BaseException as exc:
             post(exc)
         else:
@@ -164,11 +170,13 @@ async def watch_for_changes(
         while not finished:
             item = await queue.get()
             finished = item is None or isinstance(item, BaseException)
+        thread.join()  # it has said its last word and is returning: microseconds
 
 
 def _watch_thread(  # noqa: PLR0917 - private, called once
     notify_class: Callable[..., _Notify],
     files: tuple[Path, ...],
+    known: dict[Path, str],
     debounce: float,
     stop: threading.Event,
     post: Callable[[tuple[Path, ...]], None],
@@ -179,8 +187,13 @@ def _watch_thread(  # noqa: PLR0917 - private, called once
     dirs = watched_dirs(files)
     notify = _arm(notify_class, dirs)
     try:
-        digests = {f: file_digest(f) for f in files}
+        now_digests = {f: file_digest(f) for f in files}
+        digests = {f: known.get(f, now_digests[f]) for f in files}
         armed()
+        if digests != now_digests:  # changed before the watch existed: report it, debounced
+            if not _wait_for_quiet(notify, step, group, stop):
+                return
+            _report(files, digests, post)
         while _wait_for_change(notify, step, stop) and _wait_for_quiet(notify, step, group, stop):
             # Re-arm before hashing: a directory just created (or a symlink repointed) is
             # watched from now on, and what is written into it during one more quiet window

@@ -20,8 +20,11 @@ def listeners(
             "warden.listen_fds()) or address='HOST:PORT'"
         )
     host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return [socket.create_server((host.strip("[]") or "0.0.0.0", int(port)), backlog=1024)]
+        sock = socket.create_server((host or "0.0.0.0", int(port)), family=family, backlog=1024)
+        return [sock]
     except (OSError, ValueError) as exc:
         raise ServeError(
             f"component {name!r} cannot listen on {address!r} ({exc}); pick a free "

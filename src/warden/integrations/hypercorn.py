@@ -49,11 +49,15 @@ from ._budget import RESERVE, StopBudget
 from ._events import Cut, Draining, WorkCut
 from ._listen import listeners
 
+__all__ = ["IDLE_GRACE", "HypercornServer"]
+
 IDLE_GRACE = 1.0
 """Seconds an idle or unread connection may take to send its request once the stop began."""
 
 #: RFC 9113 §6.8: GOAWAY (type 7) on stream 0, last stream id 2^31-1, NO_ERROR.
 _GOAWAY_ALL = struct.pack(">I", 8)[1:] + bytes([7, 0]) + struct.pack(">III", 0, 2**31 - 1, 0)
+
+_POLL = 0.02  # asyncio says nothing when it has set up an accepted connection: look this often
 
 _ATTR = "_warden_server"  # on our Config: which HypercornServer its connections belong to
 
@@ -102,6 +106,7 @@ class HypercornServer:
         self._stop_timeout = stop_timeout
         self._budget = StopBudget(lifecycle, self._drain)
         self._connections: weakref.WeakSet[_TCPServer] = weakref.WeakSet()
+        self._connection_tasks: set[asyncio.Task[Any]] = set()
         self._shutdown = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._running = 0
@@ -176,9 +181,20 @@ class HypercornServer:
         assert self._task is not None
         left = self._budget.left(began, self._stop_timeout) - RESERVE / 2
         await asyncio.wait({self._task}, timeout=max(left, 0.0))
-        if not self._task.done():
-            self._task.cancel()
-            await asyncio.wait({self._task})
+        # asyncio accepts a burst of connections per wake-up and sets each up a few loop
+        # iterations later: one set up after hypercorn gathered its connections is not
+        # waited for by it. Wait for those too (they are answered with Connection: close).
+        # Done only when a look _POLL after the last one finds none left.
+        while (left := self._budget.left(began, self._stop_timeout) - RESERVE / 2) > _POLL:
+            await asyncio.sleep(_POLL)
+            if not self._connection_tasks:
+                break
+            await asyncio.wait(set(self._connection_tasks), timeout=left - _POLL)
+        late = set(self._connection_tasks)
+        for task in (self._task, *late):
+            if not task.done():
+                task.cancel()
+        await asyncio.wait({self._task, *late})
 
 
 class _TCPServer(TCPServer):
@@ -192,9 +208,22 @@ class _TCPServer(TCPServer):
 
     async def run(self) -> None:
         owner = self._warden
-        if owner is not None:
+        task = asyncio.current_task()
+        if owner is not None and task is not None:
             owner._connections.add(self)
-        await super().run()
+            owner._connection_tasks.add(task)
+        try:
+            await super().run()
+        finally:
+            if owner is not None and task is not None:
+                owner._connection_tasks.discard(task)
+
+    async def _read_data(self) -> None:
+        await super()._read_data()
+        if self._warden is not None:
+            # The client has closed its side: no request can come, end the idle wait now
+            # (hypercorn's connection otherwise lingers until the keep-alive timeout).
+            await self.idle_task.stop()
 
     def _is_h2(self) -> bool:
         protocol = getattr(self, "protocol", None)
@@ -223,13 +252,23 @@ class _TCPServer(TCPServer):
         if owner is None:
             await super()._idle_timeout()
             return
-        try:
-            await asyncio.wait_for(self.context.terminated.wait(), self.config.keep_alive_timeout)
-        except TimeoutError:
-            pass
-        else:
-            # The stop began while this connection was idle or not read yet: a request may be
-            # on its way. This task is cancelled (idle_task.stop) as soon as one arrives.
+        terminated = self.context.terminated
+        if not terminated.is_set():
+            try:
+                await asyncio.wait_for(terminated.wait(), self.config.keep_alive_timeout)
+            except TimeoutError:
+                await asyncio.shield(self._initiate_server_close())  # keep-alive timeout
+                return
+        # A request has begun if we were cancelled (idle_task.stop): 3.11's wait_for can
+        # swallow a cancel that comes as its inner wait ends, and the request would then wait
+        # out the grace below and be closed unanswered.
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
+        # The stop began while this connection was idle or not read yet: a request may be on
+        # its way; this task is cancelled as soon as one arrives. A client that has already
+        # closed its side sends nothing more: no grace for it.
+        if not self.reader.at_eof():
             await asyncio.sleep(owner.idle_grace)
         await asyncio.shield(self._initiate_server_close())
 

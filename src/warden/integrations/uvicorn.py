@@ -1,6 +1,20 @@
-"""uvicorn protocol classes whose graceful shutdown loses no request on a keep-alive connection.
+"""uvicorn under warden: a lifecycle-managed server, and a protocol that loses no request.
 
-Use them by name, with uvicorn's own option::
+The documented way is :class:`UvicornServer`, a component of a :class:`warden.Lifecycle`::
+
+    lifecycle = warden.Lifecycle(drain_delay=5)
+    handed = [sock for _, sock in warden.listen_fds()]
+    UvicornServer(lifecycle, app, sockets=handed, address=None if handed else "127.0.0.1:8000")
+    sys.exit(lifecycle.run())
+
+Start returns once uvicorn serves (after the app's lifespan startup), so READY=1 is true.
+During the drain delay every response says ``Connection: close``; at the stop uvicorn's own
+shutdown runs (stop accepting, then each connection ends after its next response, below),
+bounded by the grace: the least of ``grace``, the stop timeout and what is left of the
+shutdown deadline; at the grace the requests still running are named in a ``WorkCut`` fact.
+warden's signal handling stays in charge (uvicorn's ``capture_signals`` is not used).
+
+The protocol class alone, for uvicorn run from the command line, by name::
 
     warden run --listen tcp://0.0.0.0:8000 --ready notify \\
         -- uvicorn --fd 3 --http warden.integrations.uvicorn:H11Protocol app:app
@@ -22,10 +36,24 @@ so, and a client that reuses the connection then fails); a connection that stays
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
 
+import uvicorn
 from uvicorn.protocols.http import h11_impl
 
-__all__ = ["IDLE_GRACE", "H11Protocol"]
+from warden.lifecycle import Lifecycle
+
+from ._asgi import App, DrainState, wrap
+from ._budget import RESERVE, StopBudget
+from ._events import Cut, Draining, WorkCut
+from ._listen import listeners
+
+__all__ = ["IDLE_GRACE", "H11Protocol", "UvicornServer"]
+
 
 #: Seconds a keep-alive connection may stay silent once a shutdown began.
 IDLE_GRACE = 2.0
@@ -84,3 +112,115 @@ class H11Protocol(h11_impl.H11Protocol):
         self._idle_timer = None
         if not self._close_after_response():
             super().shutdown()  # silent for IDLE_GRACE: close it, as uvicorn does at once
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling when it serves, and leaving the signals to warden."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.serving = asyncio.Event()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # warden's lifecycle handles SIGTERM/SIGINT and asks us to stop
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.serving.set()
+
+
+class UvicornServer:
+    """A uvicorn server as a lifecycle component (see the module's docstring).
+
+    Args:
+        lifecycle: the :class:`warden.Lifecycle` to join.
+        app: the ASGI application.
+        name: the component's name.
+        sockets: listening sockets (from :func:`warden.listen_fds`).
+        address: ``HOST:PORT`` to bind when no socket is handed (port 0: any free port; see
+            :attr:`port`).
+        grace: the longest in-flight requests may run once the stop begins.
+        depends_on: components that must stop after this one.
+        stop_timeout: the component's stop timeout.
+        **options: more ``uvicorn.Config`` options (``http`` defaults to
+            :class:`H11Protocol`; ``lifespan``, ``timeout_keep_alive``, ...).
+    """
+
+    def __init__(
+        self,
+        lifecycle: Lifecycle,
+        app: App,
+        *,
+        name: str = "http",
+        sockets: Sequence[socket.socket] = (),
+        address: str | None = None,
+        grace: float | None = None,
+        depends_on: Sequence[str] = (),
+        stop_timeout: float | None = None,
+        **options: Any,
+    ) -> None:
+        self.name = name
+        self._lifecycle = lifecycle
+        self._state = DrainState()
+        self._handed = list(sockets)
+        self._address = address
+        self._grace = grace
+        self._stop_timeout = stop_timeout
+        options.setdefault("http", H11Protocol)
+        options.setdefault("log_config", None)  # the application's logging stays its own
+        self._config = uvicorn.Config(wrap(app, self._state), **options)
+        self._server = _Server(self._config)
+        self._task: asyncio.Task[None] | None = None
+        self._budget = StopBudget(lifecycle, self._drain)
+        self.port: int | None = None
+        #: The requests the last stop cut, as published in its WorkCut fact.
+        self.cut: tuple[Cut, ...] = ()
+        lifecycle.add(
+            name,
+            start=self.start,
+            stop=self.stop,
+            depends_on=list(depends_on),
+            stop_timeout=stop_timeout,
+        )
+
+    async def start(self) -> None:
+        """Run the app's lifespan startup and serve every socket; returns once serving."""
+        socks = listeners(self.name, self._handed, self._address)
+        self.port = socks[0].getsockname()[1]
+        self._task = asyncio.create_task(
+            self._server.serve(sockets=socks), name=f"warden:uvicorn:{self.name}"
+        )
+        serving = asyncio.create_task(self._server.serving.wait())
+        await asyncio.wait({self._task, serving}, return_when=asyncio.FIRST_COMPLETED)
+        if not serving.done():
+            serving.cancel()
+            await asyncio.wait({serving})
+            self._task.result()  # raises what stopped it (SystemExit: lifespan startup failed)
+            raise RuntimeError(f"uvicorn component {self.name!r} ended during its start")
+
+    def _drain(self) -> None:
+        self._state.draining = True
+        fact = Draining(component=self.name, how="Connection: close")
+        asyncio.get_running_loop().call_soon(self._lifecycle.publish, fact)
+
+    async def stop(self) -> None:
+        """uvicorn's shutdown within the grace; what the grace cut is published."""
+        began = time.monotonic()
+        self._budget.drain()
+        grace = self._budget.grace(self._grace, began, self._stop_timeout)
+        # uvicorn cancels what is left at its timeout (after a 0.1 s pause and its 0.1 s tick):
+        # a little after our count.
+        # (typed int, used as a float by asyncio.wait_for)
+        self._config.timeout_graceful_shutdown = max(0.0, grace - 0.2) + RESERVE / 4  # type: ignore[assignment]
+        self._server.should_exit = True
+        if not await self._state.inflight.wait_idle(grace):
+            self.cut = self._state.inflight.cut()
+            self._lifecycle.publish(WorkCut(component=self.name, grace=grace, cut=self.cut))
+        assert self._task is not None
+        left = self._budget.left(began, self._stop_timeout) - RESERVE / 2
+        await asyncio.wait({self._task}, timeout=max(left, 0.0))
+        if not self._task.done():
+            self._server.force_exit = True
+            self._task.cancel()
+            await asyncio.wait({self._task})

@@ -11,8 +11,13 @@ wake-ups). Three things write to the pipe:
 The guard forwards every signal to the loop (``call_soon_threadsafe``), and at the first stop
 signal it turns readiness false and arms the deadline *itself*, so a loop that is already
 blocked when SIGTERM arrives cannot keep the process alive past the deadline. When the
-deadline passes, it writes the report it is given to stderr and leaves with ``os._exit``: no
-cleanup code of the stuck program can block it.
+deadline passes, it runs the forced-exit hooks (the supervisor kills the program's process
+group there), writes the report it is given to stderr and leaves with ``os._exit``: no cleanup
+code of the stuck program can block it.
+
+The guard needs the GIL to do any of that. For C code that holds the GIL past the deadline,
+arming the deadline also arms the last resort (``_last_resort.py``): a kernel timer that
+SIGKILLs the process ``MARGIN`` seconds after the deadline, with no Python running.
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ import time
 from collections.abc import Callable
 
 from .._exitcodes import EXIT_DEADLINE, EXIT_SIGNAL_BASE
+from ._last_resort import MARGIN, LastResort
 from ._signals import signal_name
 
+_POLL_MAX = 2**31 - 1  # ms: poll()'s timeout is a C int
 ARM = 0xFE
 DONE = 0xFF
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
@@ -45,12 +52,15 @@ class DeadlineGuard:
         on_first_stop_signal: Callable[[], None],
         report: Callable[[str], str],
         exit_on_second_signal: bool,
+        forced_exit_hooks: list[Callable[[], object]] | None = None,
     ) -> None:
         self._timeout = timeout
         self._forward = forward
         self._on_first_stop_signal = on_first_stop_signal
         self._report = report
         self._exit_on_second_signal = exit_on_second_signal
+        self._forced_exit_hooks = [] if forced_exit_hooks is None else forced_exit_hooks
+        self._last_resort = LastResort()
         #: Where the numbers of signals warden does not handle go (an asyncio loop's own
         #: wakeup fd, if it had one): set by the intake, -1 for none.
         self.chain_fd = -1
@@ -67,11 +77,17 @@ class DeadlineGuard:
         self.chain_fd = fd
 
     def arm(self) -> None:
-        """Start the deadline now (idempotent: the first arming counts)."""
+        """Start the deadline now (idempotent: the first arming counts).
+
+        The last resort is armed here, on the caller's thread, not when the guard reads
+        ``ARM``: the caller may go on into C code that holds the GIL before the guard runs.
+        """
+        self._last_resort.arm(self._timeout + MARGIN)
         _write_control(self.wake_fd, ARM)
 
     def finish(self) -> None:
         """The shutdown has ended (or never began): disarm, stop the thread, close the pipe."""
+        self._last_resort.disarm()
         if self._thread.is_alive():
             _write_control(self.wake_fd, DONE)
             self._thread.join()
@@ -87,7 +103,10 @@ class DeadlineGuard:
         poller.register(self._rfd, select.POLLIN)
         while True:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            readable = poller.poll(None if timeout is None else timeout * 1000)
+            # poll() takes a C int of milliseconds: a longer deadline is waited in parts.
+            readable = poller.poll(None if timeout is None else min(timeout * 1000, _POLL_MAX))
+            if not readable and deadline is not None and time.monotonic() < deadline:
+                continue
             if not readable:
                 self._force_exit(
                     EXIT_DEADLINE,
@@ -107,6 +126,7 @@ class DeadlineGuard:
                     return
                 if (byte == ARM or byte in STOP_SIGNALS) and deadline is None:
                     deadline = time.monotonic() + self._timeout
+                    self._last_resort.arm(self._timeout + MARGIN)
                 if byte == ARM:
                     continue
                 if byte not in self.handled and self.chain_fd >= 0:
@@ -135,6 +155,11 @@ class DeadlineGuard:
         # time the guard gives it up for a syscall; writing the report takes dozens of those.
         # We are about to exit: let the guard win the GIL back in 0.1 ms instead.
         sys.setswitchinterval(1e-4)
+        for hook in list(self._forced_exit_hooks):
+            # First, before the report: the program must not outlive us (the supervisor
+            # SIGKILLs its process group here). A failing hook must not keep us alive.
+            with contextlib.suppress(BaseException):
+                hook()
         try:
             text = self._report(headline)
         except BaseException:  # the report must never be what keeps the process alive

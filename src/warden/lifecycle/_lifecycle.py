@@ -145,6 +145,10 @@ class Lifecycle:
         self._reload_hooks: list[Callback] = []
         self._reopen_hooks: list[Callback] = []
         self._signal_hooks: dict[int, list[SignalCallback]] = {}
+        self._forced_exit_hooks: list[Callable[[], object]] = []
+        self._hold_signals = False
+        #: A KeyboardInterrupt or SystemExit a stop raised: re-raised once every stop ran.
+        self._stop_interrupt: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._stop_event: asyncio.Event | None = None
@@ -218,6 +222,28 @@ class Lifecycle:
         if self._intake is not None and self._guard is not None:
             self._intake.install([signum])
             self._guard.handled = self._intake.signals
+
+    def on_forced_exit(self, fn: Callable[[], object]) -> None:
+        """Call ``fn()`` on the guard thread right before a forced exit (the deadline passed,
+        or a second stop signal with ``on_second_signal="exit"``).
+
+        It runs while the event loop may be blocked, so it must not wait for the loop, take
+        a lock the loop may hold, or block: send a signal, write a byte. The supervisor
+        SIGKILLs the program's process group here, so nothing it started outlives warden.
+        Nothing runs when the last resort (a kernel SIGKILL, ``MARGIN`` seconds after the
+        deadline) ends a process whose GIL was held past the deadline.
+        """
+        self._forced_exit_hooks.append(fn)
+
+    def hold_signals_at_exit(self) -> None:
+        """After the shutdown, leave the signals the lifecycle handled ignored, not restored.
+
+        For a process that exits right after :meth:`run` returns (``warden run``): a signal
+        arriving between the restore and the exit would otherwise meet its default action
+        and replace the exit code (SIGUSR1 -> 138). A library embedded in a longer-lived
+        process should not call this.
+        """
+        self._hold_signals = True
 
     # -- observation --------------------------------------------------------------------
 
@@ -354,6 +380,7 @@ class Lifecycle:
             on_first_stop_signal=self._stop_signal_seen,
             report=self._deadline_report,
             exit_on_second_signal=self._on_second_signal == "exit",
+            forced_exit_hooks=self._forced_exit_hooks,
         )
         if self._handle_signals:
             guard = self._guard
@@ -487,9 +514,13 @@ class Lifecycle:
                 self.publish(LeakFound(leak=leak))
         finally:
             if self._intake is not None:
-                self._intake.restore()
+                self._intake.restore(ignore=self._hold_signals)
                 self._intake = None
             self._guard.finish()
+        if self._stop_interrupt is not None:
+            # Every stop ran; now the interrupt a stop raised goes on to the caller.
+            interrupt, self._stop_interrupt = self._stop_interrupt, None
+            raise interrupt
 
     async def _stop_components(self) -> None:
         started = list(self._started)
@@ -516,12 +547,24 @@ class Lifecycle:
         flight = self._track(name, "stopping")
         timeout = component.stop_timeout or self.stop_timeout
         task = asyncio.create_task(
-            call(component.stop, thread_name=f"warden:stop:{name}", on_thread=flight.threads.append)
+            _interrupt_as_value(
+                call(
+                    component.stop,
+                    thread_name=f"warden:stop:{name}",
+                    on_thread=flight.threads.append,
+                )
+            )
         )
         flight.task = task
         outcome, detail = Outcome.OK, None
         try:
-            await asyncio.wait_for(task, timeout)
+            interrupt = await asyncio.wait_for(task, timeout)
+            if interrupt is not None:
+                # KeyboardInterrupt or SystemExit from a stop: it fails this component, and
+                # the stops of the components it depends on still run; it is re-raised after.
+                if self._stop_interrupt is None:
+                    self._stop_interrupt = interrupt
+                outcome, detail = Outcome.FAILED, _err(interrupt)
         except TimeoutError:
             outcome = Outcome.TIMEOUT
             detail = f"did not stop within its stop_timeout of {timeout:g}s"
@@ -665,6 +708,19 @@ class Lifecycle:
             lines.append("warden: event loop thread is at:\n")
             lines.extend("  " + line for line in traceback.format_stack(frames[self._loop_thread]))
         return "".join(lines)
+
+
+async def _interrupt_as_value(work: Awaitable[None]) -> BaseException | None:
+    """Await ``work``; a KeyboardInterrupt or SystemExit it raises is returned, not raised.
+
+    Raised inside a task, either would escape the event loop itself (asyncio re-raises them
+    from the loop), ending the whole shutdown with the stops that had not run yet.
+    """
+    try:
+        await work
+    except (KeyboardInterrupt, SystemExit) as exc:
+        return exc
+    return None
 
 
 def _err(exc: BaseException) -> str:

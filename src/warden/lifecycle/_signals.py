@@ -78,12 +78,17 @@ class SignalIntake:
         """The signals handled here (their numbers are not passed to the previous fd)."""
         return frozenset(self._previous)
 
-    def restore(self) -> None:
-        """Put back every handler that was replaced."""
+    def restore(self, *, ignore: bool = False) -> None:
+        """Put back every handler that was replaced; with ``ignore``, SIG_IGN instead.
+
+        ``ignore`` is for a process about to exit: a default action restored now would let
+        a late signal end it with 128+N instead of its own exit code.
+        """
         for signum, previous in self._previous.items():
             with contextlib.suppress(TypeError, ValueError):
                 # None means the handler was installed outside Python: leave the default.
-                signal.signal(signum, signal.SIG_DFL if previous is None else previous)  # type: ignore[arg-type]
+                restored = signal.SIG_DFL if previous is None else previous
+                signal.signal(signum, signal.SIG_IGN if ignore else restored)  # type: ignore[arg-type]
         self._previous.clear()
         if self._wakeup_installed:
             signal.set_wakeup_fd(self.previous_wakeup_fd)

@@ -18,7 +18,7 @@ from typing import IO, Protocol
 
 from warden.lifecycle import Event, LeakFound
 
-from . import _journal
+from . import _journal, _stream
 
 _LOG = logging.getLogger("warden")
 
@@ -43,8 +43,12 @@ def log_events(lifecycle: _HasTimeline, *, stream: IO[str] | None = None) -> Non
         handler: logging.Handler
         if stream is None and _to_journal():
             handler = _journal.JournalHandler(_journal.JOURNAL_SOCKET)
+        elif out is None:  # no stderr at all (`2>&-`): nowhere to write, nothing to fail
+            handler = logging.NullHandler()
         else:
-            handler = logging.StreamHandler(out)
+            # Our own stderr never blocks the caller (a PID 1 that stops on a stalled pipe
+            # stops reaping); a stream the caller gave is written as the caller made it.
+            handler = _stream.stderr_handler(out) if stream is None else logging.StreamHandler(out)
             handler.setFormatter(HumanFormatter() if out.isatty() else JsonFormatter())
         _LOG.addHandler(handler)
         _LOG.setLevel(logging.INFO)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from .._exceptions import ConfigurationError
 from ..lifecycle import Event, Fact, State
 
 Labels = tuple[str, ...]
@@ -204,7 +205,7 @@ class Metrics:
         loop); a reading replaces what facts said.
         """
         if name not in _READABLE:
-            raise ValueError(
+            raise ConfigurationError(
                 f"metric {name!r} is not read from a callback; use one of {sorted(_READABLE)}"
             )
         self._readers[name] = fn

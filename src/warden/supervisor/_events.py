@@ -515,6 +515,25 @@ class UpgradeConfirming(Fact):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SteeringUnavailable(Fact):
+    """The new release shares the old one's sockets: no sibling could be made for it."""
+
+    kind: ClassVar[str] = "upgrade.shared_sockets"
+    error: str
+
+    @property
+    def outcome(self) -> str:
+        return "warning"
+
+    @property
+    def detail(self) -> str:
+        return (
+            f"cannot give the new release sockets of its own ({self.error}); it shares the "
+            "old release's, so it may answer requests before its gate and window pass"
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReleasePromoted(Fact):
     """The new release is the program from now on."""
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import dataclasses
 import signal
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Literal, cast, get_args
 
 from .._exceptions import ConfigurationError
 from .._paths import default_control_path
+from ..memory import Level
 from ._declare import (
     Option,
     boolean,
@@ -30,11 +31,19 @@ from ._declare import (
     path,
     positive_duration,
     restarts,
+    size,
 )
+from .notify._server import Access
 from .process._signals import parse_signal
 from .release._readiness import ReadySpec, parse_ready
 from .release._restart import Backoff, RestartPolicy
 from .sockets._listenspec import ListenSpec, parse_listen
+
+#: The confirmation window of an upgrade. gunicorn says READY=1 before its workers import
+#: the app; a release that fails to import exits 0.16-0.39 s after READY=1 (measured, gunicorn
+#: 23, -w 2): 5 s covers that more than ten times over, and a crash in the first seconds of
+#: serving, for the cost of two releases' memory for 5 s.
+DEFAULT_UPGRADE_CONFIRM = 5.0
 
 #: Added to ``stop_timeout`` to get the lifecycle's hard shutdown deadline: the SIGKILL step of
 #: the ladder and the reaping after it must fit in it, so the deadline guard (exit 124) only
@@ -75,13 +84,28 @@ def _listens(value: object, what: str) -> tuple[ListenSpec, ...]:
     )
 
 
-def _access(value: object, what: str) -> Literal["main", "all"]:
+def _access(value: object, what: str) -> Access:
     text = str(value).strip().lower()
-    if text == "main":
-        return "main"
-    if text == "all":
-        return "all"
-    raise ConfigurationError(f"{what}={value!r} is not a notify access; use main or all")
+    for access in get_args(Access):
+        if text == access:
+            return cast(Access, access)
+    raise ConfigurationError(
+        f"{what}={value!r} is not a notify access; use main, descendants or all"
+    )
+
+
+def _recycle_at(value: object, what: str) -> Level | int:
+    if isinstance(value, Level | int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("warn", "high"):
+        return Level(text)
+    if text in ("ok", "critical"):
+        raise ConfigurationError(
+            f"{what}={value!r}: recycling at {text} is too late or too early; use warn, high "
+            "or a size such as 400M"
+        )
+    return size(value, what)
 
 
 def _on_hup(value: object, what: str) -> Literal["upgrade", "forward"]:
@@ -221,12 +245,13 @@ class SupervisorOptions:
         help="a program not ready by then is killed: reason 'failed to become ready within' "
         "(default 30s)",
     )
-    notify_access: Literal["main", "all"] = option(
+    notify_access: Access = option(  # noqa: RUF009 (a field declaration, like field())
         "--notify-access",
-        default="main",
+        default="descendants",
         convert=_access,
         metavar="WHO",
-        help="main | all: whose sd_notify messages count (default main: the program's own)",
+        help="main | descendants | all: whose sd_notify messages count (default descendants: "
+        "the program and the processes it started, checked by the kernel's credentials)",
     )
     watchdog: float | None = option(
         "--watchdog",
@@ -263,12 +288,36 @@ class SupervisorOptions:
     )
     upgrade_confirm: float = option(
         "--upgrade-confirm",
-        default=0.0,
+        default=DEFAULT_UPGRADE_CONFIRM,
         convert=duration,
         metavar="DURATION",
         help="after the gate passes, the new release serves beside the old one this long; "
-        "if it ends or fails its health check meanwhile, it is stopped and the old release "
-        "keeps serving (default 0: no window)",
+        "if it ends, misses its watchdog or fails its health check meanwhile, it is stopped "
+        "and the old release, never told to stop, keeps serving (default 5s; 0: no window)",
+    )
+    memory_limit: int | None = option(
+        "--memory-limit",
+        default=None,
+        convert=optional(size),
+        metavar="SIZE",
+        help="run the program in a memory cgroup of its own with this limit (512M, 1G); "
+        "its OOM kills are then its own, and named",
+    )
+    memory_warn_signal: signal.Signals | None = option(  # noqa: RUF009
+        "--memory-warn-signal",
+        default=None,
+        convert=optional(_signal),
+        metavar="SIGNAL",
+        help="send the program this signal when its memory reaches 'high' (~90%% of the "
+        "limit); at 'critical' it gets its stop signal, to exit cleanly before an OOM kill",
+    )
+    recycle_at: Level | int | None = option(  # noqa: RUF009
+        "--recycle-at",
+        default=None,
+        convert=optional(_recycle_at),
+        metavar="LEVEL|SIZE",
+        help="replace the program by a zero-downtime upgrade when its working set reaches "
+        "this level (warn, high) or size, if the limit leaves room for a second copy",
     )
     control: str | None = option(
         "--control",

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
+import stat
 from pathlib import Path
 
 from .._exceptions import ConfigurationError
+
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class PidFile:
     """A pid file another program may read at any moment: never empty, never half written.
 
     The pid goes to a temporary file in the same directory, which is then renamed over the
-    target (``rename`` is atomic within a filesystem). warden stays the service's main pid
-    through every upgrade, so the file is written once.
+    target (``rename`` is atomic within a filesystem, and replaces a symlink at the target
+    instead of following it). warden stays the service's main pid through every upgrade, so
+    the file is written once.
+
+    The pid file's directory is often shared (``/run``, ``/tmp``): another user must not be
+    able to make root write where they choose. So the temporary name is random (128 bits),
+    created with ``O_CREAT|O_EXCL|O_NOFOLLOW`` (it can be neither pre-created nor a symlink
+    to follow: a planted one fails the open with ``EEXIST``), and a directory that another
+    user may write without the sticky bit (where they could rename our file or swap the
+    target) is refused, as is one owned by another user.
     """
 
     def __init__(self, path: str) -> None:
@@ -22,18 +34,48 @@ class PidFile:
         self._pid = os.getpid()
 
     def write(self) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{self._pid}.tmp")
+        self._check_directory()
+        tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(16)}.tmp")
         try:
-            tmp.write_text(f"{self._pid}\n")
-            tmp.chmod(0o644)
+            fd = os.open(tmp, _CREATE, 0o644)
+        except OSError as exc:
+            raise self._cannot(exc) from None
+        try:
+            try:
+                os.fchmod(fd, 0o644)  # the umask may have taken read bits readers need
+                os.write(fd, f"{self._pid}\n".encode())
+            finally:
+                os.close(fd)
             tmp.replace(self.path)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
-            raise ConfigurationError(
-                f"--pid-file {str(self.path)!r}: cannot write it: {exc.strerror}; create its "
-                "directory or choose a writable path"
-            ) from None
+            raise self._cannot(exc) from None
+
+    def _cannot(self, exc: OSError) -> ConfigurationError:
+        return ConfigurationError(
+            f"--pid-file {str(self.path)!r}: cannot write it: {exc.strerror}; create its "
+            "directory or choose a writable path"
+        )
+
+    def _check_directory(self) -> None:
+        directory = self.path.parent
+        try:
+            info = directory.stat()
+        except OSError as exc:
+            raise self._cannot(exc) from None
+        me = os.geteuid()
+        if info.st_uid not in (me, 0):
+            problem = f"is owned by uid {info.st_uid}"
+        elif info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+            problem = "is writable by other users and not sticky"
+        else:
+            return
+        raise ConfigurationError(
+            f"--pid-file {str(self.path)!r}: its directory {str(directory)!r} {problem}, so "
+            "another user could replace the pid file; use a directory only this user (or "
+            "root) can write, or a sticky one like /tmp"
+        )
 
     def remove(self) -> None:
         """Remove the file, unless something else has replaced it since."""

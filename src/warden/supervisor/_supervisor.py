@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 from .._exceptions import ConfigurationError, ControlError, NotReady, UpgradeRefused
 from ..lifecycle import Clock, Fact, Lifecycle
+from ..memory import MemoryCgroupError
 from ..observe import notify_systemd
 from ..systemd import Notifier
 from ._events import (
@@ -60,6 +61,7 @@ from .process._reason import ExitReason
 from .process._signals import FORWARDED
 from .process._spawn import SpawnError, Terminal
 from .release._launcher import Launcher
+from .release._memory import ProgramMemory
 from .release._restart import Finish, RestartTracker
 from .release._run import RunningChild
 from .release._runs import Runs
@@ -129,6 +131,12 @@ class Supervisor:
             spared=lambda: self.runs.signalled,
             clock=clock,
         )
+        self.memory = ProgramMemory(
+            options,
+            current=lambda: self.runs.current,
+            recycle=self._recycle,
+            publish=self.publish,
+        )
         self._launcher = Launcher(
             options,
             sockets=lambda: self._sockets,
@@ -139,22 +147,22 @@ class Supervisor:
             publish=self.publish,
             clock=clock,
             relaying=lambda: self.lifecycle.ready and not self.upgrader.running,
+            memory=self.memory,
         )
-        self.upgrader = Upgrader(
-            ReleaseSwap(
-                options,
-                runs=self.runs,
-                launcher=self._launcher,
-                ladder=self._ladder,
-                restarts=self._restarts,
-                terminal=self._terminal,
-                sockets=lambda: self._sockets,
-                publish=self.publish,
-                clock=clock,
-                stopping=lambda: self.lifecycle.stop_reason is not None,
-            ),
-            clock=clock.now,
+        self._swap = ReleaseSwap(
+            options,
+            runs=self.runs,
+            launcher=self._launcher,
+            ladder=self._ladder,
+            restarts=self._restarts,
+            terminal=self._terminal,
+            sockets=lambda: self._sockets,
+            adopt=self._adopt_sockets,
+            publish=self.publish,
+            clock=clock,
+            stopping=lambda: self.lifecycle.stop_reason is not None,
         )
+        self.upgrader = Upgrader(self._swap, clock=clock.now)
         #: Restarts after the program ended on its own (upgrades are not restarts).
         self.restarts = 0
         self._started = False  # the child component's start ran (the ladder has work)
@@ -170,6 +178,8 @@ class Supervisor:
         lc = self.lifecycle
         needs = ["sockets"]
         lc.add("sockets", start=self._open_sockets, stop=self._close_sockets)
+        lc.add("memory", start=self._open_memory, stop=self.memory.stop)
+        needs.append("memory")
         if self.options.control is not None:
             lc.add("control", start=self._open_control, stop=self._close_control)
             needs.append("control")
@@ -269,8 +279,27 @@ class Supervisor:
         for line in self._sockets.describe():
             self.publish(SocketHeld(description=line))
 
+    def _adopt_sockets(self, sockets: HeldSockets) -> None:
+        """An upgrade's new release took over with sockets of its own (steering)."""
+        self._sockets = sockets
+
     async def _close_sockets(self) -> None:
+        self._swap.close()
         self._sockets.close()
+
+    async def _open_memory(self) -> None:
+        try:
+            await self.memory.start()
+        except MemoryCgroupError as exc:
+            self.final_message = f"--memory-limit: {exc}"
+            raise
+
+    def _recycle(self) -> None:
+        """--recycle-at: the working set crossed it; replace the program with a fresh copy."""
+        try:
+            self.upgrader.trigger()
+        except UpgradeRefused as exc:
+            self.publish(UpgradeRefusedFact(signum=0, reason=f"--recycle-at: {exc}"))
 
     # -- components: the control socket and the pid file --------------------------------
 

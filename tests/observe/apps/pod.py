@@ -9,15 +9,18 @@ Binds free ports and prints ``listening on http://HOST:PORT`` (the example's lin
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "examples"))
+from warden.observe._server import serve_health
 
-import http_service  # noqa: E402
-
-from warden.observe._server import serve_health  # noqa: E402
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "http_service.py"
+_spec = importlib.util.spec_from_file_location("http_service", EXAMPLE)
+assert _spec is not None and _spec.loader is not None
+http_service = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(http_service)
 
 
 def main() -> int:

@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import socket
-import stat
 import struct
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from pathlib import Path
@@ -37,7 +36,9 @@ from ..._unix import (
     clear_stale_socket,
     file_identity,
     path_bytes,
+    peer_credentials,
     unlink_if_ours,
+    untrusted_path,
 )
 
 # default_control_path lives in warden._paths (stdlib only, for the CLI clients).
@@ -174,9 +175,7 @@ class ControlServer:
         conn.close()
 
     async def _serve(self, conn: socket.socket) -> None:
-        pid, uid, _ = _UCRED.unpack(
-            conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
-        )
+        pid, uid, _ = peer_credentials(conn)
         if uid not in (self._uid, 0):
             self.refused += 1
             _LOG.warning(
@@ -250,6 +249,10 @@ class ControlServer:
             raise ControlError(
                 f"request {_shorten(line)} is not JSON ({exc}); {_EXAMPLE}"
             ) from None
+        except RecursionError:  # the client's fault, not ours: nested past the parser's stack
+            raise ControlError(
+                f"request {_shorten(line)} is nested too deeply to parse; {_EXAMPLE}"
+            ) from None
         if not isinstance(request, dict):
             raise ControlError(
                 f"request is a JSON {type(request).__name__}, not an object; {_EXAMPLE}"
@@ -284,27 +287,19 @@ def _make_parents(path: str) -> None:
 
 
 def _check_directory(path: str) -> None:
-    """Refuse a directory where another user could replace the socket (a shared /tmp one).
+    """Refuse a path another user could redirect: a shared /tmp directory of theirs, or a
+    symlink of theirs on the way (re-pointed, it would hand our clients to their server).
 
-    Its owner must be us or root, and it must not be writable by others, unless it is sticky
-    (like /tmp itself: others may add files there but not remove or rename ours).
+    Every directory from ``/`` to the socket's, and every symlink followed, must be owned by
+    us or root, and no directory may be writable by others unless it is sticky (like /tmp
+    itself: others may add files there but not remove or rename ours).
     """
-    directory = Path(path).parent
-    try:
-        st = directory.stat()
-    except OSError as exc:
+    problem = untrusted_path(str(Path(path).absolute().parent))
+    if problem is not None:
         raise ConfigurationError(
-            f"cannot check the directory of the control socket {path!r}: {exc.strerror}; "
-            "give a --control PATH in a directory warden may use"
-        ) from exc
-    foreign = st.st_uid not in (os.geteuid(), 0)
-    open_to_others = st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX
-    if foreign or open_to_others:
-        raise ConfigurationError(
-            f"the directory of the control socket {path!r} is "
-            + (f"owned by uid {st.st_uid}" if foreign else "writable by other users")
-            + ": another user could replace the socket; give a --control PATH in a directory "
-            "only this user (or root) can write"
+            f"the control socket {path!r} is reached through a path another user controls "
+            f"({problem}): they could replace the socket; give a --control PATH in "
+            "directories only this user (or root) can write"
         )
 
 

@@ -49,7 +49,13 @@ _INT_SIZE = array.array("i").itemsize
 _BATCH = 64  # datagrams per wake-up: a flooding child cannot starve the rest of the loop
 _DRAIN_BATCHES = 4  # at most this many batches are read after the program ended
 
-Access = Literal["main", "all"]
+Access = Literal["main", "descendants", "all"]
+"""Who may speak for the program: its main process only; the main process and every process
+it started (hypercorn and gunicorn workers say READY=1 themselves); or any process that can
+reach the socket."""
+
+#: How far up the parent chain a sender is followed to find the main process.
+_MAX_ANCESTRY = 32
 
 
 @dataclass(frozen=True)
@@ -101,8 +107,10 @@ class NotifyServer:
         access: Access = "main",
         directory: str | None = None,
     ) -> None:
-        if access not in ("main", "all"):
-            raise ConfigurationError(f"notify access {access!r} is invalid; use 'main' or 'all'")
+        if access not in ("main", "descendants", "all"):
+            raise ConfigurationError(
+                f"notify access {access!r} is invalid; use 'main', 'descendants' or 'all'"
+            )
         self.access = access
         self._on_message = on_message
         self._main_pid: int | None = None
@@ -136,6 +144,31 @@ class NotifyServer:
             self._sock.close()
             shutil.rmtree(self._directory, ignore_errors=True)
             raise
+
+    def _descends_from_main(self, pid: int) -> bool:
+        """Whether ``pid`` (the kernel's SO_PASSCRED pid, not the sender's say) is the main
+        process or one it started.
+
+        Its process group first: the main process leads its own group (warden spawns it
+        with setsid), and its workers stay in it. Then the parent chain, for a worker that
+        made a group of its own. A worker whose parent died was re-parented to warden (the
+        subreaper) and keeps only the group to show where it came from.
+        """
+        main = self._main_pid
+        if main is None:
+            return False
+        if pid == main:
+            return True
+        with contextlib.suppress(OSError):
+            if os.getpgid(pid) == main:
+                return True
+        for _ in range(_MAX_ANCESTRY):
+            pid = _parent(pid)
+            if pid == main:
+                return True
+            if pid <= 1 or pid == os.getpid():
+                return False
+        return False
 
     def set_main_pid(self, pid: int | None) -> None:
         """With ``access="main"``, accept messages from ``pid`` only (none while ``None``)."""
@@ -204,6 +237,8 @@ class NotifyServer:
                 pass
             elif self.access == "main" and cred[0] != self._main_pid:
                 self._drop("not-main-pid", cred)
+            elif self.access == "descendants" and not self._descends_from_main(cred[0]):
+                self._drop("not-a-descendant", cred)
             else:
                 kept = tuple(fds) if fields.get("FDSTORE") == "1" else ()
                 if kept:
@@ -258,3 +293,13 @@ def _parse(data: bytes) -> dict[str, str] | str:
                 return "malformed"
             fields[key] = value
     return fields
+
+
+def _parent(pid: int) -> int:
+    """``pid``'s parent from ``/proc/PID/stat`` (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+            return int(stat.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0

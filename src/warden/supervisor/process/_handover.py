@@ -55,14 +55,22 @@ _LISTEN_VARIABLES = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # argv after -c: errpipe fd, pid variables (comma-separated), original LC_CTYPE ("-": none,
-# "=value": that), then the command. Signals first: Python ignored SIGPIPE and SIGXFSZ and
-# caught SIGINT; a SIGINT before the exec must kill the shim as it would the program.
+# "=value": that), a cgroup.procs file to join ("-": none), then the command. Signals first:
+# Python ignored SIGPIPE and SIGXFSZ and caught SIGINT; a SIGINT before the exec must kill the
+# shim as it would the program.
 _SHIM = """\
 import os, signal, sys
 for s in (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ):
     signal.signal(s, signal.SIG_DFL)
-w, names, ctype, argv = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
+w, names, ctype, procs, argv = int(sys.argv[1]), *sys.argv[2:5], sys.argv[5:]
 os.set_inheritable(w, False)
+if procs != "-":  # join the memory cgroup before exec: the program allocates nothing outside it
+    try:
+        with open(procs, "w") as f:
+            f.write(str(os.getpid()))
+    except OSError as e:
+        os.write(w, str(e.errno or 0).encode())
+        os._exit(126)
 env = dict(os.environ)
 if ctype == "-":
     env.pop("LC_CTYPE", None)
@@ -87,6 +95,7 @@ def spawn_with_sockets(
     sockets: Sequence[tuple[str, int]] = (),
     env: Mapping[str, str] | None = None,
     pid_variables: Sequence[str] = ("LISTEN_PID",),
+    cgroup_procs: str | None = None,
 ) -> int:
     """Start ``argv`` with ``sockets`` (``(name, fd)`` pairs) at fds 3..; return its pid.
 
@@ -116,17 +125,22 @@ def spawn_with_sockets(
                 raise ConfigurationError(f"socket name {name!r} is not valid in LISTEN_FDNAMES")
         child_env["LISTEN_FDS"] = str(len(sockets))
         child_env["LISTEN_FDNAMES"] = ":".join(name for name, _ in sockets)
-    if not sockets and not variables:
+    if not sockets and not variables and cgroup_procs is None:
         return spawn_child(argv, child_env)  # no fd to place, no pid to tell: no shim
-    return _spawn_shim(argv, [fd for _, fd in sockets], child_env, variables)
+    return _spawn_shim(argv, [fd for _, fd in sockets], child_env, variables, cgroup_procs)
 
 
 def _spawn_shim(
-    argv: Sequence[str], fds: Sequence[int], env: dict[str, str], variables: Sequence[str]
+    argv: Sequence[str],
+    fds: Sequence[int],
+    env: dict[str, str],
+    variables: Sequence[str],
+    cgroup_procs: str | None = None,
 ) -> int:
     errpipe = LISTEN_FDS_START + len(fds)  # the shim's end of the pipe, right after the sockets
     ctype = "=" + env["LC_CTYPE"] if "LC_CTYPE" in env else "-"
     shim = [sys.executable, "-I", "-S", "-c", _SHIM, str(errpipe), ",".join(variables), ctype]
+    shim.append(cgroup_procs or "-")
     read_end, write_end = os.pipe()  # both close-on-exec (pipe2 O_CLOEXEC)
     try:
         try:

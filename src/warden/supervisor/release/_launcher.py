@@ -38,6 +38,7 @@ from ..process._reason import ExitKind, ExitReason
 from ..process._spawn import spawn_child
 from ..sockets._held import HeldSockets
 from ..sockets._probe import ProbeSocket
+from ._memory import ProgramMemory
 from ._readiness import GateInputs, http_ok, wait_ready
 from ._run import RunningChild
 from ._runs import Runs
@@ -61,6 +62,7 @@ class Launcher:
         clock: the supervisor's clock (read and waited on).
         relaying: whether a program's RELOADING=1 may be relayed now (not during an upgrade,
             which reports its own).
+        memory: the program's cgroup (joined before exec) and OOM-kill attribution.
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class Launcher:
         publish: Callable[[Fact], object],
         clock: Clock,
         relaying: Callable[[], bool],
+        memory: ProgramMemory,
     ) -> None:
         self._options = options
         self._sockets = sockets
@@ -85,12 +88,18 @@ class Launcher:
         self._publish = publish
         self._clock = clock
         self._relaying = relaying
+        self._memory = memory
         self._watchdog_fired: set[int] = set()
 
     # -- spawn ------------------------------------------------------------------------
 
-    def spawn(self) -> RunningChild:
-        """Start a run of the program (raises SpawnError); the one place a child is started."""
+    def spawn(self, sockets: HeldSockets | None = None) -> RunningChild:
+        """Start a run of the program (raises SpawnError); the one place a child is started.
+
+        ``sockets``: what it gets at fds 3.. (default: the program's; an upgrade's new release
+        gets their siblings, see ``sockets/_steering.py``).
+        """
+        given = self._sockets() if sockets is None else sockets
         argv = self._options.command
         child: RunningChild | None = None
 
@@ -100,20 +109,21 @@ class Launcher:
 
         notify = NotifyServer(on_message, access=self._options.notify_access)
         pid_variables = ("LISTEN_PID", "WATCHDOG_PID") if self._options.watchdog else ()
-        sockets = self._sockets().named_fds
+        named = given.named_fds
         probe = None
         probe_port = None
         try:
             if self._options.ready.kind == "http" and self.probes_held_socket():
                 probe = ProbeSocket.open()
                 probe_port = probe.port
-                sockets = (*sockets, probe.named_fd)
+                named = (*named, probe.named_fd)
             with self._footprint.child_defaults():
                 pid = spawn_with_sockets(
                     argv,
-                    sockets=sockets,
+                    sockets=named,
                     env=self._environment(notify.path),
                     pid_variables=pid_variables or ("LISTEN_PID",),
+                    cgroup_procs=self._memory.cgroup_procs,
                 )
         except BaseException:
             notify.close()
@@ -124,10 +134,11 @@ class Launcher:
         # Same loop callback as the spawn: nothing has been read from the socket yet.
         notify.set_main_pid(pid)
         notify.start()
-        child = RunningChild(pid, argv, self._clock.now(), notify=notify)
+        child = RunningChild(pid, argv, self._clock.now(), notify=notify, sockets=given)
         if probe is not None:
             child.probe_port = probe_port
         run = child
+        self._memory.spawned(run)
         self._reaper.watch(pid, lambda status: self._ended(run, status))
         # Made now so WATCHDOG=trigger counts from the first message; the timer itself starts
         # once the program is ready (systemd's watchdog, too, runs from start-up completion).
@@ -184,11 +195,13 @@ class Launcher:
     async def _not_ready(
         self, child: RunningChild, exc: NotReady, stop_within: float | None
     ) -> None:
-        if child.running:
-            # Not ready in time: stop it as systemd does after a start timeout, the stop signal
-            # to its group first. It may be accepting on the shared sockets already (during an
-            # upgrade, next to the old release): SIGKILL would reset what it has accepted.
-            await self.stop_run(child, stop_within)
+        running = child.running
+        # Not ready in time: stop it as systemd does after a start timeout, the stop signal to
+        # its group first. It may be accepting on the shared sockets already (during an
+        # upgrade, next to the old release): SIGKILL would reset what it has accepted. Its
+        # group goes even when it ended by itself: no worker of a failed run stays behind.
+        await self.stop_run(child, stop_within)
+        if running:
             assert child.reason is not None
             child.reason = child.reason.refined(ExitKind.NOT_READY, str(exc))
             self._runs.record_end(child)
@@ -267,7 +280,7 @@ class Launcher:
     # -- the run's end ----------------------------------------------------------------
 
     def _ended(self, child: RunningChild, status: int) -> None:
-        reason = ExitReason.from_wait_status(status)
+        reason = self._memory.attribute(child, ExitReason.from_wait_status(status))
         if child.pid in self._watchdog_fired:
             self._watchdog_fired.discard(child.pid)
             reason = reason.refined(ExitKind.WATCHDOG_TIMEOUT)

@@ -8,6 +8,7 @@ import os
 
 from ..notify._server import NotifyServer
 from ..process._reason import ExitReason
+from ..sockets._held import HeldSockets
 from ._watchdog import ChildWatchdog
 
 
@@ -27,6 +28,8 @@ class RunningChild:
     argv: tuple[str, ...]
     started_at: float
     notify: NotifyServer | None = None
+    #: The listening sockets it was given (an upgrade's new release: siblings of the old's).
+    sockets: HeldSockets | None = None
     watchdog: ChildWatchdog | None = None
     ended: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     #: Set when the program sent READY=1 to its notify socket.

@@ -18,6 +18,7 @@ from .._events import (
     ProgramStatus,
     ReleaseDraining,
     ReleasePromoted,
+    SteeringUnavailable,
     UpgradeConfirming,
     UpgradeFinished,
     UpgradeGateShared,
@@ -28,6 +29,7 @@ from ..process._ladder import StopLadder
 from ..process._spawn import SpawnError, Terminal
 from ..sockets._held import HeldSockets
 from ..sockets._probe import PROBE_NAME
+from ..sockets._steering import close_own, queued, siblings, steer, steerable
 from ._launcher import Launcher
 from ._restart import RestartTracker
 from ._run import RunningChild
@@ -52,6 +54,7 @@ class ReleaseSwap:
         restarts: RestartTracker,
         terminal: Terminal,
         sockets: Callable[[], HeldSockets],
+        adopt: Callable[[HeldSockets], None],
         publish: Callable[[Fact], object],
         clock: Clock,
         stopping: Callable[[], bool],
@@ -63,6 +66,11 @@ class ReleaseSwap:
         self._restarts = restarts
         self._terminal = terminal
         self._sockets = sockets
+        self._adopt = adopt
+        #: While an upgrade steers: the old release's sockets and the new release's siblings.
+        self._old_sockets: HeldSockets | None = None
+        self._new_sockets: HeldSockets | None = None
+        self._old_watch: asyncio.Future[object] | None = None
         self._publish = publish
         self._clock = clock
         self._stopping = stopping
@@ -102,15 +110,22 @@ class ReleaseSwap:
             raise UpgradeFailed(f"--upgrade-check {shlex.join(command)!r} exited with {code}")
 
     async def start_new(self) -> RunningChild:
+        given = self._steer_to_old()
         try:
-            new = self._launcher.spawn()
+            new = self._launcher.spawn(given)
         except SpawnError as exc:
+            self._unsteer()
             raise UpgradeFailed(f"the new release cannot start: {exc}") from None
         self._runs.propose(new)  # until promoted or gone; a stop meanwhile stops it too
-        failure = await self._launcher.gate(
-            new, alone=True, stop_within=self._options.drain_seconds
-        )
+        try:
+            failure = await self._launcher.gate(
+                new, alone=True, stop_within=self._options.drain_seconds
+            )
+        except BaseException:
+            self._unsteer()
+            raise
         if failure is not None:
+            self._unsteer()
             self._runs.withdraw(new)
             if new.probe_port is not None and not new.notified.is_set():
                 failure += (
@@ -151,12 +166,16 @@ class ReleaseSwap:
                     why = f"new release pid {new.pid}: {problem}"
         if why is None:
             return
-        if new.running:
-            await self._launcher.stop_run(new, self._options.drain_seconds)
+        # Its whole group, even when its leader is gone: workers a dead master left behind
+        # still hold its sockets (and would keep a place in the reuseport group).
+        await self._launcher.stop_run(new, self._options.drain_seconds)
+        self._unsteer()
         self._runs.withdraw(new)
         raise UpgradeRolledBack(why, new_pid=new.pid)
 
     def promote(self, new: RunningChild, old: RunningChild) -> None:
+        if self._new_sockets is not None:
+            steer(self._new_sockets, 1)  # new connections go to the new release from now on
         self._runs.promote(new)
         self._terminal.give_to(new.pgid)
         self._restarts.child_started()
@@ -168,12 +187,18 @@ class ReleaseSwap:
 
     async def drain(self, old: RunningChild) -> None:
         timeout = self._options.drain_seconds
+        deadline = self._clock.now() + timeout
+        if self._old_sockets is not None:
+            # Still serving, no longer given new connections: told to stop only once it has
+            # taken every connection queued for it, or they would wait on a socket no one
+            # accepts from. A bounded wait of a few milliseconds under load.
+            while old.running and queued(self._old_sockets) > 0 and self._clock.now() < deadline:
+                await self._clock.sleep(_QUEUE_CHECK)
         old.send(self._options.stop_signal, group=self._options.group)
         self._runs.drain(old)
         self._publish(
             ReleaseDraining(old_pid=old.pid, signum=self._options.stop_signal, timeout=timeout)
         )
-        deadline = self._clock.now() + timeout
         if not await self._clock.wait_until(old.ended.wait(), deadline):
             self._publish(DrainTimedOut(old_pid=old.pid))
         # What is left of its process group (workers finishing their requests) gets the rest
@@ -181,6 +206,69 @@ class ReleaseSwap:
         await self._ladder.stop_group(old, deadline, group_signalled=self._options.group)
         await old.ended.wait()
         self._runs.drained(old)
+        self._retire_old_sockets()
+
+    # -- steering (sockets/_steering.py) ------------------------------------------------
+
+    def _steer_to_old(self) -> HeldSockets:
+        """The sockets for the new release: siblings steered away from it, where possible."""
+        current = self._sockets()
+        if not steerable(current):
+            return current
+        try:
+            # The program first: a sibling that joined the group before it would get its
+            # share of connections by the kernel's hash until then.
+            steer(current, 0)  # the group: the old release's socket (0), then its sibling (1)
+            given = siblings(current)
+        except OSError as exc:
+            self._publish(SteeringUnavailable(error=str(exc)))
+            return current
+        self._old_sockets, self._new_sockets = current, given
+        old = self._runs.current
+        if old is not None:
+            # The old release dying mid-upgrade: the new one is all there is, so it gets the
+            # connections at once rather than a socket no one accepts from.
+            watch: asyncio.Future[object] = asyncio.ensure_future(old.ended.wait())
+            watch.add_done_callback(self._old_ended)
+            self._old_watch = watch
+        return given
+
+    def _old_ended(self, watch: asyncio.Future[object]) -> None:
+        if not watch.cancelled() and self._new_sockets is not None:
+            steer(self._new_sockets, 1)
+
+    def _stop_watching_old(self) -> None:
+        if self._old_watch is not None:
+            self._old_watch.cancel()
+            self._old_watch = None
+
+    def _unsteer(self) -> None:
+        """The new release failed: warden's copies of its siblings closed. The program stays
+        attached (``ret #0``, the old socket): while the new release lives its sibling is
+        still in the group, and the kernel's hash would give it connections to reset."""
+        old, new = self._old_sockets, self._new_sockets
+        self._old_sockets = self._new_sockets = None
+        self._stop_watching_old()
+        if old is not None and new is not None:
+            close_own(new, keep=old)
+
+    def _retire_old_sockets(self) -> None:
+        """The old release is gone: its sockets closed, the siblings the program's now."""
+        old, new = self._old_sockets, self._new_sockets
+        self._old_sockets = self._new_sockets = None
+        self._stop_watching_old()
+        if old is not None and new is not None:
+            self._adopt(new)
+            close_own(old, keep=new)  # the group shrinks: the sibling is its member 0
+            steer(new, 0)
+
+    def close(self) -> None:
+        """warden stops: whatever an upgrade under way still holds."""
+        self._stop_watching_old()
+        for held in (self._old_sockets, self._new_sockets):
+            if held is not None:
+                close_own(held, keep=self._sockets())
+        self._old_sockets = self._new_sockets = None
 
     def finished(self, result: UpgradeResult) -> None:
         self._publish(
@@ -198,6 +286,9 @@ class ReleaseSwap:
 def _health_interval(window: float) -> float:
     return min(1.0, max(0.1, window / 10))
 
+
+#: How often the old release's accept queue is looked at before it is told to stop.
+_QUEUE_CHECK = 0.002
 
 #: Consecutive failed health checks that roll back (one slow probe under load is not enough).
 _HEALTH_FAILURES = 2

@@ -69,12 +69,29 @@ def bind(
         if spec.ipv6:
             v6only = not (spec.wildcard_ipv6 and dual_stack)
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))
+        if spec.port:
+            # SO_REUSEPORT (below) would let this bind join a listener of the same user
+            # silently; a plain bind first says "in use" for any listener at all.
+            _check_free(
+                family, spec, v6only=bool(spec.ipv6) and not (spec.wildcard_ipv6 and dual_stack)
+            )
+        # SO_REUSEPORT: an upgrade's new release gets a sibling of this socket in the same
+        # group, and warden steers new connections between them (``_steering.py``).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((spec.host, spec.port))
         sock.listen(backlog)
     except OSError as exc:
         sock.close()
         raise ListenError(spec, exc.errno, _tcp_problem(spec, exc)) from exc
     return sock
+
+
+def _check_free(family: int, spec: ListenSpec, *, v6only: bool) -> None:
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))
+        probe.bind((spec.host, spec.port))
 
 
 def _tcp_problem(spec: ListenSpec, exc: OSError) -> str:

@@ -1,0 +1,57 @@
+"""Item 1: the pid file cannot be turned against root by another user of the machine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.hardening.conftest import User, run
+from warden._exceptions import ConfigurationError
+from warden.supervisor._pidfile import PidFile
+
+
+def test_a_planted_symlink_does_not_redirect_the_write(
+    other_user: User, shared_dir: Path, tmp_path: Path
+) -> None:
+    # Root's secret, 0600, that the attacker wants overwritten.
+    victim = tmp_path / "secret"
+    victim.write_text("do not touch\n")
+    victim.chmod(0o600)
+    pid_file = shared_dir / "app.pid"
+    # The other user plants symlinks where a predictable temporary name would be (this
+    # process writes the pid file here, so its pid is the one it would use).
+    planted = [shared_dir / f".app.pid.{os.getpid()}.tmp", shared_dir / "app.pid.tmp"]
+    for link in planted:
+        result = run(other_user.argv("ln", "-s", str(victim), str(link)))
+        assert result.returncode == 0, result.stderr
+
+    PidFile(str(pid_file)).write()
+
+    assert victim.read_text() == "do not touch\n"
+    assert victim.stat().st_mode & 0o777 == 0o600
+    assert pid_file.read_text() == f"{os.getpid()}\n"
+    assert not pid_file.is_symlink()
+    assert pid_file.stat().st_mode & 0o777 == 0o644
+    # Nothing left behind but the planted links.
+    assert sorted(p.name for p in shared_dir.iterdir()) == sorted(
+        ["app.pid", *(p.name for p in planted)]
+    )
+
+
+def test_a_directory_others_may_write_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "open"
+    shared.mkdir()
+    shared.chmod(0o777)  # writable by everyone, not sticky: anyone may rename our file
+    with pytest.raises(ConfigurationError, match="writable by other users and not sticky"):
+        PidFile(str(shared / "app.pid")).write()
+    assert list(shared.iterdir()) == []
+
+
+def test_a_directory_of_another_user_is_refused(other_user: User, tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, other_user.uid, other_user.gid)
+    with pytest.raises(ConfigurationError, match=f"owned by uid {other_user.uid}"):
+        PidFile(str(theirs / "app.pid")).write()

@@ -1,0 +1,157 @@
+"""Broken releases of real servers: gunicorn (sync workers, no --preload) behind an http gate
+that probes the new release alone, and hypercorn saying READY=1 from its worker process.
+
+The app reads what it should do from a file the test rewrites (the deploy): ``v1``/``v2``
+answer 200 with their name, ``import-error`` raises at import (gunicorn's master still says
+READY=1 and boots workers that fail), ``err500`` answers 500, ``late`` answers for a moment,
+then its master dies. Load runs through every upgrade: the old release answers all of it.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+from tests.supervisor._systemd_peers import free_port, needs
+from tests.supervisor.conftest import Processes, Warden, wait_until
+from tests.supervisor.test_upgrade import Load, control, gone
+
+WSGI = """\
+import os, signal, sys, threading
+from pathlib import Path
+
+here = Path(__file__).parent
+name = (here / "release").read_text().split()[0]
+with open(here / "boots", "a") as boots:  # one line per worker that imports the app
+    boots.write(f"{name} {os.getpid()}\\n")
+if name == "import-error":
+    raise RuntimeError("a broken release")
+if name == "late":  # serve a little, then the whole release dies (a crash after READY)
+    master = os.getppid()  # read now: once the master is gone, the parent is warden
+    threading.Timer(1.0, lambda: os.kill(master, signal.SIGKILL)).start()
+
+
+def app(environ, start_response):
+    body = f"{name} {os.getpid()}".encode()
+    status = "500 Internal Server Error" if name == "err500" else "200 OK"
+    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+#: An ASGI app that says READY=1 from its lifespan startup: under hypercorn that runs in the
+#: worker process, a child of the program warden started.
+ASGI = """\
+import os
+
+import warden
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                notifier = warden.Notifier.from_environment()
+                if notifier is not None:
+                    notifier.ready()
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
+    body = f"v1 {os.getpid()}".encode()
+    headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+"""
+
+
+def gunicorn(procs: Processes, tmp_path: Path, port: int) -> Warden:
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    (app_dir / "wsgiapp.py").write_text(WSGI)
+    (app_dir / "release").write_text("v1")
+    warden = procs.warden(
+        *("--listen", f"tcp://127.0.0.1:{port}", "--ready", f"http://127.0.0.1:{port}/"),
+        *("--upgrade-confirm", "3s", "--ready-timeout", "5s", "--"),
+        *(sys.executable, "-m", "gunicorn", "-w", "2", "--chdir", str(app_dir), "wsgiapp:app"),
+        env={"HOME": str(tmp_path)},  # gunicorn 27 opens a control socket under ~/.gunicorn
+    )
+    warden.err.wait_for(r'"event": "state", "state": "ready"')
+    # Both workers have imported v1 before anything is deployed: a worker of the old release
+    # that boots later imports whatever is on disk then (no --preload), as in production.
+    boots = app_dir / "boots"
+    wait_until(lambda: boots.exists() and boots.read_text().count("v1 ") >= 2, "two v1 workers")
+    return warden
+
+
+def upgrade(procs: Processes, tmp_path: Path, release: str) -> dict[str, object]:
+    (tmp_path / "app" / "release").write_text(release)
+    reply = control(procs.control, "upgrade", timeout=30)
+    upgrade = reply["upgrade"]
+    assert isinstance(upgrade, dict)
+    return upgrade
+
+
+@needs("gunicorn")
+def test_gunicorn_broken_releases_leave_the_old_one_serving(
+    procs: Processes, tmp_path: Path
+) -> None:
+    port = free_port()
+    warden = gunicorn(procs, tmp_path, port)
+    first = control(procs.control, "status")["status"]
+    assert isinstance(first, dict)
+    program = first["program"]
+    assert isinstance(program, dict)
+    old = program["pid"]
+    assert isinstance(old, int)
+    with Load(port) as load:
+        load.wait_for("v1")
+        for release, result in (
+            ("import-error", "failed"),  # master READY=1, workers fail: the probe never answers
+            ("err500", "failed"),  # the probe, on its own socket, sees the 500s
+            ("late", "rolled back"),  # ready, then its workers die inside the window
+        ):
+            record = upgrade(procs, tmp_path, release)
+            assert record["result"] == result, (release, record)
+            assert f"pid {old} keeps serving" in str(record["detail"]), record
+            load.wait_for("v1")
+            assert not gone(old) and warden.proc.poll() is None
+        # "late" answered 200 while it lived; nothing else reached the load.
+        assert load.failures == [], load.failures[:5]
+        assert set(load.answers) <= {"v1", "late"}
+        record = upgrade(procs, tmp_path, "v2")
+        assert record["result"] == "ok", record
+        load.wait_for("v2")
+    assert load.failures == [], load.failures[:5]
+    warden.kill(signal.SIGTERM)
+    assert warden.wait() == 0
+
+
+def hypercorn(procs: Processes, tmp_path: Path, *access: str) -> Warden:
+    (tmp_path / "asgiapp.py").write_text(ASGI)
+    port = free_port()
+    return procs.warden(
+        *("--listen", f"tcp://127.0.0.1:{port}", "--ready", "notify", *access),
+        *("--ready-timeout", "5s", "--"),
+        *(sys.executable, "-m", "hypercorn", "--bind", "fd://3", "asgiapp:app"),
+        env={"PYTHONPATH": str(tmp_path)},
+    )
+
+
+@needs("hypercorn")
+def test_hypercorn_ready_from_its_worker_counts_by_default(
+    procs: Processes, tmp_path: Path
+) -> None:
+    warden = hypercorn(procs, tmp_path)
+    warden.err.wait_for(r'"event": "state", "state": "ready"')
+    warden.kill(signal.SIGTERM)
+    assert warden.wait() == 0
+
+
+@needs("hypercorn")
+def test_hypercorn_worker_is_not_the_main_process(procs: Processes, tmp_path: Path) -> None:
+    """With ``--notify-access main`` the worker's READY=1 is dropped: the gate times out."""
+    warden = hypercorn(procs, tmp_path, "--notify-access", "main")
+    assert warden.wait(30) != 0
+    failed = [e for e in warden.events("child") if e.get("outcome") == "failed"]
+    assert [e["detail"] for e in failed] == ["not ready: failed to become ready within 5s"]
