@@ -24,9 +24,7 @@ def test_every_stop_runs_and_the_interrupt_comes_after(
 
     lc = warden.Lifecycle(shutdown_timeout=5, handle_signals=False)
     lc.add("db", stop=lambda: stopped.append("db"))
-    lc.add(
-        "http", stop=interrupt_sync if kind == "sync" else interrupt_async, depends_on=["db"]
-    )
+    lc.add("http", stop=interrupt_sync if kind == "sync" else interrupt_async, depends_on=["db"])
 
     async def main() -> None:
         lc.request_stop("test")

@@ -44,9 +44,7 @@ def test_a_real_time_signal_goes_to_the_program(procs: Processes) -> None:
 @pytest.mark.parametrize(
     "signum", [signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGSYS, signal.SIGXCPU]
 )
-def test_a_fault_signal_sent_with_kill_does_not_end_warden(
-    procs: Processes, signum: int
-) -> None:
+def test_a_fault_signal_sent_with_kill_does_not_end_warden(procs: Processes, signum: int) -> None:
     script = procs.script("program.py", PROGRAM)
     warden = procs.warden("--", script)
     procs.track(int(warden.out.wait_for(r"^ready (\d+)$").group(1)))
@@ -72,9 +70,7 @@ while True:
 
 
 @pytest.mark.parametrize("storm", [signal.SIGUSR1, signal.SIGHUP])
-def test_a_signal_storm_during_the_stop_keeps_the_exit_code(
-    procs: Processes, storm: int
-) -> None:
+def test_a_signal_storm_during_the_stop_keeps_the_exit_code(procs: Processes, storm: int) -> None:
     script = procs.script("quiet.py", QUIET)
     for _ in range(5):
         warden = procs.warden("--on-hup", "forward", "--", script)
@@ -97,5 +93,3 @@ def test_the_stop_signal_must_be_one_that_ends_a_program(procs: Processes) -> No
     # Apache httpd's graceful stop is SIGWINCH: ignored by default, but allowed.
     warden = procs.warden("--stop-signal", "WINCH", "--", "true")
     assert warden.wait() == 0
-
-

@@ -28,8 +28,15 @@ def _env(tmp_path: Path) -> dict[str, str]:
 def test_a_closed_stderr_still_runs_the_program(tmp_path: Path) -> None:
     result = subprocess.run(
         # stderr closed in warden (2>&-); the program writes to its own stderr and stdout.
-        ["sh", "-c", 'exec "$@" 2>&-', "sh", *warden_argv("run", "--", "sh", "-c",
-         "echo started; echo to-stderr >&2; ls -l /proc/self/fd/2")],
+        [
+            "sh",
+            "-c",
+            'exec "$@" 2>&-',
+            "sh",
+            *warden_argv(
+                "run", "--", "sh", "-c", "echo started; echo to-stderr >&2; ls -l /proc/self/fd/2"
+            ),
+        ],
         capture_output=True,
         text=True,
         timeout=30,

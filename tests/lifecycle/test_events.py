@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import warden
-from warden.lifecycle import KINDS, Fact, Lifecycle, Outcome, StateChanged, State
+from warden.lifecycle import KINDS, Fact, Lifecycle, Outcome, State, StateChanged
 
 SRC = Path(warden.__file__).parent
 

@@ -37,7 +37,9 @@ def tracker(
     )
 
 
-def crash_loop(t: RestartTracker, clock: ManualClock, runs: int, uptime: float) -> list[Restart | Finish]:
+def crash_loop(
+    t: RestartTracker, clock: ManualClock, runs: int, uptime: float
+) -> list[Restart | Finish]:
     decisions: list[Restart | Finish] = []
     for _ in range(runs):
         t.child_started()

@@ -24,7 +24,6 @@ reuseport), and sockets inherited from systemd without ``SO_REUSEPORT`` (set
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import socket
 import struct
