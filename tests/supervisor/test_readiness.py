@@ -10,9 +10,9 @@ from collections.abc import Sequence
 import pytest
 
 import warden
+from warden._exceptions import NotReady
 from warden.supervisor.release._readiness import (
     GateInputs,
-    NotReady,
     ReadySpec,
     parse_ready,
     wait_ready,

@@ -17,7 +17,7 @@ import heapq
 import itertools
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 
 class Timer(Protocol):
@@ -62,10 +62,10 @@ class Clock:
 
         The awaitable is cancelled at the deadline (as ``asyncio.wait_for`` would).
         """
-        task = asyncio.ensure_future(awaitable)
+        task: asyncio.Future[object] = asyncio.ensure_future(awaitable)
         if task.done():
             return True
-        deadline = self.at(when)
+        deadline = cast("asyncio.Future[object]", self.at(when))  # armed now, not on a later turn
         try:
             await asyncio.wait({task, deadline}, return_when=asyncio.FIRST_COMPLETED)
         finally:

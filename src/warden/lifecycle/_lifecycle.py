@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from warden._exceptions import ConfigurationError, DependencyError, LifecycleError, StartupError
 
@@ -68,7 +68,7 @@ class _InFlight:
 
     phase: str
     since: float
-    task: asyncio.Task[None] | None = None
+    task: asyncio.Task[Any] | None = None
     threads: list[threading.Thread] = field(default_factory=list)
 
 
