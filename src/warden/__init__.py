@@ -1,7 +1,9 @@
 """warden: keeps a production service alive and honest through its whole life.
 
 The library: ordered graceful shutdown with hard deadlines, signal handling and a leak report
-(:class:`Lifecycle`); timeline observers for logs (:func:`log_events`) and systemd
+(:class:`Lifecycle`); config hot reload (:class:`ConfigStore`); the memory sentinel
+(:func:`watch_memory`); health and metrics (:func:`serve_health`, :func:`health_asgi`,
+:func:`health_wsgi`); timeline observers for logs (:func:`log_events`) and systemd
 (:func:`notify_systemd`); systemd's protocols (:class:`Notifier`, :func:`listen_fds`).
 
 The names are loaded on first use (PEP 562), so ``warden run`` imports only what a supervisor
@@ -21,14 +23,19 @@ from ._exceptions import StartupError as StartupError
 from ._exceptions import WardenError as WardenError
 
 if TYPE_CHECKING:
+    from .config import ConfigStore as ConfigStore
     from .lifecycle import EXIT_DEADLINE as EXIT_DEADLINE
     from .lifecycle import Event as Event
     from .lifecycle import Leak as Leak
     from .lifecycle import Lifecycle as Lifecycle
     from .lifecycle import State as State
     from .lifecycle import Timeline as Timeline
+    from .memory import watch_memory as watch_memory
     from .observe import log_events as log_events
     from .observe import notify_systemd as notify_systemd
+    from .observe._asgi import health_asgi as health_asgi
+    from .observe._server import serve_health as serve_health
+    from .observe._wsgi import health_wsgi as health_wsgi
     from .systemd import Notifier as Notifier
     from .systemd import listen_fds as listen_fds
 
@@ -45,6 +52,11 @@ _LAZY = {
     "notify_systemd": "warden.observe",
     "Notifier": "warden.systemd",
     "listen_fds": "warden.systemd",
+    "ConfigStore": "warden.config",
+    "watch_memory": "warden.memory",
+    "serve_health": "warden.observe._server",
+    "health_asgi": "warden.observe._asgi",
+    "health_wsgi": "warden.observe._wsgi",
 }
 
 
@@ -63,6 +75,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "EXIT_DEADLINE",
+    "ConfigStore",
     "ConfigurationError",
     "DependencyError",
     "Event",
@@ -76,7 +89,11 @@ __all__ = [
     "Timeline",
     "WardenError",
     "__version__",
+    "health_asgi",
+    "health_wsgi",
     "listen_fds",
     "log_events",
     "notify_systemd",
+    "serve_health",
+    "watch_memory",
 ]

@@ -170,6 +170,9 @@ class Supervisor:
         self._pid_file = None if options.pid_file is None else PidFile(options.pid_file)
         self._add_components()
         self._install_signal_handlers()
+        # A forced exit (deadline, second signal) leaves nothing running: the guard thread
+        # calls this before os._exit, whatever the loop is doing.
+        self.lifecycle.on_forced_exit(self._kill_everything)
         upward = Notifier.from_environment()  # a systemd above warden, if any
         if upward is not None:
             notify_systemd(self.lifecycle, upward)
@@ -233,6 +236,11 @@ class Supervisor:
     @property
     def control_path(self) -> str | None:
         return None if self._control is None else self._control.path
+
+    def _kill_everything(self) -> None:
+        for run in list(self.runs):
+            run.send(signal.SIGKILL, group=True)
+        self._reaper.kill_children(signal.SIGKILL)
 
     # -- signals: one handler each ------------------------------------------------------
 
