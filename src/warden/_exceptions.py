@@ -7,6 +7,7 @@ subclasses of the built-in exceptions callers already expect. Public classes are
     WardenError
     ├── ConfigurationError(ValueError)   a bad value: timeout, duration, option, env variable
     │   ├── DependencyError               unknown name in depends_on, cycle, duplicate name
+    │   ├── ConfigError                   a config file cannot be used: file, line, field, reason
     │   ├── _UsageError                   the command line (cli: one line, exit 2)
     │   └── _ControlInUseError            another warden is live on the control path
     ├── LifecycleError(RuntimeError)      an operation at the wrong time (add after start, ...)
@@ -18,12 +19,18 @@ subclasses of the built-in exceptions callers already expect. Public classes are
     ├── _UpgradeRefused                   no upgrade can start now (nothing ready, stopping)
     ├── _UpgradeFailed                    an upgrade's step failed; the old release serves
     │   └── _UpgradeRolledBack            the new release failed inside the confirmation window
-    └── _ControlError                     a control request that cannot be done (the reply)
+    ├── _ControlError                     a control request that cannot be done (the reply)
+    ├── MissingExtraError(ImportError)    an optional extra is not installed: warden[watch], [yaml]
+    ├── MemoryCgroupError(OSError)        a memory cgroup cannot be read, created, limited, removed
+    │   └── MemoryUnavailableError        no memory cgroup visible; the host is watched instead
+    └── ServeError(OSError)               integrations: a server cannot listen where told
 
 The underscored classes are defined here too (without the underscore), so the supervisor and
 the CLI import them from here; ``SpawnError`` and ``ListenError`` carry the logic that explains
 their cause, so they live beside it (``supervisor/process/_spawn.py``,
-``supervisor/sockets/_held.py``) and derive from :class:`WardenError` there.
+``supervisor/sockets/_held.py``) and derive from :class:`WardenError` there; so do the config
+store's (``config/_errors.py``), the memory sentinel's (``memory/_errors.py``) and the
+integrations' (``integrations/_errors.py``).
 
 Every message names the thing, the value and what to do about it.
 """
