@@ -76,7 +76,7 @@ class NonBlockingHandler(logging.Handler):
             self._start_writer()
             self._cond.notify()
 
-    def flush(self, timeout: float = 0.2) -> None:
+    def flush(self, timeout: float = 1.0) -> None:
         """Wait at most ``timeout`` seconds for the queue to reach the stream."""
         deadline = time.monotonic() + timeout
         with self._cond:
