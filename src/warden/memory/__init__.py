@@ -6,33 +6,76 @@
   a limited cgroup of a child's own, and "was this run OOM-killed?" from its counter.
 
 Layering: imports only the lifecycle (for facts and the stop) and warden's errors.
+
+The names are loaded on first use (PEP 562), as ``warden``'s own: ``warden run`` needs the
+cgroup discovery and the OOM attribution at every start, the sentinel only when asked.
 """
 
 from __future__ import annotations
 
-from ._attribution import RunAttribution as RunAttribution
-from ._attribution import describe_timeline as describe_timeline
-from ._cgroup import MemoryCgroup as MemoryCgroup
-from ._cgroup import find_memory_cgroup as find_memory_cgroup
-from ._child_cgroup import ChildCgroup as ChildCgroup
-from ._errors import MemoryCgroupError as MemoryCgroupError
-from ._errors import MemoryUnavailableError as MemoryUnavailableError
-from ._events import MemoryActionTaken as MemoryActionTaken
-from ._events import MemoryLevelChanged as MemoryLevelChanged
-from ._events import MemoryWatchDegraded as MemoryWatchDegraded
-from ._events import MemoryWatching as MemoryWatching
-from ._events import OomKillAttributed as OomKillAttributed
-from ._levels import Level as Level
-from ._levels import Thresholds as Thresholds
-from ._readers import Sample as Sample
-from ._readers import reader_for as reader_for
-from ._sentinel import Action as Action
-from ._sentinel import MemorySentinel as MemorySentinel
-from ._sentinel import MemoryStatus as MemoryStatus
-from ._shed import ShedLoadASGI as ShedLoadASGI
-from ._shed import ShedLoadWSGI as ShedLoadWSGI
-from ._sizes import parse_size as parse_size
-from ._watch import watch_memory as watch_memory
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._attribution import RunAttribution as RunAttribution
+    from ._attribution import describe_timeline as describe_timeline
+    from ._cgroup import MemoryCgroup as MemoryCgroup
+    from ._cgroup import find_memory_cgroup as find_memory_cgroup
+    from ._child_cgroup import ChildCgroup as ChildCgroup
+    from ._errors import MemoryCgroupError as MemoryCgroupError
+    from ._errors import MemoryUnavailableError as MemoryUnavailableError
+    from ._events import MemoryActionTaken as MemoryActionTaken
+    from ._events import MemoryLevelChanged as MemoryLevelChanged
+    from ._events import MemoryWatchDegraded as MemoryWatchDegraded
+    from ._events import MemoryWatching as MemoryWatching
+    from ._events import OomKillAttributed as OomKillAttributed
+    from ._levels import Level as Level
+    from ._levels import Thresholds as Thresholds
+    from ._readers import Sample as Sample
+    from ._readers import reader_for as reader_for
+    from ._sentinel import Action as Action
+    from ._sentinel import MemorySentinel as MemorySentinel
+    from ._sentinel import MemoryStatus as MemoryStatus
+    from ._shed import ShedLoadASGI as ShedLoadASGI
+    from ._shed import ShedLoadWSGI as ShedLoadWSGI
+    from ._sizes import parse_size as parse_size
+    from ._watch import watch_memory as watch_memory
+
+_LAZY = {
+    "RunAttribution": "warden.memory._attribution",
+    "describe_timeline": "warden.memory._attribution",
+    "MemoryCgroup": "warden.memory._cgroup",
+    "find_memory_cgroup": "warden.memory._cgroup",
+    "ChildCgroup": "warden.memory._child_cgroup",
+    "MemoryCgroupError": "warden.memory._errors",
+    "MemoryUnavailableError": "warden.memory._errors",
+    "MemoryActionTaken": "warden.memory._events",
+    "MemoryLevelChanged": "warden.memory._events",
+    "MemoryWatchDegraded": "warden.memory._events",
+    "MemoryWatching": "warden.memory._events",
+    "OomKillAttributed": "warden.memory._events",
+    "Level": "warden.memory._levels",
+    "Thresholds": "warden.memory._levels",
+    "Sample": "warden.memory._readers",
+    "reader_for": "warden.memory._readers",
+    "Action": "warden.memory._sentinel",
+    "MemorySentinel": "warden.memory._sentinel",
+    "MemoryStatus": "warden.memory._sentinel",
+    "ShedLoadASGI": "warden.memory._shed",
+    "ShedLoadWSGI": "warden.memory._shed",
+    "parse_size": "warden.memory._sizes",
+    "watch_memory": "warden.memory._watch",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'warden.memory' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Action",

@@ -9,8 +9,14 @@ leak.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
+
+# `warden run` keeps asyncio from loading ssl (a PID 1 that never speaks TLS saves its
+# memory) by a None in sys.modules; prometheus_client imports ssl for its push gateway.
+if sys.modules.get("ssl", sys) is None:  # typeshed says modules are never None; they may be
+    del sys.modules["ssl"]
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (

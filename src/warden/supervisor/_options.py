@@ -16,7 +16,7 @@ from typing import Literal, cast, get_args
 
 from .._exceptions import ConfigurationError
 from .._paths import default_control_path
-from ..memory import Level
+from ..memory._levels import Level
 from ._declare import (
     Option,
     boolean,
@@ -106,6 +106,16 @@ def _recycle_at(value: object, what: str) -> Level | int:
             "or a size such as 400M"
         )
     return size(value, what)
+
+
+def _health_address(value: object, what: str) -> str:
+    text = str(value).strip()
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigurationError(
+            f"{what}={value!r} is not HOST:PORT; give e.g. 127.0.0.1:9000 or [::1]:9000"
+        )
+    return text
 
 
 def _on_hup(value: object, what: str) -> Literal["upgrade", "forward"]:
@@ -318,6 +328,14 @@ class SupervisorOptions:
         metavar="LEVEL|SIZE",
         help="replace the program by a zero-downtime upgrade when its working set reaches "
         "this level (warn, high) or size, if the limit leaves room for a second copy",
+    )
+    health: str | None = option(
+        "--health",
+        default=None,
+        convert=optional(_health_address),
+        metavar="HOST:PORT",
+        help="serve /livez, /readyz and /metrics there (e.g. 127.0.0.1:9000; loopback unless "
+        "you name another address); answered from a thread, no idle wake-ups",
     )
     control: str | None = option(
         "--control",

@@ -26,7 +26,6 @@ while a restart backs off or the ladder waits for its deadline.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import random
@@ -34,8 +33,9 @@ import signal
 from collections.abc import Callable, Iterator, Mapping
 
 from .._exceptions import ConfigurationError, ControlError, NotReady, UpgradeRefused
+from .._exitcodes import EXIT_FAILURE
 from ..lifecycle import Clock, Fact, Lifecycle
-from ..memory import MemoryCgroupError
+from ..memory._errors import MemoryCgroupError
 from ..observe import notify_systemd
 from ..systemd import Notifier
 from ._events import (
@@ -64,7 +64,7 @@ from .release._launcher import Launcher
 from .release._memory import ProgramMemory
 from .release._restart import Finish, RestartTracker
 from .release._run import RunningChild
-from .release._runs import Runs
+from .release._runs import Runs, first_of
 from .release._steps import ReleaseSwap
 from .release._upgrade import Upgrader
 from .sockets._held import HeldSockets, ListenError
@@ -198,6 +198,15 @@ class Supervisor:
 
     def run(self) -> int:
         """Run until the program is stopped or ends for good; return warden's exit code."""
+        if self.options.health is not None:
+            from ..observe._server import serve_health
+
+            try:  # binds now: a busy or bad address is said before the program starts
+                serve_health(self.lifecycle, self.options.health, details=self._health_details)
+            except ConfigurationError as exc:
+                self.final_message = str(exc)
+                self.exit_code = EXIT_FAILURE
+                return self.exit_code
         with _ignoring_terminal_stops():
             code = self.lifecycle.run(self._main)
         if self.exit_code is None:
@@ -205,6 +214,15 @@ class Supervisor:
             # the lifecycle's own code stands.
             self.exit_code = code
         return self.exit_code
+
+    def _health_details(self) -> dict[str, object]:
+        """``/readyz?verbose``: the program, read from the health thread (reads only)."""
+        child = self.runs.current
+        return {
+            "program": None if child is None else f"pid {child.pid}",
+            "upgrading": self.upgrader.running,
+            "last_exit": None if self.reason is None else str(self.reason),
+        }
 
     def publish(self, fact: Fact) -> None:
         self.lifecycle.publish(fact)
@@ -434,11 +452,11 @@ class Supervisor:
             if child is None or not self._started:
                 return None  # stopped before the program was started
             runs.replaced.clear()
-            await _first_of(child.ended, runs.replaced)
+            await first_of(child.ended, runs.replaced)
             if child is self.upgrader.replacing and runs.current is child:
                 # The release being replaced ended during the upgrade: the upgrade decides
                 # (the new release is promoted once ready, or the restart policy applies).
-                await _first_of(self.upgrader.idle, runs.replaced)
+                await first_of(self.upgrader.idle, runs.replaced)
             if self.lifecycle.stop_reason is not None:
                 # A stop is under way: the ladder decides the exit code; never restart.
                 return None
@@ -450,7 +468,7 @@ class Supervisor:
                 if self.upgrader.running:
                     # The program ended right after an upgrade promoted it: the old release
                     # finishes its drain before warden goes (it still answers what it took).
-                    await _first_of(self.upgrader.idle)
+                    await first_of(self.upgrader.idle)
                 self.exit_code = decision.exit_code
                 if decision.gave_up:
                     self.final_message = decision.message
@@ -496,16 +514,6 @@ class Supervisor:
         except UpgradeRefused as exc:
             raise ControlError(str(exc)) from None
         return {"ok": result.ok, "upgrade": result.to_json(self._clock.now(), coalesced=coalesced)}
-
-
-async def _first_of(*events: asyncio.Event) -> None:
-    """Return as soon as one of ``events`` is set."""
-    waits = [asyncio.ensure_future(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for wait in waits:
-            wait.cancel()
 
 
 @contextlib.contextmanager

@@ -19,23 +19,24 @@ a memory cgroup is readable, and says once when none is.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ...lifecycle import Fact
-from ...memory import (
-    ChildCgroup,
-    Level,
-    MemoryCgroup,
-    MemoryCgroupError,
-    MemorySentinel,
-    MemoryStatus,
-    MemoryUnavailableError,
-    MemoryWatchDegraded,
-    RunAttribution,
-    find_memory_cgroup,
-)
+
+# Only what every start needs (discovery, attribution): the sentinel, its event sources and
+# actions are imported in start() when an option asks for one (a PID 1 stays small).
+from ...memory._attribution import RunAttribution
+from ...memory._cgroup import MemoryCgroup, find_memory_cgroup
+from ...memory._child_cgroup import ChildCgroup
+from ...memory._errors import MemoryCgroupError, MemoryUnavailableError
+from ...memory._events import MemoryWatchDegraded
+from ...memory._levels import Level
 from .._options import SupervisorOptions
 from ..process._reason import ExitKind, ExitReason
 from ._run import RunningChild
+
+if TYPE_CHECKING:
+    from ...memory._sentinel import MemorySentinel, MemoryStatus
 
 
 class ProgramMemory:
@@ -89,6 +90,8 @@ class ProgramMemory:
                 self._publish(MemoryWatchDegraded(reason=f"{exc}; OOM kills cannot be named"))
                 return
         if self._wants_sentinel():
+            from ...memory._sentinel import MemorySentinel
+
             self._sentinel = MemorySentinel(
                 self._cgroup,
                 on_high=self._on_high,

@@ -81,3 +81,13 @@ class Runs:
             if run is not None and id(run) not in seen:
                 seen.add(id(run))
                 yield run
+
+
+async def first_of(*events: asyncio.Event) -> None:
+    """Return as soon as one of ``events`` is set (a run ended, an upgrade replaced it...)."""
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()

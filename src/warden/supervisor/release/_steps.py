@@ -33,7 +33,7 @@ from ..sockets._steering import close_own, queued, siblings, steer, steerable
 from ._launcher import Launcher
 from ._restart import RestartTracker
 from ._run import RunningChild
-from ._runs import Runs
+from ._runs import Runs, first_of
 from ._upgrade import UpgradeResult
 
 
@@ -153,7 +153,7 @@ class ReleaseSwap:
         why: str | None = None
         while why is None and self._clock.now() < deadline:
             tick = min(deadline, self._clock.now() + _health_interval(window))
-            await self._clock.wait_until(_first_of(new.ended, old.ended), tick)
+            await self._clock.wait_until(first_of(new.ended, old.ended), tick)
             if not new.running:
                 after = (new.ended_at or self._clock.now()) - ready_at
                 why = f"new release pid {new.pid} {new.reason} {after:.3g}s after it was ready"
@@ -292,12 +292,3 @@ _QUEUE_CHECK = 0.002
 
 #: Consecutive failed health checks that roll back (one slow probe under load is not enough).
 _HEALTH_FAILURES = 2
-
-
-async def _first_of(*events: asyncio.Event) -> None:
-    waits = [asyncio.ensure_future(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for wait in waits:
-            wait.cancel()
