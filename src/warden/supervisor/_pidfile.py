@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import stat
 from pathlib import Path
 
@@ -35,7 +34,9 @@ class PidFile:
 
     def write(self) -> None:
         self._check_directory()
-        tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(16)}.tmp")
+        # os.urandom, not secrets: secrets loads hashlib, and with it libcrypto (~4 MiB of a
+        # PID 1's resident memory, measured); the name only needs to be unguessable.
+        tmp = self.path.with_name(f".{self.path.name}.{os.urandom(16).hex()}.tmp")
         try:
             fd = os.open(tmp, _CREATE, 0o644)
         except OSError as exc:
