@@ -32,10 +32,9 @@ from aiohttp.typedefs import Handler
 from warden.lifecycle import Lifecycle
 
 from ._asgi import client_name
-from ._budget import RESERVE, StopBudget
-from ._events import Cut, Draining, WorkCut
+from ._budget import RESERVE
+from ._component import ServerComponent
 from ._inflight import InFlight, Work
-from ._listen import listeners
 
 __all__ = ["IDLE_GRACE", "AiohttpServer"]
 
@@ -46,7 +45,7 @@ _POLL = 0.02  # aiohttp says nothing when a connection ends: look this often, du
 _WORK = web.RequestKey("warden_work", Work)
 
 
-class AiohttpServer:
+class AiohttpServer(ServerComponent):
     """An ``aiohttp.web.Application`` served by an ``AppRunner``, as a lifecycle component.
 
     Registers itself with ``lifecycle`` as the component ``name``; start returns once the
@@ -76,35 +75,26 @@ class AiohttpServer:
         depends_on: Sequence[str] = (),
         stop_timeout: float | None = None,
     ) -> None:
-        self.name = name
-        self._lifecycle = lifecycle
-        self._app = app
-        self._handed = list(sockets)
-        self._address = address
-        self._grace = grace
-        self._stop_timeout = stop_timeout
-        self._draining = False
-        self.inflight = InFlight()
-        self._budget = StopBudget(lifecycle, self._drain)
-        self._runner: web.AppRunner | None = None
-        self._sites: list[web.SockSite] = []
-        self.port: int | None = None
-        #: The requests the last stop cut, as published in its WorkCut fact.
-        self.cut: tuple[Cut, ...] = ()
-        app.middlewares.append(self._track)
-        app.on_response_prepare.append(self._on_prepare)
-        lifecycle.add(
-            name,
-            start=self.start,
-            stop=self.stop,
-            depends_on=list(depends_on),
+        super().__init__(
+            lifecycle,
+            name=name,
+            sockets=sockets,
+            address=address,
+            grace=grace,
+            depends_on=depends_on,
             stop_timeout=stop_timeout,
         )
+        self._app = app
+        self._draining = False
+        self.inflight = InFlight()
+        self._runner: web.AppRunner | None = None
+        self._sites: list[web.SockSite] = []
+        app.middlewares.append(self._track)
+        app.on_response_prepare.append(self._on_prepare)
 
     async def start(self) -> None:
         """Run the app's startup, then serve every socket."""
-        socks = listeners(self.name, self._handed, self._address)
-        self.port = socks[0].getsockname()[1]
+        socks = self._listeners()
         self._runner = web.AppRunner(self._app, handle_signals=False)
         await self._runner.setup()
         for sock in socks:
@@ -133,11 +123,11 @@ class AiohttpServer:
         if work is not None and not isinstance(response, web.Response):
             work.streaming = True  # a StreamResponse written while the handler runs
 
-    def _drain(self) -> None:
+    leave_how = "Connection: close"
+
+    def leave(self) -> None:
         """Step 1: Connection: close on every response; all still answered."""
         self._draining = True
-        fact = Draining(component=self.name, how="Connection: close")
-        asyncio.get_running_loop().call_soon(self._lifecycle.publish, fact)
 
     async def stop(self) -> None:
         """Steps 2-4."""
@@ -154,8 +144,7 @@ class AiohttpServer:
         server = self._runner.server
         cleanup = asyncio.create_task(self._runner.cleanup(), name=f"warden:aiohttp:{self.name}")
         if not await self.inflight.wait_idle(left):
-            self.cut = self.inflight.cut()
-            self._lifecycle.publish(WorkCut(component=self.name, grace=grace, cut=self.cut))
+            self._report_cut(grace, self.inflight.cut())
         settle = self._budget.left(began, self._stop_timeout) - RESERVE / 2
         await asyncio.wait({cleanup}, timeout=max(settle, 0.0))
         if not cleanup.done():

@@ -45,9 +45,8 @@ from hypercorn.utils import wrap_app
 from warden.lifecycle import Lifecycle
 
 from ._asgi import App, DrainState, wrap
-from ._budget import RESERVE, StopBudget
-from ._events import Cut, Draining, WorkCut
-from ._listen import listeners
+from ._budget import RESERVE
+from ._component import ServerComponent
 
 __all__ = ["IDLE_GRACE", "HypercornServer"]
 
@@ -62,7 +61,7 @@ _POLL = 0.02  # asyncio says nothing when it has set up an accepted connection: 
 _ATTR = "_warden_server"  # on our Config: which HypercornServer its connections belong to
 
 
-class HypercornServer:
+class HypercornServer(ServerComponent):
     """A hypercorn server (asyncio worker) as a lifecycle component.
 
     Registers itself with ``lifecycle`` as the component ``name``. Start returns once
@@ -95,16 +94,18 @@ class HypercornServer:
         depends_on: Sequence[str] = (),
         stop_timeout: float | None = None,
     ) -> None:
-        self.name = name
-        self._lifecycle = lifecycle
+        super().__init__(
+            lifecycle,
+            name=name,
+            sockets=sockets,
+            address=address,
+            grace=grace,
+            depends_on=depends_on,
+            stop_timeout=stop_timeout,
+        )
         self._state = DrainState()
         self._app = wrap(app, self._state)
-        self._handed = list(sockets)
-        self._address = address
         self._config = config or Config()
-        self._grace = grace
-        self._stop_timeout = stop_timeout
-        self._budget = StopBudget(lifecycle, self._drain)
         self._connections: weakref.WeakSet[_TCPServer] = weakref.WeakSet()
         self._connection_tasks: set[asyncio.Task[Any]] = set()
         self._shutdown = asyncio.Event()
@@ -112,16 +113,6 @@ class HypercornServer:
         self._running = 0
         self._serving: asyncio.Future[None] | None = None
         self.idle_grace = IDLE_GRACE
-        self.port: int | None = None
-        #: The requests the last stop cut, as published in its WorkCut fact.
-        self.cut: tuple[Cut, ...] = ()
-        lifecycle.add(
-            name,
-            start=self.start,
-            stop=self.stop,
-            depends_on=list(depends_on),
-            stop_timeout=stop_timeout,
-        )
 
     @property
     def draining(self) -> bool:
@@ -130,8 +121,7 @@ class HypercornServer:
     async def start(self) -> None:
         """Serve; returns once hypercorn accepts on every socket."""
         _install()
-        socks = listeners(self.name, self._handed, self._address)
-        self.port = socks[0].getsockname()[1]
+        socks = self._listeners()
         config = self._config
         setattr(config, _ATTR, self)
         loop = asyncio.get_running_loop()
@@ -158,13 +148,13 @@ class HypercornServer:
         if self._running >= self._expect and self._serving and not self._serving.done():
             self._serving.set_result(None)
 
-    def _drain(self) -> None:
+    leave_how = "Connection: close (HTTP/1.1), GOAWAY (HTTP/2)"
+
+    def leave(self) -> None:
         """Step 1: Connection: close on HTTP/1.x, GOAWAY on HTTP/2; all still answered."""
         self._state.draining = True
         for connection in list(self._connections):
             connection.goaway()
-        fact = Draining(component=self.name, how="Connection: close (HTTP/1.1), GOAWAY (HTTP/2)")
-        asyncio.get_running_loop().call_soon(self._lifecycle.publish, fact)
 
     async def stop(self) -> None:
         """Steps 2-4: hypercorn's shutdown within the grace; what it cut is published."""
@@ -176,8 +166,7 @@ class HypercornServer:
         self._config.graceful_timeout = grace + RESERVE / 4
         self._shutdown.set()
         if not await self._state.inflight.wait_idle(grace):
-            self.cut = self._state.inflight.cut()
-            self._lifecycle.publish(WorkCut(component=self.name, grace=grace, cut=self.cut))
+            self._report_cut(grace, self._state.inflight.cut())
         assert self._task is not None
         left = self._budget.left(began, self._stop_timeout) - RESERVE / 2
         await asyncio.wait({self._task}, timeout=max(left, 0.0))

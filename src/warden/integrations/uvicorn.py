@@ -48,9 +48,8 @@ from uvicorn.protocols.http import h11_impl
 from warden.lifecycle import Lifecycle
 
 from ._asgi import App, DrainState, wrap
-from ._budget import RESERVE, StopBudget
-from ._events import Cut, Draining, WorkCut
-from ._listen import listeners
+from ._budget import RESERVE
+from ._component import ServerComponent
 
 __all__ = ["IDLE_GRACE", "H11Protocol", "UvicornServer"]
 
@@ -130,7 +129,7 @@ class _Server(uvicorn.Server):
         self.serving.set()
 
 
-class UvicornServer:
+class UvicornServer(ServerComponent):
     """A uvicorn server as a lifecycle component (see the module's docstring).
 
     Args:
@@ -160,34 +159,25 @@ class UvicornServer:
         stop_timeout: float | None = None,
         **options: Any,
     ) -> None:
-        self.name = name
-        self._lifecycle = lifecycle
+        super().__init__(
+            lifecycle,
+            name=name,
+            sockets=sockets,
+            address=address,
+            grace=grace,
+            depends_on=depends_on,
+            stop_timeout=stop_timeout,
+        )
         self._state = DrainState()
-        self._handed = list(sockets)
-        self._address = address
-        self._grace = grace
-        self._stop_timeout = stop_timeout
         options.setdefault("http", H11Protocol)
         options.setdefault("log_config", None)  # the application's logging stays its own
         self._config = uvicorn.Config(wrap(app, self._state), **options)
         self._server = _Server(self._config)
         self._task: asyncio.Task[None] | None = None
-        self._budget = StopBudget(lifecycle, self._drain)
-        self.port: int | None = None
-        #: The requests the last stop cut, as published in its WorkCut fact.
-        self.cut: tuple[Cut, ...] = ()
-        lifecycle.add(
-            name,
-            start=self.start,
-            stop=self.stop,
-            depends_on=list(depends_on),
-            stop_timeout=stop_timeout,
-        )
 
     async def start(self) -> None:
         """Run the app's lifespan startup and serve every socket; returns once serving."""
-        socks = listeners(self.name, self._handed, self._address)
-        self.port = socks[0].getsockname()[1]
+        socks = self._listeners()
         self._task = asyncio.create_task(
             self._server.serve(sockets=socks), name=f"warden:uvicorn:{self.name}"
         )
@@ -199,10 +189,11 @@ class UvicornServer:
             self._task.result()  # raises what stopped it (SystemExit: lifespan startup failed)
             raise RuntimeError(f"uvicorn component {self.name!r} ended during its start")
 
-    def _drain(self) -> None:
+    leave_how = "Connection: close"
+
+    def leave(self) -> None:
+        """Every response says Connection: close; all still answered."""
         self._state.draining = True
-        fact = Draining(component=self.name, how="Connection: close")
-        asyncio.get_running_loop().call_soon(self._lifecycle.publish, fact)
 
     async def stop(self) -> None:
         """uvicorn's shutdown within the grace; what the grace cut is published."""
@@ -215,8 +206,7 @@ class UvicornServer:
         self._config.timeout_graceful_shutdown = max(0.0, grace - 0.2) + RESERVE / 4  # type: ignore[assignment]
         self._server.should_exit = True
         if not await self._state.inflight.wait_idle(grace):
-            self.cut = self._state.inflight.cut()
-            self._lifecycle.publish(WorkCut(component=self.name, grace=grace, cut=self.cut))
+            self._report_cut(grace, self._state.inflight.cut())
         assert self._task is not None
         left = self._budget.left(began, self._stop_timeout) - RESERVE / 2
         await asyncio.wait({self._task}, timeout=max(left, 0.0))

@@ -30,9 +30,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from warden.lifecycle import Lifecycle
 
-from .._budget import RESERVE, StopBudget
+from .._budget import RESERVE
+from .._component import ServerComponent
 from .._errors import ServeError
-from .._events import Cut, Draining, WorkCut
 from .._executor import DaemonPool
 from .._inflight import InFlight
 from .._relay import Relay, private_address
@@ -46,7 +46,7 @@ _T = TypeVar("_T")
 Register = Callable[[Any], object]
 
 
-class _GrpcComponent(Generic[_ServerT]):
+class _GrpcComponent(ServerComponent, Generic[_ServerT]):
     _health: health.HealthServicer | health.aio.HealthServicer
 
     def __init__(
@@ -68,31 +68,23 @@ class _GrpcComponent(Generic[_ServerT]):
                 f"gRPC component {name!r} has nowhere to listen; pass sockets= (from "
                 "warden.listen_fds()) or address='HOST:PORT'"
             )
-        self.name = name
-        self._lifecycle = lifecycle
+        super().__init__(
+            lifecycle,
+            name=name,
+            sockets=sockets,
+            address=address,
+            grace=grace,
+            depends_on=depends_on,
+            stop_timeout=stop_timeout,
+        )
         self._register = register
-        self._sockets = list(sockets)
-        self._address = address
-        self._grace = grace
-        self._stop_timeout = stop_timeout
         self._interceptors = list(interceptors)
         # Our own port must be ours alone: grpc sets SO_REUSEPORT by default, which would let
         # a second server share a port in use instead of failing.
         self._options = [("grpc.so_reuseport", 0), *options]
         self.inflight = InFlight()
-        self._relay = Relay(self._sockets, private_address()) if self._sockets else None
-        self._budget = StopBudget(lifecycle, self._drain)
-        self.port: int | None = None
-        #: The RPCs the last stop cut, as published in its WorkCut fact.
-        self.cut: tuple[Cut, ...] = ()
+        self._relay = Relay(self._handed, private_address()) if self._handed else None
         self._server: _ServerT | None = None
-        lifecycle.add(
-            name,
-            start=self.start,
-            stop=self.stop,
-            depends_on=list(depends_on),
-            stop_timeout=stop_timeout,
-        )
 
     @property
     def server(self) -> _ServerT:
@@ -118,14 +110,13 @@ class _GrpcComponent(Generic[_ServerT]):
             ) from exc
         if port == 0:  # older grpcio reports a failed bind this way
             raise ServeError(f"gRPC component {self.name!r} cannot listen on {target!r}")
-        self.port = port if self._relay is None else self._sockets[0].getsockname()[1]
+        self.port = port if self._relay is None else self._handed[0].getsockname()[1]
 
-    def _drain(self) -> None:
+    leave_how = "health NOT_SERVING"
+
+    def leave(self) -> None:
         """Step 1: health says NOT_SERVING; RPCs are still served."""
         self._not_serving()
-        loop = asyncio.get_running_loop()
-        fact = Draining(component=self.name, how="health NOT_SERVING")
-        loop.call_soon(self._lifecycle.publish, fact)  # after the DRAINING event, not inside it
 
     async def start(self) -> None:
         raise NotImplementedError
@@ -142,8 +133,7 @@ class _GrpcComponent(Generic[_ServerT]):
         grace = self._budget.grace(self._grace, began, self._stop_timeout)
         await self._reject_new(grace + SETTLE + RESERVE)  # grpc's own cancel comes after ours
         if not await self.inflight.wait_idle(grace):
-            self.cut = self.inflight.cut()
-            self._lifecycle.publish(WorkCut(component=self.name, grace=grace, cut=self.cut))
+            self._report_cut(grace, self.inflight.cut())
         settle = min(SETTLE, max(0.0, self._budget.left(began, self._stop_timeout) - RESERVE / 2))
         await self._cancel_all(settle)
         if self._relay is not None:
