@@ -5,7 +5,8 @@
 MODE: ``none`` (no health server), ``health`` (warden's, not scraped), ``scraped`` (warden's,
 scraped once by this process so prometheus_client is loaded), ``prometheus`` (the peer:
 prometheus_client's own ``start_http_server``). Prints ``listening on URL`` (the example's line),
-``health URL`` where there is one, then ``idle`` once set up.
+``health URL`` where there is one, then ``idle`` once set up. Supervised by
+``warden run --health`` (the bench's last SIGTERM case) it runs in mode ``none``.
 """
 
 from __future__ import annotations

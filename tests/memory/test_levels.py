@@ -42,6 +42,17 @@ def test_a_fast_ramp_is_critical_before_95_percent() -> None:
     assert LevelTracker(Thresholds(flush_budget=1.0)).update(_at(0, 50), ttl=0.1) is Level.OK
 
 
+def test_critical_by_projection_holds_until_twice_the_budget() -> None:
+    # A ramp whose smoothed rate wobbles around the budget stays critical: one stop signal,
+    # one warn signal, not one per wobble (seen under `warden run --memory-warn-signal`).
+    tracker = LevelTracker(Thresholds(flush_budget=1.0))
+    assert tracker.update(_at(0, 86), ttl=0.99) is Level.CRITICAL
+    assert tracker.update(_at(0, 86), ttl=1.02) is Level.CRITICAL
+    assert tracker.update(_at(0, 86), ttl=1.9) is Level.CRITICAL
+    assert tracker.update(_at(0, 86), ttl=2.1) is Level.HIGH
+    assert tracker.update(_at(0, 86), ttl=None) is Level.HIGH
+
+
 def test_growth_rate_follows_a_ramp_and_projects_the_limit() -> None:
     rate = GrowthRate(tau=0.25)
     for i in range(40):

@@ -34,6 +34,18 @@ from pathlib import Path
 
 words = Path(sys.argv[1]).read_text().split()
 name = words[0]
+
+# SIGTERM only writes to the wakeup pipe: the loop sees it between requests, never in one.
+# In place before "started" (a test may send SIGTERM the moment it reads that line), except
+# for a gated release: SIGTERM kills it at its gate.
+def on_sigterm():
+    global wakeup
+    wakeup, wakeup_w = os.pipe()
+    os.set_blocking(wakeup_w, False)
+    signal.set_wakeup_fd(wakeup_w)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN if name == "stubborn" else lambda *_: None)
+if name != "gated":
+    on_sigterm()
 print(f"started {name} {os.getpid()}", flush=True)
 if name == "crash":
     sys.exit(3)
@@ -46,13 +58,8 @@ if name == "family" and os.fork() == 0:  # a worker in the same process group
 if name == "gated":
     with open(words[1]) as fifo:  # blocks until the test opens the other end
         fifo.read()
+    on_sigterm()
 
-
-# SIGTERM only writes to the wakeup pipe: the loop sees it between requests, never in one.
-wakeup, wakeup_w = os.pipe()
-os.set_blocking(wakeup_w, False)
-signal.set_wakeup_fd(wakeup_w)
-signal.signal(signal.SIGTERM, signal.SIG_IGN if name == "stubborn" else lambda *_: None)
 # Every socket handed over (the shared ones and warden's private probe socket), as gunicorn
 # and warden.listen_fds() serve them.
 listeners = [socket.socket(fileno=3 + i) for i in range(int(os.environ.get("LISTEN_FDS", "1")))]

@@ -154,6 +154,7 @@ class Lifecycle:
         self._stop_event: asyncio.Event | None = None
         self._stop_reason: str | None = None
         self._stopping = False  # set from the guard thread too: a plain bool store is atomic
+        self._ready_checks: list[tuple[Callable[[], bool], str]] = []
         self._stop_signals = 0
         self._draining_since: float | None = None
         self._reload_task: asyncio.Task[None] | None = None
@@ -207,6 +208,13 @@ class Lifecycle:
         self._reload_hooks.append(fn)
         return fn
 
+    def ready_when(self, check: Callable[[], bool], *, what: str = "a readiness check") -> None:
+        """Count ``check()`` in :attr:`ready`: false while it returns false (memory at
+        ``high``: shed load); ``what`` names it in :attr:`not_ready_because`. It is called on
+        whatever thread reads readiness (a health check's), so it must only read a value,
+        never block."""
+        self._ready_checks.append((check, what))
+
     def on_reopen_logs(self, fn: Callback) -> Callback:
         """Call ``fn`` on SIGUSR1 (usable as a decorator)."""
         self._reopen_hooks.append(fn)
@@ -257,8 +265,19 @@ class Lifecycle:
 
         Turns false the instant a stop signal is seen, on the guard thread, before the loop
         has processed it: a health check answered from another thread is right at once.
+        False, too, while a :meth:`ready_when` check says so.
         """
-        return self._state.serving and not self._stopping
+        return self.not_ready_because is None
+
+    @property
+    def not_ready_because(self) -> str | None:
+        """Why :attr:`ready` is false (``"stopping"``, the state, or the :meth:`ready_when`
+        check that says no), or None when it is true."""
+        if not self._state.serving:
+            return self._state.value
+        if self._stopping:  # the guard thread saw the signal; the loop has not moved yet
+            return "stopping"
+        return next((what for check, what in self._ready_checks if not check()), None)
 
     @property
     def stop_reason(self) -> str | None:

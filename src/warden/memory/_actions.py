@@ -58,8 +58,11 @@ def tracemalloc_top(limit: int) -> Callable[[MemoryStatus], str]:
 
 
 def shed_load(_status: MemoryStatus) -> str:
-    """Mark the service as refusing new work (``sentinel.accepting`` is false from here)."""
-    return "new work is answered 503 with Retry-After until memory falls below high"
+    """Mark the service as refusing new work (``sentinel.accepting`` is false from here, and
+    so is the lifecycle's readiness with :func:`watch_memory`)."""
+    return (
+        "readiness false; new work is answered 503 with Retry-After until memory falls below high"
+    )
 
 
 def graceful_stop(request_stop: Callable[[str], None]) -> Callable[[MemoryStatus], str]:

@@ -9,9 +9,14 @@ OOM kill in the same cgroup as ``OOMKilled`` for lack of this, kubernetes PR #14
 
     oom-killed  ⇔  died by SIGKILL  ∧  oom_kill rose during the run
 
-A run whose cgroup it shares with other processes can still be misnamed when one of *those*
-is OOM-killed while this one gets a SIGKILL from elsewhere; give each child its own cgroup
-(:class:`ChildCgroup`) to make the counter the child's own.
+Per event, not per cgroup: a run may outlive an OOM kill in its cgroup (a worker of its own
+was the victim). :meth:`RunAttribution.observe`, called while the run is thought alive (on
+each sentinel sample), takes such a kill off the run's account once the run is seen alive,
+not dying, *after* the counter showed it; the kernel queues the victim's SIGKILL right after
+it raises the counter, so a later look at the victim finds it dying or dead. Only an OOM kill
+the run was not seen to survive counts. Left: a ``kill -9`` from elsewhere within one
+observation of another process's OOM kill is still named ``oom-killed`` (give each child its
+own cgroup, :class:`ChildCgroup`, to make the counter the child's alone).
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from ._cgroup import MemoryCgroup
 from ._events import OomKillAttributed
@@ -41,12 +47,39 @@ class RunAttribution:
     pid: int
     reader: MemoryReader
     kills_at_spawn: int | None
+    #: OOM kills in the cgroup that the run was seen to outlive (another process's).
+    kills_survived: int = 0
+    #: The counter at the last :meth:`observe`, to be taken off once the run is seen alive.
+    _pending: int | None = field(default=None, repr=False)
+    proc: Path = field(default=Path("/proc"), repr=False)
 
     @classmethod
     def at_spawn(cls, pid: int, cgroup: MemoryCgroup | MemoryReader) -> RunAttribution:
         """Snapshot the counter for ``pid``'s run (call right after the spawn)."""
         reader = reader_for(cgroup) if isinstance(cgroup, MemoryCgroup) else cgroup
         return cls(pid, reader, reader.oom_kills())
+
+    def observe(self) -> bool:
+        """Call while the run is thought alive: kills it was seen to outlive leave its account.
+
+        Two steps, one call apart: the counter read at the previous call is taken off only if
+        the run is alive and not dying *now* (the kernel raises the counter just before it
+        queues the victim's SIGKILL). Returns whether a rise awaits that confirmation (call
+        again soon).
+        """
+        if self.kills_at_spawn is None:
+            return False
+        baseline = self.kills_at_spawn + self.kills_survived
+        if (
+            self._pending is not None
+            and self._pending > baseline
+            and alive_not_dying(self.pid, self.proc)
+        ):
+            self.kills_survived = self._pending - self.kills_at_spawn
+            baseline = self._pending
+        now = self.reader.oom_kills()
+        self._pending = now if now is not None and now > baseline else None
+        return self._pending is not None
 
     def decide(
         self,
@@ -59,13 +92,14 @@ class RunAttribution:
         """The verdict for a run that ended by ``signum`` (or with ``exit_code``)."""
         now = self.reader.oom_kills()
         rose = None if now is None or self.kills_at_spawn is None else now - self.kills_at_spawn
-        killed = signum == signal.SIGKILL and rose is not None and rose > 0
+        killed = signum == signal.SIGKILL and rose is not None and rose > self.kills_survived
         return OomKillAttributed(
             pid=self.pid,
             oom_killed=killed,
             signum=signum,
             exit_code=exit_code,
             kills_during_run=rose,
+            kills_survived=self.kills_survived,
             timeline=describe_timeline(timeline, died_at),
         )
 
@@ -90,6 +124,30 @@ class RunAttribution:
                 signum=-returncode, exit_code=None, timeline=timeline, died_at=died_at
             )
         return self.decide(signum=None, exit_code=returncode, timeline=timeline, died_at=died_at)
+
+
+#: ``PF_EXITING`` in the flags of ``/proc/PID/stat`` (include/linux/sched.h).
+_PF_EXITING = 0x4
+
+
+def alive_not_dying(pid: int, proc: Path = Path("/proc")) -> bool:
+    """Whether ``pid`` runs and is not on its way out: not a zombie, not exiting, no SIGKILL
+    pending (what the OOM killer leaves on its victim until it dies)."""
+    try:
+        stat = (proc / str(pid) / "stat").read_text()
+        status = (proc / str(pid) / "status").read_text()
+    except OSError:
+        return False
+    fields = stat.rsplit(")", 1)[1].split()
+    state, flags = fields[0], int(fields[6])
+    if state in ("Z", "X", "x") or flags & _PF_EXITING:
+        return False
+    kill_bit = 1 << (signal.SIGKILL - 1)
+    for line in status.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("SigPnd", "ShdPnd") and int(value.strip(), 16) & kill_bit:
+            return False
+    return True
 
 
 def describe_timeline(samples: Sequence[Sample], died_at: float | None = None) -> tuple[str, ...]:

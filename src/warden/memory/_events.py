@@ -126,6 +126,8 @@ class OomKillAttributed(Fact):
         exit_code: its exit code, or ``None`` for a death by signal.
         kills_during_run: how much the cgroup's ``oom_kill`` counter rose during the run
             (``None`` when it cannot be read).
+        kills_survived: of those, the OOM kills the run was seen to outlive (another
+            process in its cgroup was the victim); they do not make its death an OOM kill.
         timeline: the memory of its last seconds, one line per sample.
     """
 
@@ -135,6 +137,7 @@ class OomKillAttributed(Fact):
     signum: int | None
     exit_code: int | None
     kills_during_run: int | None
+    kills_survived: int = 0
     timeline: tuple[str, ...] = ()
 
     @property
@@ -156,8 +159,83 @@ class OomKillAttributed(Fact):
             if self.kills_during_run is None
             else f"oom_kill +{self.kills_during_run} during the run"
         )
+        if self.kills_survived:
+            counter += f" ({self.kills_survived} of another process, which this one outlived)"
         return "; ".join([how, counter, *self.timeline[-5:]])
 
     @property
     def warning(self) -> bool:
         return self.oom_killed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OomKillSurvived(Fact):
+    """An OOM kill in a run's cgroup that the run outlived: another process was the victim,
+    and the run's own death, whenever it comes, is not this kill's.
+
+    Attributes:
+        pid: the run that outlived it.
+        kills: how many such kills (the rise of the cgroup's ``oom_kill`` counter).
+    """
+
+    kind: ClassVar[str] = "memory.oom_survived"
+    pid: int
+    kills: int
+
+    @property
+    def name(self) -> str:
+        return str(self.pid)
+
+    @property
+    def outcome(self) -> str:
+        return "warning"
+
+    @property
+    def detail(self) -> str:
+        return (
+            f"oom_kill +{self.kills} in its cgroup killed another process; pid {self.pid} "
+            "outlived it, so its own end will not be named after it"
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryRecycle(Fact):
+    """``--recycle-at``: the program's working set crossed it; recycled, or why not.
+
+    Attributes:
+        pid: the run to be replaced.
+        at: what was crossed: a level (``warn``, ``high``) or a size such as ``64.0 MiB``.
+        working_set: the cgroup's working set in bytes.
+        limit: the effective limit in bytes.
+        fresh: the working set of a fresh copy (measured when a run became ready alone).
+        recycled: whether a zero-downtime upgrade was started.
+        reason: why not, when not (no room for a second copy, an upgrade under way...).
+    """
+
+    kind: ClassVar[str] = "memory.recycle"
+    pid: int
+    at: str
+    working_set: int
+    limit: int
+    fresh: int | None
+    recycled: bool
+    reason: str | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.pid)
+
+    @property
+    def outcome(self) -> str:
+        return "recycling" if self.recycled else "warning"
+
+    @property
+    def detail(self) -> str:
+        fresh = "unknown" if self.fresh is None else _mib(self.fresh)
+        text = (
+            f"working set {_mib(self.working_set)} of {_mib(self.limit)} crossed "
+            f"--recycle-at {self.at}; a fresh copy takes {fresh}"
+        )
+        if self.recycled:
+            return f"{text}: replacing pid {self.pid} by a zero-downtime upgrade"
+        return f"{text}: not recycled: {self.reason}"

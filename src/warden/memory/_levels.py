@@ -70,7 +70,9 @@ class Thresholds:
         hysteresis: a level is left downward only once the working set is this fraction of
             the limit below where it begins (default 0.05), so a level does not flap.
         flush_budget: seconds the service needs to stop cleanly; once above ``warn``, a
-            projected time-to-limit below it is ``critical`` whatever the ratio (default 1 s).
+            projected time-to-limit below it is ``critical`` whatever the ratio (default 1 s),
+            and stays so while the projection is below twice the budget (its hysteresis: a
+            ramp whose smoothed rate wobbles around the budget does not flap).
     """
 
     warn: float = 0.80
@@ -154,7 +156,10 @@ class LevelTracker:
         """The new level for ``sample`` and its projected time-to-limit ``ttl``."""
         ratio = sample.ratio
         target = self.by_ratio(ratio)
-        if ttl is not None and ttl < self.thresholds.flush_budget and target >= Level.WARN:
+        budget = self.thresholds.flush_budget
+        if self.level is Level.CRITICAL:
+            budget *= 2  # the projection's hysteresis: left only well clear of the budget
+        if ttl is not None and ttl < budget and target >= Level.WARN:
             target = Level.CRITICAL
         if target < self.level:
             # Down only as far as the hysteresis allows: each level is held until the ratio is

@@ -89,6 +89,8 @@ class MemorySentinel:
         on_ok, on_warn, on_high, on_critical: called with a :class:`MemoryStatus` when the
             level is entered (``on_ok`` when memory falls back to ``ok``); a coroutine
             returned is run as a task.
+        on_sample: called with the :class:`MemoryStatus` after every sample, level changed
+            or not (the supervisor's ``--recycle-at SIZE`` and OOM attribution use it).
         publish: where facts go (``Lifecycle.publish``); ``None``: the ``warden.memory`` log.
         psi: arm a PSI trigger (honouring ``$MEMORY_PRESSURE_WATCH``/``WRITE``).
         poll_min: the shortest poll interval, seconds.
@@ -108,6 +110,7 @@ class MemorySentinel:
         on_warn: Callback | None = None,
         on_high: Callback | None = None,
         on_critical: Callback | None = None,
+        on_sample: Callback | None = None,
         publish: Callable[[Fact], object] | None = None,
         psi: bool = True,
         poll_min: float = 0.005,
@@ -126,6 +129,7 @@ class MemorySentinel:
             Level.HIGH: on_high,
             Level.CRITICAL: on_critical,
         }
+        self._on_sample = on_sample
         self._publish = publish
         self._psi = psi
         self.poll_min = poll_min
@@ -326,6 +330,23 @@ class MemorySentinel:
             self._enter(level, previous, sample, ttl, rate)
         self._rearm(sample)
         self._schedule(sample, rate)
+        if self._on_sample is not None:
+            self._run_sample_hook(self.status)
+
+    def _run_sample_hook(self, status: MemoryStatus) -> None:
+        assert self._on_sample is not None
+        try:
+            self._on_sample(status)
+        except Exception as exc:
+            self._emit(
+                MemoryActionTaken(
+                    level=status.level,
+                    action="on_sample",
+                    result=Outcome.FAILED,
+                    took=0.0,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+            )
 
     @staticmethod
     def _step_from(step: Level, previous: Level) -> Level:

@@ -22,6 +22,8 @@ class _Lifecycle(Protocol):
 
     def request_stop(self, reason: str = ...) -> None: ...
 
+    def ready_when(self, check: Callable[[], bool], *, what: str = ...) -> None: ...
+
 
 def watch_memory(
     lc: _Lifecycle,
@@ -53,7 +55,8 @@ def watch_memory(
 
     * ``warn`` (80 %): ``gc.collect()`` and ``malloc_trim(0)``; with tracemalloc tracing
       (``trace=True`` starts it), the top allocation sites by line, to the log.
-    * ``high`` (90 %): shed load: ``sentinel.accepting`` turns false (wrap the app in
+    * ``high`` (90 %): shed load: ``sentinel.accepting`` and the lifecycle's readiness
+      (``lc.ready``, ``/readyz``) turn false until memory falls below ``high`` (wrap the app in
       :class:`ShedLoadASGI`/:class:`ShedLoadWSGI` to answer 503 with ``Retry-After``), and
       ``evict_idle`` is called to close idle connections.
     * ``critical`` (95 %, or a projected time to the limit below ``flush_budget`` seconds
@@ -109,4 +112,6 @@ def watch_memory(
         **sentinel,
     )
     lc.add(name, start=watcher.start, stop=watcher.stop)
+    if any(action.name == "shed" for action in actions[Level.HIGH]):
+        lc.ready_when(lambda: watcher.accepting, what="memory high")  # readiness false from high on
     return watcher

@@ -43,6 +43,8 @@ class _Service(Protocol):
     @property
     def ready(self) -> bool: ...
     @property
+    def not_ready_because(self) -> str | None: ...
+    @property
     def state(self) -> State: ...
 
 
@@ -111,16 +113,17 @@ class Health:
 
     def ready(self, *, verbose: bool = False) -> Response:
         """``/readyz``: 200 while the service should get new work, else 503."""
-        ok = self._lifecycle.ready
+        why = self._lifecycle.not_ready_because
+        ok = why is None
         state = self._lifecycle.state.value
         if not verbose:
-            return Response.text(200, "ok\n") if ok else Response.text(503, f"{state}\n")
+            return Response.text(200, "ok\n") if ok else Response.text(503, f"{why}\n")
         lines = [f"[{'+' if ok else '-'}]lifecycle {state}"]
         for name, status in list(self._components.items()):
             good = status in ("started", "stopped")
             lines.append(f"[{'+' if good else '-'}]component {name} {status}")
         lines.extend(self._verbose_extras())
-        lines.append("ok" if ok else f"not ready: {state}")
+        lines.append("ok" if ok else f"not ready: {why}")
         return Response.text(200 if ok else 503, "\n".join(lines) + "\n")
 
     def _verbose_extras(self) -> list[str]:

@@ -134,7 +134,7 @@ class Metrics:
 
         metrics = Metrics()
         lifecycle.timeline.subscribe(metrics)
-        metrics.read("orphans_reaped", lambda: reaper.orphans_reaped)
+        metrics.read("orphans_reaped", lambda: tally.orphans_reaped)
         body = metrics.exposition()  # Prometheus text; imports prometheus_client
     """
 

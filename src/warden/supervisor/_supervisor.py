@@ -5,6 +5,8 @@ The supervisor is itself a service built on the library; this module is its wiri
 * component ``sockets``: binds ``--listen`` (or takes warden's own LISTEN_FDS) before anything
   is spawned, and closes them after the last run is gone;
 * component ``control`` (``--control``): the control socket; component ``pid-file``;
+* component ``reload-on-change`` (``--reload-on-change``, after ``child``): a file's new
+  content does what SIGHUP does (``_reload_on_change``);
 * component ``child`` (needs the others): ``start`` spawns the program and returns once its
   readiness gate passes (so the lifecycle, and READY=1 to a systemd above, is ready only
   when the program is); ``stop`` is the stop ladder;
@@ -26,6 +28,7 @@ while a restart backs off or the ladder waits for its deadline.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import random
@@ -33,8 +36,8 @@ import signal
 from collections.abc import Callable, Iterator, Mapping
 
 from .._exceptions import ConfigurationError, ControlError, NotReady, UpgradeRefused
-from .._exitcodes import EXIT_FAILURE
-from ..lifecycle import Clock, Fact, Lifecycle
+from .._exitcodes import EXIT_FAILURE, EXIT_NOT_READY
+from ..lifecycle import Clock, ComponentStarted, Fact, Lifecycle, Outcome, State
 from ..memory._errors import MemoryCgroupError
 from ..observe import notify_systemd
 from ..systemd import Notifier
@@ -52,7 +55,9 @@ from ._events import (
 )
 from ._options import SupervisorOptions
 from ._pidfile import PidFile
+from ._reload_on_change import ReloadOnChange
 from ._status import Status, snapshot
+from ._tally import Tally
 from .control._server import ControlServer
 from .process._footprint import OomScoreGuard, release_free_memory
 from .process._ladder import StopLadder
@@ -110,7 +115,9 @@ class Supervisor:
         self.exit_code: int | None = None
         self.final_message: str | None = None
         self.runs = Runs()
-        self._reaper = Reaper()
+        #: Every counter, in one place: status and /metrics read it.
+        self.tally = Tally()
+        self._reaper = Reaper(self.tally)
         self._sockets = HeldSockets()
         self._footprint = OomScoreGuard()
         self._terminal = Terminal()
@@ -137,6 +144,9 @@ class Supervisor:
             recycle=self._recycle,
             publish=self.publish,
         )
+        # Memory at "high": readiness false (shed load); a run's readiness: a fresh copy's size.
+        self.lifecycle.ready_when(self.memory.accepting, what="memory high")
+        self.lifecycle.timeline.subscribe(self.memory.observe)
         self._launcher = Launcher(
             options,
             sockets=lambda: self._sockets,
@@ -146,8 +156,9 @@ class Supervisor:
             footprint=self._footprint,
             publish=self.publish,
             clock=clock,
-            relaying=lambda: self.lifecycle.ready and not self.upgrader.running,
+            relaying=self._relaying,
             memory=self.memory,
+            tally=self.tally,
         )
         self._swap = ReleaseSwap(
             options,
@@ -162,12 +173,18 @@ class Supervisor:
             clock=clock,
             stopping=lambda: self.lifecycle.stop_reason is not None,
         )
-        self.upgrader = Upgrader(self._swap, clock=clock.now)
-        #: Restarts after the program ended on its own (upgrades are not restarts).
-        self.restarts = 0
+        self.upgrader = Upgrader(self._swap, clock=clock.now, tally=self.tally)
         self._started = False  # the child component's start ran (the ladder has work)
         self._control: ControlServer | None = None
         self._pid_file = None if options.pid_file is None else PidFile(options.pid_file)
+        self._reload_on_change = None
+        if options.reload_on_change:  # the same action as a SIGHUP to warden, one code path
+            self._reload_on_change = ReloadOnChange(
+                options.reload_on_change,
+                reload=lambda: self._handle_hup(signal.SIGHUP),
+                action=options.hup_action,
+                publish=self.publish,
+            )
         self._add_components()
         self._install_signal_handlers()
         # A forced exit (deadline, second signal) leaves nothing running: the guard thread
@@ -190,6 +207,13 @@ class Supervisor:
             lc.add("pid-file", start=self._write_pid_file, stop=self._remove_pid_file)
             needs.append("pid-file")
         lc.add("child", start=self._start, stop=self._stop, depends_on=needs)
+        if self._reload_on_change is not None:  # armed once the program is ready
+            lc.add(
+                "reload-on-change",
+                start=self._watch_files,
+                stop=self._reload_on_change.stop,
+                depends_on=["child"],
+            )
 
     def _install_signal_handlers(self) -> None:
         for signum in {*FORWARDED, *self.SIGNALS}:
@@ -202,18 +226,37 @@ class Supervisor:
             from ..observe._server import serve_health
 
             try:  # binds now: a busy or bad address is said before the program starts
-                serve_health(self.lifecycle, self.options.health, details=self._health_details)
+                health = serve_health(
+                    self.lifecycle, self.options.health, details=self._health_details
+                )
             except ConfigurationError as exc:
                 self.final_message = str(exc)
                 self.exit_code = EXIT_FAILURE
                 return self.exit_code
+            metrics = health.health.metrics
+            if metrics is not None:
+                tally = self.tally
+                metrics.read("notify_drops", lambda: dict(tally.notify_drops))
+                metrics.read("control_refusals", lambda: tally.control_refusals)
+                metrics.read("orphans_reaped", lambda: tally.orphans_reaped)
         with _ignoring_terminal_stops():
             code = self.lifecycle.run(self._main)
+        if self.final_message is None:
+            self.final_message = self._start_failure()
         if self.exit_code is None:
             # No decision of ours (the program never started, or a failure of the lifecycle):
             # the lifecycle's own code stands.
             self.exit_code = code
         return self.exit_code
+
+    def _start_failure(self) -> str | None:
+        """The line for a component whose start failed without a word of its own (the
+        control socket out of descriptors...): the run never got to the program."""
+        for event in self.lifecycle.timeline:
+            fact = event.fact
+            if isinstance(fact, ComponentStarted) and fact.result is Outcome.FAILED:
+                return f"the program was not started: {fact.component} failed: {fact.error}"
+        return None
 
     def _health_details(self) -> dict[str, object]:
         """``/readyz?verbose``: the program, read from the health thread (reads only)."""
@@ -222,7 +265,14 @@ class Supervisor:
             "program": None if child is None else f"pid {child.pid}",
             "upgrading": self.upgrader.running,
             "last_exit": None if self.reason is None else str(self.reason),
+            "memory": self.memory.describe(),
         }
+
+    def _relaying(self) -> bool:
+        """Whether the program's own RELOADING=1 goes up: while serving, not upgrading (and
+        whatever the memory level, which only sheds new work)."""
+        lc = self.lifecycle
+        return lc.state is State.READY and lc.stop_reason is None and not self.upgrader.running
 
     def publish(self, fact: Fact) -> None:
         self.lifecycle.publish(fact)
@@ -331,7 +381,9 @@ class Supervisor:
 
     async def _open_control(self) -> None:
         assert self.options.control is not None
-        control = ControlServer(self.options.control, self._on_control, commands=_CONTROL_COMMANDS)
+        control = ControlServer(
+            self.options.control, self._on_control, commands=_CONTROL_COMMANDS, tally=self.tally
+        )
         try:
             await control.start()
         except ConfigurationError as exc:
@@ -362,6 +414,14 @@ class Supervisor:
         assert self._pid_file is not None
         self._pid_file.remove()
 
+    async def _watch_files(self) -> None:
+        assert self._reload_on_change is not None
+        try:
+            await self._reload_on_change.start()
+        except ConfigurationError as exc:
+            self.final_message = str(exc)
+            raise
+
     # -- component: the program ------------------------------------------------------------
 
     async def _start(self) -> None:
@@ -386,10 +446,15 @@ class Supervisor:
         release_free_memory()
         try:
             await self._start_until_ready()
-        except BaseException:
+        except BaseException as exc:
             # A stop arrived while the program was starting (cancelled), or the start failed:
             # the lifecycle calls no stop for a start that did not finish, so the ladder runs
             # here; nothing the program started may outlive warden.
+            if self.exit_code is None and not isinstance(exc, asyncio.CancelledError):
+                # Failed for a reason other than the program (a notify socket that cannot be
+                # made, no descriptors left): never 0, and one line saying why.
+                self.exit_code = EXIT_FAILURE
+                self.final_message = self.final_message or f"the program was not started: {exc}"
             await self._stop()
             raise
 
@@ -404,6 +469,13 @@ class Supervisor:
             if isinstance(decision, Finish):
                 self.exit_code = decision.exit_code
                 self.final_message = decision.message or f"the program {child.reason}"
+                if decision.exit_code == 0 and self.options.ready.kind != "none":
+                    # Exited 0 before its gate passed: the start failed all the same.
+                    self.exit_code = EXIT_NOT_READY
+                    self.final_message += (
+                        f" before it was ready (--ready {self.options.ready}); exit code "
+                        f"{EXIT_NOT_READY}"
+                    )
                 raise NotReady(self.final_message)
             await self._restart_after(child, decision.attempt, decision.delay)
 
@@ -491,7 +563,7 @@ class Supervisor:
             await self._ladder.stop_group(child, deadline, group_signalled=False)
         else:
             await self._ladder.clear(child, deadline, group_signalled=False)
-        self.restarts += 1
+        self.tally.restarts += 1
         self.publish(RestartScheduled(attempt=attempt, delay=delay, after=child.reason))
         await self._clock.sleep(delay)
 

@@ -40,6 +40,7 @@ from ..._unix import (
     unlink_if_ours,
     untrusted_path,
 )
+from .._tally import Tally
 
 # default_control_path lives in warden._paths (stdlib only, for the CLI clients).
 __all__ = ["ControlError", "ControlInUseError", "ControlServer", "Handler", "default_control_path"]
@@ -77,18 +78,29 @@ class ControlServer:
     #: Seconds a client has to send its request line after connecting.
     request_timeout = 5.0
 
-    def __init__(self, path: str, handler: Handler, *, commands: Collection[str]) -> None:
+    def __init__(
+        self,
+        path: str,
+        handler: Handler,
+        *,
+        commands: Collection[str],
+        tally: Tally | None = None,
+    ) -> None:
         self.path = path
         self._handler = handler
         self._commands = frozenset(commands)
         self._uid = os.geteuid()
-        #: Connections refused for their credentials (a uid other than ours or root).
-        self.refused = 0
+        self.tally = tally or Tally()
         self._sock: socket.socket | None = None
         self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file we bound
         self._accepting: asyncio.Task[None] | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._closed = False
+
+    @property
+    def refused(self) -> int:
+        """Connections refused for their credentials (the tally's ``control_refusals``)."""
+        return self.tally.control_refusals
 
     async def start(self) -> None:
         """Bind the socket (0600) and serve it on the running loop.
@@ -177,7 +189,7 @@ class ControlServer:
     async def _serve(self, conn: socket.socket) -> None:
         pid, uid, _ = peer_credentials(conn)
         if uid not in (self._uid, 0):
-            self.refused += 1
+            self.tally.control_refusals += 1
             _LOG.warning(
                 "control socket %s: refused pid %d of uid %d: only uid %d and root may control "
                 "this warden",

@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
 import socket
 import struct
 import tempfile
@@ -40,6 +39,7 @@ from typing import Literal
 from ..._exceptions import ConfigurationError
 from ..._paths import runtime_dir
 from ..._unix import SUN_PATH_MAX, path_bytes
+from .._tally import Tally
 
 _LOG = logging.getLogger("warden")
 
@@ -106,6 +106,7 @@ class NotifyServer:
         *,
         access: Access = "main",
         directory: str | None = None,
+        tally: Tally | None = None,
     ) -> None:
         if access not in ("main", "descendants", "all"):
             raise ConfigurationError(
@@ -115,21 +116,25 @@ class NotifyServer:
         self._on_message = on_message
         self._main_pid: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        #: Dropped datagrams by reason.
-        self.drops: Counter[str] = Counter()
+        self.tally = tally or Tally()
         self._ancbufsize = socket.CMSG_SPACE(_UCRED.size) + socket.CMSG_SPACE(
             self.max_fds * _INT_SIZE
         )
-        # A private 0700 directory: only our user may connect. (An abstract socket would be
-        # open to every process in the network namespace; the kernel checks no permissions.)
+        # A directory of its own with a random name. (An abstract socket would be open to
+        # every process in the network namespace, under a name anyone can list.) Who may
+        # connect: see _open_to_others.
         self._directory = tempfile.mkdtemp(prefix="warden-", dir=directory or runtime_dir())
         #: The absolute path to give the program as ``NOTIFY_SOCKET``.
         self.path = str(Path(self._directory) / "notify")
-        # CLOEXEC: the program must not inherit our end; NONBLOCK: the reader drains until
-        # EAGAIN.
-        self._sock = socket.socket(
-            socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
-        )
+        try:
+            # CLOEXEC: the program must not inherit our end; NONBLOCK: the reader drains
+            # until EAGAIN. Inside the try: out of descriptors (EMFILE), the directory goes.
+            self._sock = socket.socket(
+                socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
+            )
+        except BaseException:
+            self._remove_directory()
+            raise
         try:
             if path_bytes(self.path) > SUN_PATH_MAX:
                 raise ConfigurationError(
@@ -140,10 +145,26 @@ class NotifyServer:
             # Before bind: a datagram queued while the option is off carries no credentials.
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
             self._sock.bind(self.path)
+            if access != "all":
+                self._open_to_others()
         except BaseException:
             self._sock.close()
-            shutil.rmtree(self._directory, ignore_errors=True)
+            self._remove_directory()
             raise
+
+    def _open_to_others(self) -> None:
+        """Let a program that drops privileges (``setpriv``, ``gosu``, ``su-exec``) connect.
+
+        The program's eventual uid is unknown when the socket is made, so, as systemd's own
+        notify socket is, the socket is 0666 and the directory 0711: any user may connect
+        but not list the directory, so only who knows the random path (the program, from its
+        environment) finds it. Being able to connect grants nothing: with ``main`` and
+        ``descendants`` every datagram is checked by the sender's pid, which the kernel
+        vouches for (``SCM_CREDENTIALS``; claiming another pid needs ``CAP_SYS_ADMIN``).
+        With ``all`` there is no such check, so the directory stays 0700: warden's user only.
+        """
+        os.chmod(self.path, 0o666)
+        os.chmod(self._directory, 0o711)
 
     def _descends_from_main(self, pid: int) -> bool:
         """Whether ``pid`` (the kernel's SO_PASSCRED pid, not the sender's say) is the main
@@ -195,7 +216,16 @@ class NotifyServer:
             self._loop.remove_reader(self._sock.fileno())
         self._loop = None
         self._sock.close()
-        shutil.rmtree(self._directory, ignore_errors=True)
+        self._remove_directory()
+
+    def _remove_directory(self) -> None:
+        """Remove the socket file and its directory: nothing else is ever in it. Two path
+        calls, no descriptor (``shutil.rmtree`` opens the directory, and out of descriptors
+        it would fail, silently with ``ignore_errors``, and leave the directory behind)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        with contextlib.suppress(OSError):
+            os.rmdir(self._directory)
 
     def _on_readable(self) -> bool:
         """Read up to a batch; True if the batch was full (more may be queued)."""
@@ -248,6 +278,11 @@ class NotifyServer:
             for fd in fds:
                 with contextlib.suppress(OSError):
                     os.close(fd)
+
+    @property
+    def drops(self) -> Counter[str]:
+        """Dropped datagrams by reason (the tally's ``notify_drops``)."""
+        return self.tally.notify_drops
 
     def _drop(self, reason: str, cred: tuple[int, int, int]) -> None:
         self.drops[reason] += 1

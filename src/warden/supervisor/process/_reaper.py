@@ -24,6 +24,7 @@ import signal
 from collections.abc import Callable
 
 from ...lifecycle._children import child_pids
+from .._tally import Tally
 
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -43,10 +44,9 @@ class Reaper:
     case a child died before the handler was in place). Orphans are reaped and counted.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, tally: Tally | None = None) -> None:
         self._watched: dict[int, Callable[[int], None]] = {}
-        #: Zombies reaped that nobody watched: the program's orphans.
-        self.orphans_reaped = 0
+        self.tally = tally or Tally()
         #: True when the last :meth:`reap` found warden with no children at all (ECHILD).
         self.childless = False
 
@@ -69,7 +69,7 @@ class Reaper:
             reaped += 1
             on_exit = self._watched.pop(pid, None)
             if on_exit is None:
-                self.orphans_reaped += 1
+                self.tally.orphans_reaped += 1
             else:
                 on_exit(status)
         return reaped

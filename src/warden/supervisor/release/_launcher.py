@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import socket
 from collections.abc import Callable, Sequence
@@ -29,6 +30,7 @@ from .._events import (
     WatchdogExpired,
 )
 from .._options import SupervisorOptions
+from .._tally import Tally
 from ..notify._server import NotifyMessage, NotifyServer
 from ..process._footprint import OomScoreGuard
 from ..process._handover import spawn_with_sockets
@@ -78,6 +80,7 @@ class Launcher:
         clock: Clock,
         relaying: Callable[[], bool],
         memory: ProgramMemory,
+        tally: Tally,
     ) -> None:
         self._options = options
         self._sockets = sockets
@@ -89,6 +92,7 @@ class Launcher:
         self._clock = clock
         self._relaying = relaying
         self._memory = memory
+        self._tally = tally
         self._watchdog_fired: set[int] = set()
 
     # -- spawn ------------------------------------------------------------------------
@@ -107,7 +111,7 @@ class Launcher:
             if child is not None:
                 self._on_message(child, message)
 
-        notify = NotifyServer(on_message, access=self._options.notify_access)
+        notify = NotifyServer(on_message, access=self._options.notify_access, tally=self._tally)
         pid_variables = ("LISTEN_PID", "WATCHDOG_PID") if self._options.watchdog else ()
         named = given.named_fds
         probe = None
@@ -124,6 +128,8 @@ class Launcher:
                     env=self._environment(notify.path),
                     pid_variables=pid_variables or ("LISTEN_PID",),
                     cgroup_procs=self._memory.cgroup_procs,
+                    # warden killed with SIGKILL (no ladder can run) takes the program along.
+                    parent_death_signal=signal.SIGKILL,
                 )
         except BaseException:
             notify.close()
@@ -323,9 +329,10 @@ class Launcher:
             os.close(fd)
         current = self._runs.is_current(child)
         if "STATUS" in fields:
-            child.status = fields["STATUS"]
+            # Shown by `warden status`, warden's log and a systemd above: no terminal escapes.
+            child.status = _printable(fields["STATUS"])
             if current:
-                self._publish(ProgramStatus(pid=child.pid, text=fields["STATUS"]))
+                self._publish(ProgramStatus(pid=child.pid, text=child.status))
         watchdog = fields.get("WATCHDOG")
         if watchdog is not None and child.watchdog is not None:
             if watchdog == "trigger":
@@ -344,3 +351,12 @@ class Launcher:
         extend = fields.get("EXTEND_TIMEOUT_USEC", "")
         if extend.isdigit() and current:
             self._publish(ProgramExtendsTimeout(pid=child.pid, usec=int(extend)))
+
+
+#: C0 controls (tab included: STATUS is one line), DEL and C1 controls.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """``text`` with every control character shown as ``\\xNN`` (ESC is ``\\x1b``)."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)

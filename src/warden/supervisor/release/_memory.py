@@ -4,13 +4,19 @@
   start where warden may, removed at exit); the exec shim joins it before ``exec``, so the
   program allocates nothing outside it. Without it, the runs share warden's own cgroup.
 * Every run's death is attributed (``memory/_attribution.py``): ``oom-killed`` only when it
-  died by SIGKILL and the cgroup's ``oom_kill`` counter rose during that run; a SIGKILL
-  without it is ``killed(SIGKILL) — not an OOM kill``. The memory of its last seconds goes
-  to the log with the verdict.
-* With ``--memory-warn-signal SIG`` the program gets SIG at ``high``; at ``critical`` it gets
+  died by SIGKILL and the cgroup's ``oom_kill`` counter rose during that run by a kill the
+  run was not seen to outlive (with the sentinel on, an OOM kill of another process in the
+  cgroup is taken off the run's account, ``memory.oom_survived``); a SIGKILL without it is
+  ``killed(SIGKILL) — not an OOM kill``. The memory of its last seconds goes to the log
+  with the verdict. warden then exits 137 (128 + SIGKILL), as for any SIGKILL.
+* From ``high`` on, warden's readiness (``/readyz`` with ``--health``) is false: shed load.
+  With ``--memory-warn-signal SIG`` the program gets SIG at ``high``; at ``critical`` it gets
   its stop signal, so it can exit cleanly before the kernel kills it (the restart policy
-  then applies). ``--recycle-at LEVEL|SIZE`` turns a leak into a zero-downtime upgrade once
-  the working set crosses it, if the limit leaves room for a second copy.
+  then applies; during an upgrade, the release being replaced gets it).
+* ``--recycle-at LEVEL|SIZE`` turns a leak into a zero-downtime upgrade once the working set
+  crosses it (checked at every sample), if a fresh copy fits beside it below ``critical``:
+  a fresh copy's size is the working set measured when a run was ready alone. Either way a
+  ``memory.recycle`` fact says so, once per run.
 
 The sentinel runs only when one of those options asks for it; attribution is always on where
 a memory cgroup is readable, and says once when none is.
@@ -18,10 +24,11 @@ a memory cgroup is readable, and says once when none is.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ...lifecycle import Fact
+from ...lifecycle import Event, Fact
 
 # Only what every start needs (discovery, attribution): the sentinel, its event sources and
 # actions are imported in start() when an option asks for one (a PID 1 stays small).
@@ -29,8 +36,9 @@ from ...memory._attribution import RunAttribution
 from ...memory._cgroup import MemoryCgroup, find_memory_cgroup
 from ...memory._child_cgroup import ChildCgroup
 from ...memory._errors import MemoryCgroupError, MemoryUnavailableError
-from ...memory._events import MemoryWatchDegraded
+from ...memory._events import MemoryRecycle, MemoryWatchDegraded, OomKillSurvived
 from ...memory._levels import Level
+from .._events import ChildReady
 from .._options import SupervisorOptions
 from ..process._reason import ExitKind, ExitReason
 from ._run import RunningChild
@@ -47,7 +55,13 @@ class ProgramMemory:
         current: the program's current run, if any.
         recycle: starts a zero-downtime upgrade (the Upgrader's trigger).
         publish: the timeline.
+
+    The supervisor also counts :meth:`accepting` in its readiness and gives :meth:`observe`
+    its timeline (a run's readiness is when a fresh copy's size is measured).
     """
+
+    #: After an OOM kill in the cgroup, how soon to look again whether each run outlived it.
+    CONFIRM_AFTER = 0.05
 
     def __init__(
         self,
@@ -64,8 +78,16 @@ class ProgramMemory:
         self._own: ChildCgroup | None = None
         self._cgroup: MemoryCgroup | None = None
         self._sentinel: MemorySentinel | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._attributions: dict[int, RunAttribution] = {}
+        self._runs: dict[int, RunningChild] = {}  # the runs alive, by pid
+        self._became_ready: set[int] = set()  # measured at the next sample if alone
+        self._confirm: asyncio.TimerHandle | None = None
+        #: The working set of a fresh copy: measured when a run was ready and alone.
+        self.fresh: int | None = None
         self._recycled_for: int | None = None  # the pid a recycle was asked for
+        self._refused_for: int | None = None  # the pid "no room" was said for
+        self._warned = False  # told at high: not again until memory was below high
 
     @property
     def cgroup_procs(self) -> str | None:
@@ -76,8 +98,26 @@ class ProgramMemory:
     def sentinel(self) -> MemorySentinel | None:
         return self._sentinel
 
+    def accepting(self) -> bool:
+        """False from ``high`` on: warden's readiness (read on any thread)."""
+        sentinel = self._sentinel
+        return sentinel is None or sentinel.accepting
+
+    def describe(self) -> str | None:
+        """The level and working set, for ``/readyz?verbose`` (read on any thread)."""
+        sentinel = self._sentinel
+        if sentinel is None:
+            return None
+        status = sentinel.status
+        shed = "" if sentinel.accepting else ", not accepting new work"
+        return (
+            f"{status.level.value}: working set {status.working_set / 2**20:.1f} MiB of "
+            f"{status.limit / 2**20:.1f} MiB{shed}"
+        )
+
     async def start(self) -> None:
         """Find (or make) the program's cgroup, and start the sentinel if one is asked for."""
+        self._loop = asyncio.get_running_loop()
         limit = self._options.memory_limit
         if limit is not None:
             # A limit asked for and impossible is an error before the program starts.
@@ -96,8 +136,7 @@ class ProgramMemory:
                 self._cgroup,
                 on_high=self._on_high,
                 on_critical=self._on_critical,
-                on_warn=self._on_level,
-                on_ok=self._on_level,
+                on_sample=self._on_sample,
                 publish=self._publish,
             )
             await self._sentinel.start()
@@ -111,6 +150,9 @@ class ProgramMemory:
         )
 
     async def stop(self) -> None:
+        if self._confirm is not None:
+            self._confirm.cancel()
+            self._confirm = None
         if self._sentinel is not None:
             self._sentinel.stop()
         if self._own is not None:
@@ -125,13 +167,23 @@ class ProgramMemory:
         """Take the run's ``oom_kill`` counter now, to compare at its end."""
         if self._cgroup is None:
             return
+        self._runs[run.pid] = run
         try:
             self._attributions[run.pid] = RunAttribution.at_spawn(run.pid, self._cgroup)
         except (OSError, MemoryCgroupError) as exc:
             self._publish(MemoryWatchDegraded(reason=f"oom_kill counter unreadable: {exc}"))
 
+    def observe(self, event: Event) -> None:
+        """The supervisor's timeline: a run that became ready is measured (a fresh copy)."""
+        fact = event.fact
+        if isinstance(fact, ChildReady) and self._sentinel is not None and self._loop:
+            self._became_ready.add(fact.pid)
+            self._loop.call_soon(self._check)
+
     def attribute(self, run: RunningChild, reason: ExitReason) -> ExitReason:
         """``reason`` made precise: ``oom-killed``, or a SIGKILL that was not one."""
+        self._runs.pop(run.pid, None)
+        self._became_ready.discard(run.pid)
         attribution = self._attributions.pop(run.pid, None)
         if attribution is None or reason.kind is not ExitKind.KILLED:
             return reason
@@ -144,20 +196,47 @@ class ProgramMemory:
             return reason.with_detail("not an OOM kill")
         return reason
 
-    # -- levels -------------------------------------------------------------------------
+    # -- samples and levels -------------------------------------------------------------
 
-    def _on_level(self, status: MemoryStatus) -> None:
+    def _check(self) -> None:
+        self._confirm = None
+        if self._sentinel is not None:
+            self._sentinel.check()
+
+    def _on_sample(self, status: MemoryStatus) -> None:
+        if status.level < Level.HIGH:
+            self._warned = False
+        self._account_oom_kills()
+        if self._became_ready:
+            alone = len(self._runs) == 1 and next(iter(self._runs)) in self._became_ready
+            if alone:
+                self.fresh = status.working_set
+            self._became_ready.clear()
         self._maybe_recycle(status)
+
+    def _account_oom_kills(self) -> None:
+        """Per OOM kill, not per cgroup: a kill a run outlived is not its death."""
+        pending = False
+        for pid, attribution in self._attributions.items():
+            before = attribution.kills_survived
+            pending = attribution.observe() or pending
+            if attribution.kills_survived > before:
+                self._publish(OomKillSurvived(pid=pid, kills=attribution.kills_survived - before))
+        if pending and self._confirm is None and self._loop is not None:
+            self._confirm = self._loop.call_later(self.CONFIRM_AFTER, self._check)
 
     def _on_high(self, status: MemoryStatus) -> None:
         run = self._current()
         signum = self._options.memory_warn_signal
-        if run is not None and run.running and signum is not None:
+        # Entered from below only: back down from critical, the program knows already.
+        if run is not None and run.running and signum is not None and not self._warned:
+            self._warned = True
             run.send(signum, group=False)
-        self._maybe_recycle(status)
 
     def _on_critical(self, status: MemoryStatus) -> None:
-        run = self._current()
+        # During an upgrade the release being replaced (the oldest) goes, not the new one.
+        runs = [run for run in self._runs.values() if run.running]
+        run = min(runs, key=lambda r: r.started_at) if runs else self._current()
         if run is not None and run.running:
             # Its stop signal now: a clean exit (buffers flushed) before the kernel's SIGKILL.
             run.send(self._options.stop_signal, group=self._options.group)
@@ -165,11 +244,44 @@ class ProgramMemory:
     def _maybe_recycle(self, status: MemoryStatus) -> None:
         at = self._options.recycle_at
         run = self._current()
-        if at is None or run is None or not run.running or self._recycled_for == run.pid:
+        if at is None or run is None or not run.running or run.ready_at is None:
             return
+        if run.pid in (self._recycled_for, self._refused_for) or len(self._runs) > 1:
+            return  # asked for already, or an upgrade (a second copy) is under way
         crossed = status.level >= at if isinstance(at, Level) else status.working_set >= at
-        # A second copy must fit beside the first: the recycle starts one.
-        room = status.limit - status.working_set >= status.working_set
-        if crossed and room:
-            self._recycled_for = run.pid
-            self._recycle()
+        if not crossed:
+            return
+        assert self._sentinel is not None
+        # The second copy must fit beside the first below critical, where this one would be
+        # stopped: a fresh copy's size, or (not measured yet) as much as this one holds.
+        fresh = self.fresh if self.fresh is not None else status.working_set
+        ceiling = self._sentinel.thresholds.critical * status.limit
+        label = at.value if isinstance(at, Level) else f"{at / 2**20:.1f} MiB"
+        if status.working_set + fresh > ceiling:
+            self._refused_for = run.pid
+            self._publish(
+                MemoryRecycle(
+                    pid=run.pid,
+                    at=label,
+                    working_set=status.working_set,
+                    limit=status.limit,
+                    fresh=self.fresh,
+                    recycled=False,
+                    reason=f"no room for a second copy: {status.working_set / 2**20:.1f} + "
+                    f"{fresh / 2**20:.1f} MiB is above critical "
+                    f"({ceiling / 2**20:.1f} MiB); raise --memory-limit or lower --recycle-at",
+                )
+            )
+            return
+        self._recycled_for = run.pid
+        self._publish(
+            MemoryRecycle(
+                pid=run.pid,
+                at=label,
+                working_set=status.working_set,
+                limit=status.limit,
+                fresh=self.fresh,
+                recycled=True,
+            )
+        )
+        self._recycle()

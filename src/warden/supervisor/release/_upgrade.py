@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from ..._exceptions import UpgradeFailed, UpgradeRefused, UpgradeRolledBack
+from .._tally import Tally
 from ._run import RunningChild
 
 UpgradeOutcome = Literal["ok", "failed", "rolled back"]
@@ -90,7 +91,8 @@ class UpgradeSteps(Protocol):
         """Make ``new`` the program."""
 
     async def drain(self, old: RunningChild) -> None:
-        """Stop the old release: stop signal, drain timeout, SIGKILL to its group."""
+        """Stop the old release: stop signal, drain timeout, SIGKILL to its group (what is
+        left of it, when the release itself has ended during the upgrade)."""
 
     def began(self, old: RunningChild) -> None:
         """An upgrade starts (RELOADING=1 upward)."""
@@ -113,15 +115,19 @@ class Upgrader:
         upgrader.trigger()                              # SIGHUP: fire and forget
     """
 
-    def __init__(self, steps: UpgradeSteps, *, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        steps: UpgradeSteps,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        tally: Tally | None = None,
+    ):
         self._steps = steps
         self._clock = clock
         self._task: asyncio.Task[UpgradeResult] | None = None  # the upgrade under way
         self._queued: asyncio.Task[UpgradeResult] | None = None  # the one after it
         self._spawned = False  # the upgrade under way has started its new release
-        self.ok = 0
-        self.failed = 0
-        self.rolled_back = 0
+        self.tally = tally or Tally()
         self.last: UpgradeResult | None = None
         #: Requesters waiting for an upgrade (more than one: coalesced).
         self.waiting = 0
@@ -221,11 +227,12 @@ class Upgrader:
             self.replacing = None
             outcome: UpgradeOutcome = "ok"
             new_pid: int | None = new.pid
-            if old.running:
-                await self._steps.drain(old)
-                detail = f"pid {old.pid} -> {new.pid}; pid {old.pid} {old.reason}"
-            else:
+            had_ended = not old.running
+            await self._steps.drain(old)  # an ended one's too: its workers may be left
+            if had_ended:
                 detail = f"pid {old.pid} -> {new.pid}; pid {old.pid} had ended: {old.reason}"
+            else:
+                detail = f"pid {old.pid} -> {new.pid}; pid {old.pid} {old.reason}"
             if not new.running:
                 # Promoted, then gone before the old release had finished: not a success,
                 # and what happens next is the restart policy's business.
@@ -237,6 +244,13 @@ class Upgrader:
         except UpgradeFailed as exc:
             outcome, new_pid = "failed", exc.new_pid
             detail = f"{exc}; pid {old.pid} keeps serving" if old.running else str(exc)
+        except Exception as exc:
+            # A step failed in a way it did not foresee: still a failed upgrade, counted and
+            # published (a RELOADING=1 upward must get its READY=1), never an internal error.
+            outcome, new_pid = "failed", new.pid if promoted else None
+            detail = f"the upgrade failed: {type(exc).__name__}: {exc}"
+            if old.running and not promoted:
+                detail += f"; pid {old.pid} keeps serving"
         except asyncio.CancelledError:
             if not promoted:
                 raise
@@ -247,12 +261,7 @@ class Upgrader:
         result = UpgradeResult(
             outcome, detail, old.pid, new_pid, ready_after, now - started, finished_at=now
         )
-        if result.ok:
-            self.ok += 1
-        elif result.result == "rolled back":
-            self.rolled_back += 1
-        else:
-            self.failed += 1
+        self.tally.upgrades[result.result] += 1
         self.last = result
         self._steps.finished(result)
         return result
