@@ -620,3 +620,66 @@ class UpgradeFinished(Reloaded):
     @property
     def status(self) -> str:
         return f"upgrade {self.result}: {self.reason}"
+
+
+# -- --reload-on-change ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigWatching(Fact):
+    """``--reload-on-change``: the watch on ``paths`` is armed; a change from now on is seen."""
+
+    kind: ClassVar[str] = "config.watching"
+    paths: tuple[str, ...]
+    action: Literal["upgrade", "forward"]
+
+    @property
+    def name(self) -> str:
+        return ", ".join(self.paths)
+
+    @property
+    def detail(self) -> str:
+        return f"watching; a change of content is {_HUP_ACTIONS[self.action]}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigChanged(Fact):
+    """``--reload-on-change``: the content of ``paths`` changed (by sha256, after the debounce);
+    warden does what a SIGHUP to it does (``action``). A file that vanished is a change too."""
+
+    kind: ClassVar[str] = "config.changed"
+    paths: tuple[str, ...]
+    action: Literal["upgrade", "forward"]
+
+    @property
+    def name(self) -> str:
+        return ", ".join(self.paths)
+
+    @property
+    def detail(self) -> str:
+        return f"changed on disk: {_HUP_ACTIONS[self.action]}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigWatchFailed(Fact):
+    """``--reload-on-change``: the watch ended with an error; changes are no longer seen (the
+    program keeps running; SIGHUP and ``warden reload`` still work)."""
+
+    kind: ClassVar[str] = "config.watch_failed"
+    paths: tuple[str, ...]
+    error: str
+
+    @property
+    def name(self) -> str:
+        return ", ".join(self.paths)
+
+    @property
+    def outcome(self) -> str:
+        return "failed"
+
+    @property
+    def detail(self) -> str:
+        return f"{self.error}; changes are no longer seen (SIGHUP still reloads)"
+
+
+_HUP_ACTIONS = {"forward": "SIGHUP to the program", "upgrade": "a zero-downtime upgrade"}

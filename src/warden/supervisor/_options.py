@@ -33,6 +33,7 @@ from ._declare import (
     restarts,
     size,
 )
+from ._reload_on_change import watched_files
 from .notify._server import Access
 from .process._signals import parse_signal
 from .release._readiness import ReadySpec, parse_ready
@@ -79,9 +80,20 @@ def _listens(value: object, what: str) -> tuple[ListenSpec, ...]:
     items = [value] if isinstance(value, str | ListenSpec) else value
     if not isinstance(items, Sequence):
         raise ConfigurationError(f"{what}={value!r} is not a list of --listen addresses")
-    return tuple(
+    specs = tuple(
         item if isinstance(item, ListenSpec) else parse_listen(str(item)) for item in items
     )
+    seen: dict[str, ListenSpec] = {}
+    for spec in specs:
+        if spec.scheme == "tcp" and spec.port == 0:
+            continue  # each gets a free port of its own
+        first = seen.setdefault(spec.address, spec)
+        if first is not spec:
+            raise ConfigurationError(
+                f"--listen {spec.text!r}: the same address as --listen {first.text!r} "
+                "earlier in the command line; give each address once"
+            )
+    return specs
 
 
 def _access(value: object, what: str) -> Access:
@@ -279,6 +291,16 @@ class SupervisorOptions:
         help="upgrade | forward: SIGHUP to warden (and `warden reload`) starts a "
         "zero-downtime upgrade, or is forwarded to the program (default: upgrade with a "
         "--ready gate, forward without one)",
+    )
+    reload_on_change: tuple[str, ...] = option(
+        "--reload-on-change",
+        default=(),
+        convert=watched_files,
+        repeat=True,
+        metavar="PATH",
+        help="when this file's content changes (sha256, after a 50 ms quiet window; an "
+        "editor's rename and a ConfigMap ..data swap included), do what SIGHUP does "
+        "(--on-hup); the file may appear later, its directory must exist; repeatable",
     )
     drain_timeout: float | None = option(
         "--drain-timeout",
