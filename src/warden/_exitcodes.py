@@ -11,6 +11,7 @@ __all__ = [
     "EXIT_FAILURE",
     "EXIT_NOT_EXECUTABLE",
     "EXIT_NOT_FOUND",
+    "EXIT_NOT_READY",
     "EXIT_NO_WARDEN",
     "EXIT_OK",
     "EXIT_REFUSED",
@@ -29,6 +30,10 @@ EXIT_USAGE = 2
 """Bad command-line usage or a bad ``WARDEN_*`` value."""
 EXIT_NO_WARDEN = 3
 """A client command that no warden answered."""
+EXIT_NOT_READY = 4
+"""``warden run``: the program never passed its ``--ready`` gate: not ready within
+``--ready-timeout`` (warden stopped it, however it then exited), or it exited 0 before it was
+ready. A program that fails on its own before it is ready keeps its own code."""
 EXIT_DEADLINE = 124
 """The shutdown deadline passed and the process was forced out (like ``timeout(1)``)."""
 EXIT_NOT_EXECUTABLE = 126

@@ -460,8 +460,10 @@ def test_private_directory_and_close_removes_everything(tmp_path: Path) -> None:
     server = NotifyServer(lambda m: None, directory=str(tmp_path))
     directory = Path(server.path).parent
     assert directory.parent == tmp_path and directory.name.startswith("warden-")
-    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    # Reachable by a program that drops privileges; checked by pid (access "main").
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o711
     assert stat.S_ISSOCK(Path(server.path).stat().st_mode)
+    assert stat.S_IMODE(Path(server.path).stat().st_mode) == 0o666
     server.close()
     server.close()  # idempotent
     assert not directory.exists()

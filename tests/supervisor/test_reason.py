@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from warden._exitcodes import EXIT_NOT_READY
 from warden.supervisor import ExitKind, ExitReason
 
 
@@ -37,9 +38,12 @@ def test_not_ready_is_a_failure_even_after_a_clean_exit() -> None:
     clean = ExitReason.from_wait_status(_status_of("pass"))
     late = clean.refined(ExitKind.NOT_READY, "1s")
     assert str(late) == "failed to become ready within 1s"
-    assert (late.exit_code, late.success) == (1, False)
+    assert (late.exit_code, late.success) == (EXIT_NOT_READY, False)
+    # However it exited on warden's stop signal: the code says "not ready", not its own.
     crashed = ExitReason.from_wait_status(_status_of("raise SystemExit(3)"))
-    assert crashed.refined(ExitKind.NOT_READY, "1s").exit_code == 3
+    assert crashed.refined(ExitKind.NOT_READY, "1s").exit_code == EXIT_NOT_READY
+    killed = ExitReason(ExitKind.KILLED, signum=15).refined(ExitKind.NOT_READY, "1s")
+    assert killed.exit_code == EXIT_NOT_READY
 
 
 def test_killed_by_signal() -> None:

@@ -15,6 +15,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shlex
 import socket
 import sys
@@ -70,17 +71,28 @@ def main_command(name: str, argv: list[str]) -> int:
         return EXIT_NO_WARDEN
     code = EXIT_OK if reply.get("ok") is True else EXIT_REFUSED
     if options.json:
-        sys.stdout.write(json.dumps(reply, indent=2, sort_keys=True) + "\n")
+        sys.stdout.write(json.dumps(reply, indent=2, sort_keys=True) + "\n")  # \u001b: inert
         return code
     upgrade = reply.get("upgrade")
     if isinstance(upgrade, dict):
         line = _upgrade_line(upgrade)
-        (sys.stdout if code == EXIT_OK else sys.stderr).write(line + "\n")
+        (sys.stdout if code == EXIT_OK else sys.stderr).write(printable(line) + "\n")
     elif code != EXIT_OK:
-        sys.stderr.write(f"warden {name}: {reply.get('error') or 'the warden refused'}\n")
+        error = printable(str(reply.get("error") or "the warden refused"))
+        sys.stderr.write(f"warden {name}: {error}\n")
     else:
-        sys.stdout.write(_RENDER[name](reply))
+        sys.stdout.write(printable(_RENDER[name](reply)))
     return code
+
+
+#: C0 controls but tab and newline, DEL, C1 controls: a program's STATUS text may hold
+#: terminal escape sequences (ESC [ ... clears a screen, retitles a window, moves the cursor).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character but tab and newline shown as ``\\xNN``."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
 
 
 def _parser(name: str) -> argparse.ArgumentParser:
@@ -286,15 +298,21 @@ def _render_status(reply: dict[str, object]) -> str:
     return "".join(f"{label:<9} {text}\n" for label, text in rows)
 
 
+_RESULTS = ("ok", "failed", "rolled back")
+
+
 def _upgrades(upgrade: dict[str, object]) -> str:
     ok, failed = _number(upgrade.get("ok")) or 0, _number(upgrade.get("failed")) or 0
     last = _dict(upgrade.get("last"))
     running = "; one is running now" if upgrade.get("running") else ""
     if not (ok or failed or last):
         return f"none yet{running}"
-    text = f"{ok:g} ok, {failed:g} failed"
+    rolled_back = _number(upgrade.get("rolled_back")) or 0
+    text = f"{ok:g} ok, {failed:g} failed" + (
+        f", {rolled_back:g} rolled back" if rolled_back else ""
+    )
     if last:
-        result = "ok" if last.get("result") == "ok" else "failed"
+        result = str(last.get("result")) if last.get("result") in _RESULTS else "failed"
         text += f"; last: {result}"
         duration = _number(last.get("duration"))
         if duration is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import os
 import sys
@@ -17,7 +18,7 @@ from collections.abc import Mapping
 from typing import NoReturn
 
 from .._exceptions import ConfigurationError, UsageError
-from .._exitcodes import EXIT_OK, EXIT_USAGE
+from .._exitcodes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from ..supervisor import Supervisor, SupervisorOptions
 from ..supervisor._options import OPTIONS
 
@@ -56,7 +57,8 @@ adopted orphan -> wait for all of them -> exit. A second SIGTERM/SIGINT skips to
 
 exit codes: the program's own exit code; 128+N when it died of signal N; 126 when the command
 cannot be executed, 127 when it is not found; 2 for bad usage; 1 after giving up on a crash
-loop of clean exits; 124 when the ladder itself could not finish in time.
+loop of clean exits, or when the program was not started (a last line says why); 4 when it
+never passed its --ready gate; 124 when the ladder itself could not finish in time.
 """
 
 
@@ -67,6 +69,24 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see warden run --help)")
 
 
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    """argparse's formatter, told the terminal's width as argparse would find it.
+
+    Left to itself, argparse asks ``shutil`` (on every ``add_argument``), and ``shutil`` loads
+    zlib, bz2 and lzma: 0.7 MiB resident in a PID 1 that never compresses anything (measured).
+    """
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 80  # not a terminal (or no stdout): shutil's fallback
+    return argparse.RawDescriptionHelpFormatter(prog, width=columns - 2)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     """The parser, one argument per option the supervisor declares (its ``OPTIONS``)."""
     parser = _Parser(
@@ -74,7 +94,7 @@ def _build_parser() -> argparse.ArgumentParser:
         usage="warden run [OPTIONS] -- COMMAND [ARGS...]",
         description=_DESCRIPTION,
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_formatter,
         allow_abbrev=False,
     )
     for name, option in OPTIONS:
@@ -133,15 +153,34 @@ def main(argv: list[str]) -> int:
     from ..supervisor.process._signals import ignore_unforwarded
 
     ignore_unforwarded()
-    supervisor = Supervisor(options)
-    # warden exits right after the run: a signal that came after the lifecycle restored its
-    # handlers would otherwise meet its default action and replace the program's exit code.
-    supervisor.lifecycle.hold_signals_at_exit()
-    log_events(supervisor.lifecycle)
-    code = supervisor.run()
+    try:
+        supervisor = Supervisor(options)
+        # warden exits right after the run: a signal that came after the lifecycle restored
+        # its handlers would otherwise meet its default action and replace the program's
+        # exit code.
+        supervisor.lifecycle.hold_signals_at_exit()
+        log_events(supervisor.lifecycle)
+        code = supervisor.run()
+    except OSError as exc:
+        # Before anything was started (the lifecycle's own pipe, its signal intake): out of
+        # descriptors (`ulimit -n 6`) or another resource. One line, not a traceback.
+        _say(f"warden run: the program was not started: {_resource_error(exc)}\n")
+        return _exit_now(EXIT_FAILURE)
     if supervisor.final_message:
         _say(f"warden run: {supervisor.final_message}\n")
     return _exit_now(code)
+
+
+def _resource_error(exc: OSError) -> str:
+    if exc.errno in (errno.EMFILE, errno.ENFILE):
+        return f"{exc.strerror} (the limit is {_nofile()}; raise it: ulimit -n 1024)"
+    return str(exc)
+
+
+def _nofile() -> int:
+    import resource
+
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def _open_missing_std_fds() -> None:

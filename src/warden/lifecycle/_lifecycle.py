@@ -407,6 +407,7 @@ class Lifecycle:
             try:
                 intake.install([signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1])
                 intake.install(self._signal_hooks)
+                intake.watch_loop(self._loop)
             except BaseException:
                 intake.restore()
                 self._guard.finish()

@@ -13,19 +13,26 @@ just queue the signal"); the Python-level handler installed beside it does nothi
 A process has one wakeup fd. An asyncio loop's own ``add_signal_handler`` uses it; the
 previous fd is kept and the guard passes it every signal warden does not handle itself, so
 such handlers keep working while the lifecycle runs. It is put back afterwards. A loop that
-calls ``add_signal_handler`` while the lifecycle runs takes the wakeup fd over; the next
-signal then wakes that loop (the main thread) instead, and the Python-level handler below
-takes the fd back, makes the taker's fd the one passed on, and writes the number itself.
+calls ``add_signal_handler`` while the lifecycle runs takes the wakeup fd over: the
+lifecycle's loop is watched (:meth:`SignalIntake.watch_loop`), and right after such a call
+the fd is taken back and the taker's fd becomes the one passed on.
+
+The Python-level handler is a C function (``operator.is_``), never Python code: CPython runs
+a Python-level handler at the next bytecode of the main thread, *including the handler's
+own*, so under a storm of signals (``kill -USR1`` every few microseconds) a handler written in
+Python was re-entered from its own first instruction until ``RecursionError`` ended the
+process with 1, or a fatal error with the storm's signal (seen during the shutdown). A C
+callable runs no bytecode, so a storm costs one call per delivery, never a deeper stack.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import os
+import operator
 import signal
 import threading
 from collections.abc import Callable, Iterable
-from types import FrameType
 
 from warden._exceptions import SignalHandlerError
 
@@ -56,6 +63,7 @@ class SignalIntake:
         #: The wakeup fd before ours (-1: none), for signals warden does not handle.
         self.previous_wakeup_fd = -1
         self._wakeup_installed = False
+        self._watched: asyncio.AbstractEventLoop | None = None
 
     def install(self, signums: Iterable[int]) -> None:
         """Install handlers (idempotent per signal); only from the main thread."""
@@ -71,7 +79,7 @@ class SignalIntake:
             self._wakeup_installed = True
         for signum in signums:
             if signum not in self._previous:
-                self._previous[signum] = signal.signal(signum, self._check_wakeup_fd)
+                self._previous[signum] = signal.signal(signum, _NO_OP)
 
     @property
     def signals(self) -> frozenset[int]:
@@ -90,20 +98,46 @@ class SignalIntake:
                 restored = signal.SIG_DFL if previous is None else previous
                 signal.signal(signum, signal.SIG_IGN if ignore else restored)  # type: ignore[arg-type]
         self._previous.clear()
+        if self._watched is not None:
+            for name in ("add_signal_handler", "remove_signal_handler"):
+                with contextlib.suppress(AttributeError):
+                    delattr(self._watched, name)
+            self._watched = None
         if self._wakeup_installed:
             signal.set_wakeup_fd(self.previous_wakeup_fd)
             self._wakeup_installed = False
 
-    def _check_wakeup_fd(self, signum: int, frame: FrameType | None) -> None:
-        """The Python-level handler: the C-level one already wrote the number to the wakeup
-        fd, unless someone took the fd over since; then take it back and write it here."""
-        taken_by = signal.set_wakeup_fd(self._wake_fd, warn_on_full_buffer=False)
-        if taken_by == self._wake_fd:
+    def watch_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Take the wakeup fd back whenever ``loop`` adds or removes a signal handler (both
+        set the process's wakeup fd); :meth:`restore` stops watching. Only the loop's own
+        methods are wrapped, on this instance: nothing changes for any other loop."""
+        add, remove = loop.add_signal_handler, loop.remove_signal_handler
+
+        def add_signal_handler(sig: int, callback: Callable[..., object], *args: object) -> None:
+            try:
+                add(sig, callback, *args)
+            finally:
+                self._take_back()
+
+        def remove_signal_handler(sig: int) -> bool:
+            try:
+                return remove(sig)
+            finally:
+                self._take_back()
+
+        loop.add_signal_handler = add_signal_handler  # type: ignore[method-assign]
+        loop.remove_signal_handler = remove_signal_handler  # type: ignore[method-assign]
+        self._watched = loop
+
+    def _take_back(self) -> None:
+        if not self._wakeup_installed:
             return
-        self.previous_wakeup_fd = taken_by
-        self._on_taken(taken_by)
-        # try/except, not contextlib.suppress: nothing is allocated in a handler.
-        try:  # noqa: SIM105
-            os.write(self._wake_fd, bytes((signum,)))
-        except OSError:  # a full pipe: a wake-up is pending already
-            pass
+        taken_by = signal.set_wakeup_fd(self._wake_fd, warn_on_full_buffer=False)
+        if taken_by != self._wake_fd:
+            self.previous_wakeup_fd = taken_by  # the taker's fd is the one passed on now
+            self._on_taken(taken_by)
+
+
+#: The Python-level handler of every signal the intake takes: any callable makes CPython's
+#: C-level handler write the number to the wakeup fd; this one runs no bytecode (see above).
+_NO_OP = operator.is_

@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import signal
 from collections.abc import Callable, Iterator, Mapping
 
@@ -67,7 +66,7 @@ from .process._signals import FORWARDED
 from .process._spawn import SpawnError, Terminal
 from .release._launcher import Launcher
 from .release._memory import ProgramMemory
-from .release._restart import Finish, RestartTracker
+from .release._restart import Finish, RestartTracker, uniform
 from .release._run import RunningChild
 from .release._runs import Runs, first_of
 from .release._steps import ReleaseSwap
@@ -102,7 +101,7 @@ class Supervisor:
         options: SupervisorOptions,
         *,
         clock: Clock | None = None,
-        rng: Callable[[], float] = random.random,
+        rng: Callable[[], float] = uniform,
     ) -> None:
         self.options = options
         self._clock = clock = clock or Clock()
@@ -462,15 +461,17 @@ class Supervisor:
         """Spawn and gate; a program not ready in time is handled by the restart policy."""
         while True:
             child = await self._spawn_and_gate()
-            if child.running:
+            if child.running or self.options.ready.kind == "none":
+                # Without a gate the program is ready once started, even if it is already
+                # gone (`true`): its end is main's to handle, as any other end.
                 return
             assert child.reason is not None
             decision = self._restarts.child_exited(child.reason)
             if isinstance(decision, Finish):
                 self.exit_code = decision.exit_code
                 self.final_message = decision.message or f"the program {child.reason}"
-                if decision.exit_code == 0 and self.options.ready.kind != "none":
-                    # Exited 0 before its gate passed: the start failed all the same.
+                if decision.exit_code == 0:
+                    # Exited 0 before its gate (there is one) passed: the start failed.
                     self.exit_code = EXIT_NOT_READY
                     self.final_message += (
                         f" before it was ready (--ready {self.options.ready}); exit code "

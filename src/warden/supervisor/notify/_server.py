@@ -163,8 +163,8 @@ class NotifyServer:
         vouches for (``SCM_CREDENTIALS``; claiming another pid needs ``CAP_SYS_ADMIN``).
         With ``all`` there is no such check, so the directory stays 0700: warden's user only.
         """
-        os.chmod(self.path, 0o666)
-        os.chmod(self._directory, 0o711)
+        Path(self.path).chmod(0o666)
+        Path(self._directory).chmod(0o711)
 
     def _descends_from_main(self, pid: int) -> bool:
         """Whether ``pid`` (the kernel's SO_PASSCRED pid, not the sender's say) is the main
@@ -223,9 +223,9 @@ class NotifyServer:
         calls, no descriptor (``shutil.rmtree`` opens the directory, and out of descriptors
         it would fail, silently with ``ignore_errors``, and leave the directory behind)."""
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+            Path(self.path).unlink()
         with contextlib.suppress(OSError):
-            os.rmdir(self._directory)
+            Path(self._directory).rmdir()
 
     def _on_readable(self) -> bool:
         """Read up to a batch; True if the batch was full (more may be queued)."""

@@ -52,18 +52,28 @@ from ._spawn import _DEFAULT_IN_CHILD, SpawnError, spawn_child
 SHIM_TIMEOUT = 10.0
 
 _LISTEN_VARIABLES = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
+#: Errors of the spawn that are no fault of the command: a plain OSError, not a SpawnError.
+_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN})
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # argv after -c: errpipe fd, pid variables (comma-separated), original LC_CTYPE ("-": none,
-# "=value": that), a cgroup.procs file to join ("-": none), then the command. Signals first:
-# Python ignored SIGPIPE and SIGXFSZ and caught SIGINT; a SIGINT before the exec must kill the
-# shim as it would the program.
+# "=value": that), a cgroup.procs file to join ("-": none), the parent-death signal and the
+# parent's pid ("SIG:PID", "-": none), then the command. Signals first: Python ignored SIGPIPE
+# and SIGXFSZ and caught SIGINT; a SIGINT before the exec must kill the shim as it would the
+# program. PR_SET_PDEATHSIG (1) survives the exec; a parent already gone before it was set
+# would never send it, hence the check of the parent's pid after it.
 _SHIM = """\
 import os, signal, sys
 for s in (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ):
     signal.signal(s, signal.SIG_DFL)
-w, names, ctype, procs, argv = int(sys.argv[1]), *sys.argv[2:5], sys.argv[5:]
+w, names, ctype, procs, death, argv = int(sys.argv[1]), *sys.argv[2:6], sys.argv[6:]
 os.set_inheritable(w, False)
+if death != "-":
+    import ctypes
+    sig, parent = map(int, death.split(":"))
+    ctypes.CDLL(None).prctl(1, sig, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(128 + sig)
 if procs != "-":  # join the memory cgroup before exec: the program allocates nothing outside it
     try:
         with open(procs, "w") as f:
@@ -96,8 +106,14 @@ def spawn_with_sockets(
     env: Mapping[str, str] | None = None,
     pid_variables: Sequence[str] = ("LISTEN_PID",),
     cgroup_procs: str | None = None,
+    parent_death_signal: int | None = None,
 ) -> int:
     """Start ``argv`` with ``sockets`` (``(name, fd)`` pairs) at fds 3..; return its pid.
+
+    ``parent_death_signal``: the kernel sends it to the program when the *thread* that
+    spawned it ends (``PR_SET_PDEATHSIG``, kept across ``exec`` but for a setuid or
+    file-capability program): pass it only from a thread that lives as long as the process
+    (warden spawns from its event loop, the main thread). It always takes the shim.
 
     The child gets ``LISTEN_FDS``/``LISTEN_FDNAMES`` and every name in ``pid_variables``
     (``LISTEN_PID``, ``WATCHDOG_PID``) set to its own pid; ``LISTEN_PID`` only when there are
@@ -125,9 +141,16 @@ def spawn_with_sockets(
                 raise ConfigurationError(f"socket name {name!r} is not valid in LISTEN_FDNAMES")
         child_env["LISTEN_FDS"] = str(len(sockets))
         child_env["LISTEN_FDNAMES"] = ":".join(name for name, _ in sockets)
-    if not sockets and not variables and cgroup_procs is None:
+    if not sockets and not variables and cgroup_procs is None and parent_death_signal is None:
         return spawn_child(argv, child_env)  # no fd to place, no pid to tell: no shim
-    return _spawn_shim(argv, [fd for _, fd in sockets], child_env, variables, cgroup_procs)
+    return _spawn_shim(
+        argv,
+        [fd for _, fd in sockets],
+        child_env,
+        variables,
+        cgroup_procs,
+        parent_death_signal=parent_death_signal,
+    )
 
 
 def _spawn_shim(
@@ -136,11 +159,15 @@ def _spawn_shim(
     env: dict[str, str],
     variables: Sequence[str],
     cgroup_procs: str | None = None,
+    *,
+    parent_death_signal: int | None = None,
 ) -> int:
     errpipe = LISTEN_FDS_START + len(fds)  # the shim's end of the pipe, right after the sockets
     ctype = "=" + env["LC_CTYPE"] if "LC_CTYPE" in env else "-"
     shim = [sys.executable, "-I", "-S", "-c", _SHIM, str(errpipe), ",".join(variables), ctype]
     shim.append(cgroup_procs or "-")
+    death = "-" if parent_death_signal is None else f"{int(parent_death_signal)}:{os.getpid()}"
+    shim.append(death)
     read_end, write_end = os.pipe()  # both close-on-exec (pipe2 O_CLOEXEC)
     try:
         try:
@@ -183,6 +210,8 @@ def _posix_spawn(argv: list[str], env: dict[str, str], sources: Sequence[int]) -
             setsigdef=_DEFAULT_IN_CHILD,
         )
     except OSError as exc:
+        if exc.errno in _RESOURCE_ERRORS:
+            raise  # warden's own shortage (no descriptor, no memory), not the command's fault
         raise SpawnError(argv[0], exc) from exc
     finally:
         for fd in copies:

@@ -25,6 +25,7 @@ import dataclasses
 import enum
 import os
 
+from ..._exitcodes import EXIT_NOT_READY
 from ...lifecycle import signal_name
 
 
@@ -101,11 +102,12 @@ class ExitReason:
     def exit_code(self) -> int:
         """The code warden exits with for this reason: the child's, or 128+signal (shell rule).
 
-        A program that was not ready in time failed, even if it then exited 0 on the stop
-        signal: 1 then, so ``Restart=on-failure`` and CI see a failure.
+        A program that was not ready in time was stopped by warden: whatever it then exited
+        with (0, or 143 for the stop signal it got), the code is ``EXIT_NOT_READY``, so
+        ``Restart=on-failure`` and CI see a failure that does not read like its own.
         """
-        if self.kind is ExitKind.NOT_READY and self.code == 0:
-            return 1
+        if self.kind is ExitKind.NOT_READY:
+            return EXIT_NOT_READY
         if self.code is not None:
             return self.code
         if self.signum is not None:

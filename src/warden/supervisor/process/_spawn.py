@@ -31,6 +31,7 @@ import errno
 import os
 import signal
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from ..._exceptions import WardenError
 from ..._exitcodes import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND
@@ -57,6 +58,8 @@ def _explain(command: str, code: int | None) -> tuple[int, str]:
         if "/" not in command:
             return EXIT_NOT_FOUND, "command not found in PATH"
         return EXIT_NOT_FOUND, "no such file (or its #! interpreter does not exist)"
+    if code in (errno.EACCES, errno.EISDIR) and "/" in command and Path(command).is_dir():
+        return EXIT_NOT_EXECUTABLE, "is a directory; give the program to run inside it"
     if code == errno.EACCES:
         return EXIT_NOT_EXECUTABLE, "permission denied (not an executable file? chmod +x)"
     if code == errno.ENOEXEC:
