@@ -11,8 +11,10 @@ acknowledged job to disk, then the settings go. Nothing acknowledged is lost on 
     python examples/http_service.py --port 8000 --data /tmp/jobs.json
 
 Under ``warden run --listen tcp://127.0.0.1:8000 --ready notify`` (or systemd socket
-activation) it serves the socket it is handed instead of binding one, and says READY=1 once
-every component has started: that is all a service needs for zero-downtime upgrades.
+activation) it serves every socket it is handed instead of binding one (during an upgrade
+that includes warden's private ``warden-probe`` socket, where an ``http`` gate asks this
+release alone), and says READY=1 once every component has started: that is all a service
+needs for zero-downtime upgrades.
 
 Endpoints: ``GET /`` (hello), ``GET /slow?ms=500`` (a slow request), ``POST /jobs`` (queue a
 job, 202 once acknowledged), ``GET /livez``, ``GET /readyz`` (503 once the service drains).
@@ -40,15 +42,15 @@ class Settings:
         self.host: str = ""
         self.port: int = 0
         self.data = Path()
-        #: A socket handed over by warden or systemd (LISTEN_FDS), if any.
-        self.sock: socket.socket | None = None
+        #: The sockets handed over by warden or systemd (LISTEN_FDS), if any, in fd order.
+        self.socks: list[socket.socket] = []
 
     def load(self) -> None:
         self.host, self.port = self.args.host, self.args.port
         self.data = Path(self.args.data)
-        handed = warden.listen_fds()
-        if handed:
-            self.sock = handed[0][1]
+        # All of them: the shared ones and, under an upgrading warden, the release's own
+        # probe socket (named warden-probe), which must be answered like any other.
+        self.socks = [sock for _, sock in warden.listen_fds()]
 
 
 class Store:
@@ -100,29 +102,31 @@ class Http:
 
     def __init__(self, settings: Settings, jobs: Jobs, lifecycle: warden.Lifecycle) -> None:
         self.settings, self.jobs, self.lifecycle = settings, jobs, lifecycle
-        self.sock: socket.socket | None = None
+        self.socks: list[socket.socket] = []
         self.idle = asyncio.Event()  # no connection left
         self.connections: set[asyncio.Task[None]] = set()
         self.busy: set[asyncio.Task[None]] = set()  # connections with a request in flight
 
     async def start(self) -> None:
-        sock = self.settings.sock
-        if sock is None:
-            sock = socket.create_server((self.settings.host, self.settings.port))
-        sock.setblocking(False)
-        self.sock = sock
-        # Its own accept loop, not asyncio.start_server: each connection is counted the moment
-        # it is accepted, so a stop never misses one (asyncio's server hands a connection to
-        # its handler a few loop iterations later, and 3.11's wait_closed() does not wait).
-        asyncio.get_running_loop().add_reader(sock.fileno(), self._accept)
-        host, port = sock.getsockname()[:2]
+        socks = self.settings.socks or [
+            socket.create_server((self.settings.host, self.settings.port))
+        ]
+        loop = asyncio.get_running_loop()
+        for sock in socks:
+            sock.setblocking(False)
+            # Its own accept loop, not asyncio.start_server: each connection is counted the
+            # moment it is accepted, so a stop never misses one (asyncio's server hands a
+            # connection to its handler a few loop iterations later, and 3.11's wait_closed()
+            # does not wait).
+            loop.add_reader(sock.fileno(), self._accept, sock)
+        self.socks = socks
+        host, port = socks[0].getsockname()[:2]
         print(f"listening on http://{host}:{port}", flush=True)
 
-    def _accept(self) -> None:
-        assert self.sock is not None
+    def _accept(self, sock: socket.socket) -> None:
         for _ in range(64):
             try:
-                conn, _ = self.sock.accept()
+                conn, _ = sock.accept()
             except BlockingIOError:
                 return
             self.connections.add(asyncio.get_running_loop().create_task(self._serve(conn)))
@@ -138,9 +142,10 @@ class Http:
         stays silent for ``IDLE_GRACE`` is closed from this side (a client that sends on it
         at that very moment must retry, as HTTP/1.1 clients do for idempotent requests).
         """
-        assert self.sock is not None
-        asyncio.get_running_loop().remove_reader(self.sock.fileno())
-        self.sock.close()  # our descriptor only: a socket handed over stays open in warden
+        loop = asyncio.get_running_loop()
+        for sock in self.socks:
+            loop.remove_reader(sock.fileno())
+            sock.close()  # our descriptor only: a socket handed over stays open in warden
         if self.connections:
             self.idle.clear()
             with contextlib.suppress(TimeoutError):

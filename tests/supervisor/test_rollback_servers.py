@@ -4,21 +4,24 @@ that probes the new release alone, and hypercorn saying READY=1 from its worker 
 The app reads what it should do from a file the test rewrites (the deploy): ``v1``/``v2``
 answer 200 with their name, ``import-error`` raises at import (gunicorn's master still says
 READY=1 and boots workers that fail), ``err500`` answers 500, ``late`` answers for a moment,
-then its master dies. Load runs through every upgrade: the old release answers all of it.
+then its master dies, ``hang``'s workers stop answering 0.5 s after they start. Load runs
+through every upgrade: the old release answers all of it.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from tests.supervisor._systemd_peers import free_port, needs
-from tests.supervisor.conftest import Processes, Warden, wait_until
+from tests.supervisor.conftest import Processes, Warden, children_of, wait_until
 from tests.supervisor.test_upgrade import Load, control, gone
 
 WSGI = """\
-import os, signal, sys, threading
+import os, signal, sys, threading, time
 from pathlib import Path
 
 here = Path(__file__).parent
@@ -30,9 +33,12 @@ if name == "import-error":
 if name == "late":  # serve a little, then the whole release dies (a crash after READY)
     master = os.getppid()  # read now: once the master is gone, the parent is warden
     threading.Timer(1.0, lambda: os.kill(master, signal.SIGKILL)).start()
+born = time.monotonic()
 
 
 def app(environ, start_response):
+    if name == "hang" and time.monotonic() - born > 0.5:  # its workers stop answering
+        time.sleep(3600)
     body = f"{name} {os.getpid()}".encode()
     status = "500 Internal Server Error" if name == "err500" else "200 OK"
     start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
@@ -65,14 +71,14 @@ async def app(scope, receive, send):
 """
 
 
-def gunicorn(procs: Processes, tmp_path: Path, port: int) -> Warden:
+def gunicorn(procs: Processes, tmp_path: Path, port: int, window: str = "3s") -> Warden:
     app_dir = tmp_path / "app"
     app_dir.mkdir()
     (app_dir / "wsgiapp.py").write_text(WSGI)
     (app_dir / "release").write_text("v1")
     warden = procs.warden(
         *("--listen", f"tcp://127.0.0.1:{port}", "--ready", f"http://127.0.0.1:{port}/"),
-        *("--upgrade-confirm", "3s", "--ready-timeout", "5s", "--"),
+        *("--upgrade-confirm", window, "--ready-timeout", "5s", "--drain-timeout", "3s", "--"),
         *(sys.executable, "-m", "gunicorn", "-w", "2", "--chdir", str(app_dir), "wsgiapp:app"),
         env={"HOME": str(tmp_path)},  # gunicorn 27 opens a control socket under ~/.gunicorn
     )
@@ -155,3 +161,68 @@ def test_hypercorn_worker_is_not_the_main_process(procs: Processes, tmp_path: Pa
     assert warden.wait(30) != 0
     failed = [e for e in warden.events("child") if e.get("outcome") == "failed"]
     assert [e["detail"] for e in failed] == ["not ready: failed to become ready within 5s"]
+
+
+def program_pid(procs: Processes) -> int:
+    status = control(procs.control, "status")["status"]
+    assert isinstance(status, dict)
+    program = status["program"]
+    assert isinstance(program, dict) and isinstance(program["pid"], int)
+    return program["pid"]
+
+
+@needs("gunicorn")
+def test_gunicorn_workers_hanging_in_the_window_roll_back(procs: Processes, tmp_path: Path) -> None:
+    """gunicorn speaks no watchdog: the window's health check, on the new release's probe
+    socket, sees its sync workers stop answering."""
+    port = free_port()
+    warden = gunicorn(procs, tmp_path, port)
+    old = program_pid(procs)
+    with Load(port) as load:
+        load.wait_for("v1")
+        record = upgrade(procs, tmp_path, "hang")
+        assert record["result"] == "rolled back", record
+        assert "did not answer 2xx/3xx" in str(record["detail"]), record
+        assert f"pid {old} keeps serving" in str(record["detail"]), record
+        load.wait_for("v1")
+    assert load.failures == [], load.failures[:5]
+    assert set(load.answers) == {"v1"}
+    assert not gone(old) and warden.proc.poll() is None
+    warden.kill(signal.SIGTERM)
+    assert warden.wait() == 0
+
+
+@needs("gunicorn")
+def test_gunicorn_master_killed_in_the_window_its_workers_are_stopped_and_v2_serves(
+    procs: Processes, tmp_path: Path
+) -> None:
+    """The old master SIGKILLed inside the window: the new release is promoted at once, and
+    the workers the dead master left behind (they still hold the old socket, and would keep
+    a place in its reuseport group) get the stop signal before warden closes that socket."""
+    port = free_port()
+    warden = gunicorn(procs, tmp_path, port, window="30s")
+    old = program_pid(procs)
+    workers = children_of(old)
+    assert len(workers) == 2, workers
+    procs.track(old, *workers)
+    with Load(port) as load:
+        load.wait_for("v1")
+        (tmp_path / "app" / "release").write_text("v2")
+        replies: list[dict[str, object]] = []
+        asking = threading.Thread(
+            target=lambda: replies.append(control(procs.control, "upgrade", timeout=30))
+        )
+        asking.start()
+        warden.err.wait_for('"outcome": "confirming"')
+        os.kill(old, signal.SIGKILL)
+        asking.join(30)  # far sooner than the 30 s window
+        assert replies, "no reply"
+        record = replies[0]["upgrade"]
+        assert isinstance(record, dict) and record["result"] == "ok", record
+        assert all(gone(pid) for pid in workers)
+        load.wait_for("v2")
+    assert warden.proc.poll() is None
+    # What the killed master's workers were answering, or had queued, and nothing more.
+    assert len(load.failures) <= 2 and not any("timed out" in f for f in load.failures)
+    warden.kill(signal.SIGTERM)
+    assert warden.wait() == 0

@@ -29,7 +29,6 @@ import logging
 import os
 import socket
 import struct
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..._exceptions import ConfigurationError
-from ..._paths import runtime_dir
+from ..._paths import private_directory, runtime_dir
 from ..._unix import SUN_PATH_MAX, path_bytes
 from .._tally import Tally
 
@@ -123,7 +122,7 @@ class NotifyServer:
         # A directory of its own with a random name. (An abstract socket would be open to
         # every process in the network namespace, under a name anyone can list.) Who may
         # connect: see _open_to_others.
-        self._directory = tempfile.mkdtemp(prefix="warden-", dir=directory or runtime_dir())
+        self._directory = private_directory(directory or runtime_dir())
         #: The absolute path to give the program as ``NOTIFY_SOCKET``.
         self.path = str(Path(self._directory) / "notify")
         try:

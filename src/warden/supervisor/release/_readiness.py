@@ -28,6 +28,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from ..._exceptions import ConfigurationError, NotReady
+from ..sockets._probe import PROBE_NAME
 
 GateKind = Literal["none", "notify", "http", "tcp", "exec"]
 _FIRST_INTERVAL = 0.01
@@ -115,7 +116,8 @@ async def wait_ready(spec: ReadySpec, inputs: GateInputs, timeout: float) -> Non
     A gate that cannot work at all (a bare ``tcp`` with no TCP socket held) raises
     :class:`ConfigurationError` at once.
     """
-    probe = None if spec.kind in ("none", "notify") else _probe_for(spec, inputs)
+    answers: list[int] = []  # the status codes an http gate's probes got
+    probe = None if spec.kind in ("none", "notify") else _probe_for(spec, inputs, answers)
     gate = asyncio.ensure_future(_gate(spec, inputs, probe))
     ended = asyncio.ensure_future(inputs.ended.wait())
     try:
@@ -133,7 +135,20 @@ async def wait_ready(spec: ReadySpec, inputs: GateInputs, timeout: float) -> Non
         raise NotReady(f"readiness check {spec} failed: {gate.exception()}")
     if ended in done:
         raise NotReady("ended before it was ready")
-    raise NotReady(f"{timeout:g}s")
+    raise NotReady(f"{timeout:g}s{_what_the_probe_saw(spec, inputs, answers)}")
+
+
+def _what_the_probe_saw(spec: ReadySpec, inputs: GateInputs, answers: list[int]) -> str:
+    """For an http gate that probed one run alone: what it got, the way to tell a broken
+    release (answered, not 2xx/3xx) from a server that never serves the probe socket."""
+    if spec.kind != "http" or inputs.probe_address is None:
+        return ""
+    if answers:
+        return f" (its probe was answered {answers[-1]})"
+    return (
+        f" (nothing answered on its {PROBE_NAME} socket, the last LISTEN_FDS entry: a server "
+        "that does not serve every socket it is handed never will; gate it with --ready notify)"
+    )
 
 
 async def _gate(
@@ -150,10 +165,19 @@ async def _gate(
         interval = min(interval * 1.5, _MAX_INTERVAL)
 
 
-def _probe_for(spec: ReadySpec, inputs: GateInputs) -> Callable[[], Awaitable[bool]]:
+def _probe_for(
+    spec: ReadySpec, inputs: GateInputs, answers: list[int]
+) -> Callable[[], Awaitable[bool]]:
     if spec.kind == "http":
         host, port = inputs.probe_address or (spec.host, spec.port)
-        return lambda: http_ok(host, port, spec.path, host_header=spec.authority)
+
+        async def probe() -> bool:
+            status = await http_status(host, port, spec.path, host_header=spec.authority)
+            if status is not None:
+                answers.append(status)
+            return status is not None and 200 <= status < 400
+
+        return probe
     if spec.kind == "tcp":
         address = (spec.host, spec.port) if spec.port else inputs.held_tcp
         if address is None:
@@ -167,9 +191,17 @@ def _probe_for(spec: ReadySpec, inputs: GateInputs) -> Callable[[], Awaitable[bo
 
 
 async def http_ok(host: str, port: int, path: str, *, host_header: str | None = None) -> bool:
-    """One HTTP probe: True for a 2xx or 3xx status line; False for anything else.
+    """One HTTP probe: True for a 2xx or 3xx status line; False for anything else."""
+    status = await http_status(host, port, path, host_header=host_header)
+    return status is not None and 200 <= status < 400
 
-    Anything else includes a reply that is not HTTP at all (a status line longer than the
+
+async def http_status(
+    host: str, port: int, path: str, *, host_header: str | None = None
+) -> int | None:
+    """One HTTP probe: the status code of the answer, or None when nothing HTTP answered.
+
+    Nothing HTTP includes a reply that is not HTTP at all (a status line longer than the
     stream's 64 KiB limit, binary, a closed connection): "not ready yet", never a reason to
     give up before the gate's timeout.
     """
@@ -186,9 +218,11 @@ async def http_ok(host: str, port: int, path: str, *, host_header: str | None = 
                 writer.close()
     except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
         # ValueError: readline() past the limit without a newline (LimitOverrunError's base)
-        return False
+        return None
     parts = status_line.split()
-    return len(parts) >= 2 and parts[1].isdigit() and 200 <= int(parts[1]) < 400
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        return None
+    return int(parts[1])
 
 
 async def _connects(host: str, port: int) -> bool:

@@ -26,9 +26,8 @@ from .._events import (
 )
 from .._options import SupervisorOptions
 from ..process._ladder import StopLadder
-from ..process._spawn import SpawnError, Terminal
+from ..process._spawn import Terminal
 from ..sockets._held import HeldSockets
-from ..sockets._probe import PROBE_NAME
 from ..sockets._steering import close_own, queued, siblings, steer, steerable
 from ._launcher import Launcher
 from ._restart import RestartTracker
@@ -104,7 +103,7 @@ class ReleaseSwap:
                 code = await self._launcher.run_check(command)
         except TimeoutError:
             raise UpgradeFailed(f"--upgrade-check did not finish within {timeout:g}s") from None
-        except SpawnError as exc:
+        except OSError as exc:  # cannot be run (SpawnError), or out of descriptors
             raise UpgradeFailed(f"--upgrade-check: {exc}") from None
         if code != 0:
             raise UpgradeFailed(f"--upgrade-check {shlex.join(command)!r} exited with {code}")
@@ -113,7 +112,7 @@ class ReleaseSwap:
         given = self._steer_to_old()
         try:
             new = self._launcher.spawn(given)
-        except SpawnError as exc:
+        except OSError as exc:  # cannot be run (SpawnError), or out of descriptors (EMFILE)
             self._unsteer()
             raise UpgradeFailed(f"the new release cannot start: {exc}") from None
         self._runs.propose(new)  # until promoted or gone; a stop meanwhile stops it too
@@ -127,12 +126,6 @@ class ReleaseSwap:
         if failure is not None:
             self._unsteer()
             self._runs.withdraw(new)
-            if new.probe_port is not None and not new.notified.is_set():
-                failure += (
-                    f" (probed alone on its {PROBE_NAME} socket, the last LISTEN_FDS entry: a "
-                    "server must serve every socket it is handed, or gate upgrades with "
-                    "--ready notify)"
-                )
             raise UpgradeFailed(f"new release pid {new.pid} {failure}", new_pid=new.pid)
         return new
 
@@ -151,15 +144,19 @@ class ReleaseSwap:
         deadline = self._clock.now() + window
         failures = 0
         why: str | None = None
-        while why is None and self._clock.now() < deadline:
-            tick = min(deadline, self._clock.now() + _health_interval(window))
+        # The window ends on a passed health check: one that failed near its end (a release
+        # hanging: each unanswered probe takes the probe's whole timeout) is checked again at
+        # once, and a second failure rolls back, however late in the window the first came.
+        while why is None and (self._clock.now() < deadline or failures > 0):
+            now = self._clock.now()
+            tick = max(now, min(deadline, now + _health_interval(window)))
             await self._clock.wait_until(first_of(new.ended, old.ended), tick)
             if not new.running:
                 after = (new.ended_at or self._clock.now()) - ready_at
                 why = f"new release pid {new.pid} {new.reason} {after:.3g}s after it was ready"
             elif not old.running:
                 return  # the old release is gone: the new one is promoted at once
-            elif self._clock.now() < deadline:
+            elif self._clock.now() < deadline or failures > 0:
                 problem = await self._launcher.healthy(new)
                 failures = 0 if problem is None else failures + 1
                 if failures >= _HEALTH_FAILURES:
@@ -188,22 +185,30 @@ class ReleaseSwap:
     async def drain(self, old: RunningChild) -> None:
         timeout = self._options.drain_seconds
         deadline = self._clock.now() + timeout
-        if self._old_sockets is not None:
-            # Still serving, no longer given new connections: told to stop only once it has
-            # taken every connection queued for it, or they would wait on a socket no one
-            # accepts from. A bounded wait of a few milliseconds under load.
-            while old.running and queued(self._old_sockets) > 0 and self._clock.now() < deadline:
-                await self._clock.sleep(_QUEUE_CHECK)
-        old.send(self._options.stop_signal, group=self._options.group)
-        self._runs.drain(old)
-        self._publish(
-            ReleaseDraining(old_pid=old.pid, signum=self._options.stop_signal, timeout=timeout)
-        )
-        if not await self._clock.wait_until(old.ended.wait(), deadline):
-            self._publish(DrainTimedOut(old_pid=old.pid))
-        # What is left of its process group (workers finishing their requests) gets the rest
-        # of the drain time, then SIGKILL.
-        await self._ladder.stop_group(old, deadline, group_signalled=self._options.group)
+        signalled = False
+        if old.running:
+            if self._old_sockets is not None:
+                # Still serving, no longer given new connections: told to stop only once it
+                # has taken every connection queued for it, or they would wait on a socket no
+                # one accepts from. A bounded wait of a few milliseconds under load.
+                while (
+                    old.running and queued(self._old_sockets) > 0 and self._clock.now() < deadline
+                ):
+                    await self._clock.sleep(_QUEUE_CHECK)
+            old.send(self._options.stop_signal, group=self._options.group)
+            signalled = self._options.group
+            self._runs.drain(old)
+            self._publish(
+                ReleaseDraining(old_pid=old.pid, signum=self._options.stop_signal, timeout=timeout)
+            )
+            if not await self._clock.wait_until(old.ended.wait(), deadline):
+                self._publish(DrainTimedOut(old_pid=old.pid))
+        # What is left of its process group (workers finishing their requests; or, when the
+        # release died during the upgrade, workers its dead master left behind, which still
+        # hold its sockets) gets the rest of the drain time, then SIGKILL. Only then are the
+        # old sockets closed and the siblings the program's: a dead release's sockets too, or
+        # what was queued on them would wait for nobody until its client gives up.
+        await self._ladder.stop_group(old, deadline, group_signalled=signalled)
         await old.ended.wait()
         self._runs.drained(old)
         self._retire_old_sockets()
