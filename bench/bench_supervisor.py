@@ -338,7 +338,7 @@ def render(
     out += [
         "",
         f"CPU ticks are of `SC_CLK_TCK` = {os.sysconf('SC_CLK_TCK')} per second. "
-        "Goal for warden: zero wake-ups while idle and under 20 MB resident.",
+        "Goal for warden: zero wake-ups while idle and under 20 MiB resident.",
         "",
         "### (c) Stop latency: SIGTERM to the peer → the peer has exited (`waitpid`)",
         "",
@@ -379,7 +379,7 @@ def reading(
     parts.append(
         f"idle, warden woke {wakeups} times (goal 0: {'met' if wakeups == 0 else 'missed'}) "
         f"with {after.rss_kib / 1024:.1f} MiB resident "
-        f"(goal < 20 MB: {'met' if after.rss_kib * 1024 < 20e6 else 'missed'}); "
+        f"(goal < 20 MiB: {'met' if after.rss_kib < 20 * 1024 else 'missed'}); "
         + ", ".join(
             f"{n} woke {idle[n][1].switches - idle[n][0].switches} times" for n in PEERS[1:]
         )

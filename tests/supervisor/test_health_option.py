@@ -80,9 +80,7 @@ def test_the_counters_warden_keeps_reach_metrics(procs: Processes) -> None:
     script = procs.script("counted.py", _COUNTED)
     warden = procs.warden("--health", f"127.0.0.1:{port}", "--ready", "notify", "--", script)
     warden.out.wait_for("^released$")
-    wait_until(
-        lambda: scrape(port)[("warden_orphans_reaped_total", ())] == 1, "the orphan counted"
-    )
+    wait_until(lambda: scrape(port)[("warden_orphans_reaped_total", ())] == 1, "the orphan counted")
     samples = scrape(port)
     assert samples[("warden_notify_drops_total", (("reason", "nul"),))] == 1
     assert samples[("warden_control_refusals_total", ())] == 0

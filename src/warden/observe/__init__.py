@@ -1,4 +1,8 @@
-"""Observers of the lifecycle's timeline: logs and systemd today; metrics and health later."""
+"""Observers of the lifecycle's timeline: logs (stderr, journald), systemd, metrics and health.
+
+The health server, the metrics and the journald handler load only when asked for: a PID 1
+that uses none of them never imports them.
+"""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import IO, Protocol
 
 from warden.lifecycle import Event, LeakFound
 
-from . import _journal, _stream
+from . import _stream
 
 _LOG = logging.getLogger("warden")
 
@@ -42,6 +43,8 @@ def log_events(lifecycle: _HasTimeline, *, stream: IO[str] | None = None) -> Non
         out = sys.stderr if stream is None else stream
         handler: logging.Handler
         if stream is None and _to_journal():
+            from . import _journal
+
             handler = _journal.JournalHandler(_journal.JOURNAL_SOCKET)
         elif out is None:  # no stderr at all (`2>&-`): nowhere to write, nothing to fail
             handler = logging.NullHandler()
@@ -58,6 +61,10 @@ def log_events(lifecycle: _HasTimeline, *, stream: IO[str] | None = None) -> Non
 
 def _to_journal() -> bool:
     """stderr is the journal's stream ($JOURNAL_STREAM matches it) and journald listens."""
+    if "JOURNAL_STREAM" not in os.environ:
+        return False  # the common case, decided without loading the journal's code
+    from . import _journal
+
     try:
         fd = sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):
