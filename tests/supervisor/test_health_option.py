@@ -29,6 +29,8 @@ def test_health_endpoints_of_warden_run(procs: Processes) -> None:
     warden = procs.warden("--health", f"127.0.0.1:{port}", "--", script)
     warden.out.wait_for("^ready$")
     warden.err.wait_for(r'"event": "state", "state": "ready"')
+    # Where it serves is said once, in the log.
+    warden.err.wait_for(rf'"kind": "health.serving", "data": {{"url": "http://127.0.0.1:{port}"}}')
     assert get(port, "/livez")[0] == 200
     status, body = get(port, "/readyz?verbose")
     assert status == 200 and "program pid" in body

@@ -20,7 +20,8 @@ import threading
 from typing import Protocol
 
 from .._exceptions import ConfigurationError
-from ..lifecycle import Event, State, StateChanged, Timeline
+from ..lifecycle import Event, Fact, State, StateChanged, Timeline
+from ._events import HealthServing
 from ._health import DEFAULT_WEDGED_AFTER, Details, Health, Response, _Service
 from ._metrics import Metrics
 
@@ -32,6 +33,7 @@ _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Servic
 class _Followed(_Service, Protocol):
     @property
     def timeline(self) -> Timeline: ...
+    def publish(self, fact: Fact, /) -> object: ...
 
 
 def serve_health(
@@ -68,6 +70,7 @@ def serve_health(
     health = Health(lifecycle, details=details, metrics=metrics, wedged_after=wedged_after)
     server = HealthServer(health, address)
     server.start()
+    lifecycle.publish(HealthServing(url=server.url))  # the port, where 0 asked for any
 
     def follow(event: Event) -> None:
         if isinstance(event.fact, StateChanged) and event.fact.state is State.STOPPED:
