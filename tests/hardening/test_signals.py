@@ -4,6 +4,8 @@ warden's own teardown does not replace the program's exit code."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -95,3 +97,34 @@ def test_the_stop_signal_must_be_one_that_ends_a_program(procs: Processes) -> No
     # Apache httpd's graceful stop is SIGWINCH: ignored by default, but allowed.
     warden = procs.warden("--stop-signal", "WINCH", "--", "true")
     assert warden.wait() == 0
+
+
+# An inner lifecycle ends inside an outer one on the same loop; then the loop takes the
+# wakeup fd (add_signal_handler), and SIGTERM must still reach the outer lifecycle.
+NESTED = """
+import asyncio, os, signal
+import warden
+
+async def main():
+    loop = asyncio.get_running_loop()
+    async with warden.Lifecycle(shutdown_timeout=5) as outer:
+        async with warden.Lifecycle(shutdown_timeout=5):
+            pass
+        loop.add_signal_handler(signal.SIGUSR2, lambda: None)
+        os.kill(os.getpid(), signal.SIGTERM)
+        try:
+            await asyncio.wait_for(outer.wait_for_stop(), 10)
+            print("outer stopped", flush=True)
+        except TimeoutError:
+            print("SIGTERM lost", flush=True)
+            outer.request_stop()
+
+asyncio.run(main())
+"""
+
+
+def test_sigterm_reaches_the_outer_lifecycle_after_an_inner_one_ended() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", NESTED], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert "outer stopped" in done.stdout, (done.stdout, done.stderr)

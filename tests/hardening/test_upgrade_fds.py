@@ -97,6 +97,9 @@ class _Unforeseen:
     async def confirm(self, new: RunningChild, old: RunningChild) -> None:
         raise AssertionError("not reached")
 
+    async def abandon(self) -> None:
+        self.events.append("abandoned")  # the new release it may have started: stopped
+
     def promote(self, new: RunningChild, old: RunningChild) -> None:
         raise AssertionError("not reached")
 
@@ -119,5 +122,6 @@ async def test_an_unforeseen_failure_is_a_counted_failed_upgrade() -> None:
     assert result.detail == (
         "the upgrade failed: RuntimeError: something no step foresaw; pid 4242 keeps serving"
     )
-    assert steps.events == ["began", "finished"]  # RELOADING=1 upward gets its READY=1
+    # Whatever it started is stopped, and RELOADING=1 upward gets its READY=1.
+    assert steps.events == ["began", "abandoned", "finished"]
     assert upgrader.tally.upgrades["failed"] == 1

@@ -316,3 +316,12 @@ def test_socket_activated_warden_hands_its_sockets_on(tmp_path: Path) -> None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             activator.communicate(timeout=DEADLINE)
+
+
+def test_a_shim_that_fails_before_the_exec_is_a_spawn_error_not_a_started_program() -> None:
+    from warden.supervisor.process._handover import spawn_with_sockets
+
+    # The kernel refuses signal 999 for PR_SET_PDEATHSIG: the shim's own set-up fails, and
+    # says so, instead of exiting 1 as if the program had run and crashed.
+    with pytest.raises(SpawnError, match="Invalid argument"):
+        spawn_with_sockets(["true"], parent_death_signal=999)

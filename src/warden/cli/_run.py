@@ -83,7 +83,8 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
         try:
             columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
         except (AttributeError, ValueError, OSError):
-            columns = 80  # not a terminal (or no stdout): shutil's fallback
+            columns = 0
+    columns = columns or 80  # not a terminal, or one that says 0: shutil's fallback
     return argparse.RawDescriptionHelpFormatter(prog, width=columns - 2)
 
 

@@ -64,6 +64,9 @@ class SignalIntake:
         self.previous_wakeup_fd = -1
         self._wakeup_installed = False
         self._watched: asyncio.AbstractEventLoop | None = None
+        # What the watched loop's instance held under the wrapped names before us (another
+        # lifecycle's wrappers, when lifecycles nest on one loop): put back at restore.
+        self._unwrapped: dict[str, object] = {}
 
     def install(self, signums: Iterable[int]) -> None:
         """Install handlers (idempotent per signal); only from the main thread."""
@@ -99,10 +102,14 @@ class SignalIntake:
                 signal.signal(signum, signal.SIG_IGN if ignore else restored)  # type: ignore[arg-type]
         self._previous.clear()
         if self._watched is not None:
-            for name in ("add_signal_handler", "remove_signal_handler"):
-                with contextlib.suppress(AttributeError):
-                    delattr(self._watched, name)
+            for name, before in self._unwrapped.items():
+                if before is _UNSET:
+                    with contextlib.suppress(AttributeError):
+                        delattr(self._watched, name)
+                else:
+                    setattr(self._watched, name, before)
             self._watched = None
+            self._unwrapped = {}
         if self._wakeup_installed:
             signal.set_wakeup_fd(self.previous_wakeup_fd)
             self._wakeup_installed = False
@@ -112,6 +119,9 @@ class SignalIntake:
         set the process's wakeup fd); :meth:`restore` stops watching. Only the loop's own
         methods are wrapped, on this instance: nothing changes for any other loop."""
         add, remove = loop.add_signal_handler, loop.remove_signal_handler
+        names = ("add_signal_handler", "remove_signal_handler")
+        own = getattr(loop, "__dict__", {})  # a loop written in C may have none
+        self._unwrapped = {name: own.get(name, _UNSET) for name in names}
 
         def add_signal_handler(sig: int, callback: Callable[..., object], *args: object) -> None:
             try:
@@ -125,18 +135,23 @@ class SignalIntake:
             finally:
                 self._take_back()
 
-        loop.add_signal_handler = add_signal_handler  # type: ignore[method-assign]
-        loop.remove_signal_handler = remove_signal_handler  # type: ignore[method-assign]
+        try:
+            loop.add_signal_handler = add_signal_handler  # type: ignore[method-assign]
+            loop.remove_signal_handler = remove_signal_handler  # type: ignore[method-assign]
+        except AttributeError:  # methods that cannot be replaced (a loop written in C)
+            return
         self._watched = loop
 
     def _take_back(self) -> None:
-        if not self._wakeup_installed:
-            return
+        if not self._wakeup_installed or threading.current_thread() is not threading.main_thread():
+            return  # only the main thread sets the wakeup fd: the loop's own call has failed
         taken_by = signal.set_wakeup_fd(self._wake_fd, warn_on_full_buffer=False)
         if taken_by != self._wake_fd:
             self.previous_wakeup_fd = taken_by  # the taker's fd is the one passed on now
             self._on_taken(taken_by)
 
+
+_UNSET = object()
 
 #: The Python-level handler of every signal the intake takes: any callable makes CPython's
 #: C-level handler write the number to the wakeup fd; this one runs no bytecode (see above).

@@ -64,30 +64,37 @@ _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # would never send it, hence the check of the parent's pid after it.
 _SHIM = """\
 import os, signal, sys
-for s in (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ):
-    signal.signal(s, signal.SIG_DFL)
-w, names, ctype, procs, death, argv = int(sys.argv[1]), *sys.argv[2:6], sys.argv[6:]
-os.set_inheritable(w, False)
-if death != "-":
-    import ctypes
-    sig, parent = map(int, death.split(":"))
-    ctypes.CDLL(None).prctl(1, sig, 0, 0, 0)
-    if os.getppid() != parent:
-        os._exit(128 + sig)
-if procs != "-":  # join the memory cgroup before exec: the program allocates nothing outside it
-    try:
+w = int(sys.argv[1])
+try:  # any failure before the exec is said on the pipe: never taken for a started program
+    for s in (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(s, signal.SIG_DFL)
+    names, ctype, procs, death, argv = *sys.argv[2:6], sys.argv[6:]
+    os.set_inheritable(w, False)
+    if death != "-":
+        import ctypes
+        sig, parent = map(int, death.split(":"))
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, sig, 0, 0, 0) != 0:  # PR_SET_PDEATHSIG
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+        if os.getppid() != parent:
+            os._exit(128 + sig)
+    if procs != "-":  # join the memory cgroup before exec: it allocates nothing outside
         with open(procs, "w") as f:
             f.write(str(os.getpid()))
-    except OSError as e:
-        os.write(w, str(e.errno or 0).encode())
-        os._exit(126)
-env = dict(os.environ)
-if ctype == "-":
-    env.pop("LC_CTYPE", None)
-else:
-    env["LC_CTYPE"] = ctype[1:]
-for name in filter(None, names.split(",")):
-    env[name] = str(os.getpid())
+    env = dict(os.environ)
+    if ctype == "-":
+        env.pop("LC_CTYPE", None)
+    else:
+        env["LC_CTYPE"] = ctype[1:]
+    for name in filter(None, names.split(",")):
+        env[name] = str(os.getpid())
+except BaseException as e:
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    if isinstance(e, OSError) and e.errno:
+        os.write(w, str(e.errno).encode())
+    else:
+        os.write(w, f"shim: {type(e).__name__}: {e}".encode()[:500])
+    os._exit(126)
 try:
     os.execvpe(argv[0], argv, env)
 except OSError as e:
@@ -182,8 +189,11 @@ def _spawn_shim(
         # whose exec failed (the supervisor's reaper may have been first: ECHILD).
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
-        code = int(report) if report.isdigit() else errno.ENOEXEC
-        raise SpawnError(argv[0], OSError(code, os.strerror(code)))
+        if report.isdigit():
+            raise SpawnError(argv[0], OSError(int(report), os.strerror(int(report))))
+        # The shim itself failed before the exec (its Python could not run its set-up).
+        failure = report.decode(errors="replace")
+        raise SpawnError(argv[0], OSError(errno.ENOEXEC, f"warden's exec shim failed: {failure}"))
     return pid
 
 

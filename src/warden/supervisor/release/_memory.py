@@ -252,28 +252,31 @@ class ProgramMemory:
         if not crossed:
             return
         assert self._sentinel is not None
+        thresholds = self._sentinel.thresholds
+        label = at.value if isinstance(at, Level) else f"{at / 2**20:.1f} MiB"
+        mark = getattr(thresholds, at.value, 1.0) * status.limit if isinstance(at, Level) else at
         # The second copy must fit beside the first below critical, where this one would be
         # stopped: a fresh copy's size, or (not measured yet) as much as this one holds.
         fresh = self.fresh if self.fresh is not None else status.working_set
-        ceiling = self._sentinel.thresholds.critical * status.limit
-        label = at.value if isinstance(at, Level) else f"{at / 2**20:.1f} MiB"
-        if status.working_set + fresh > ceiling:
-            self._refused_for = run.pid
-            self._publish(
-                MemoryRecycle(
-                    pid=run.pid,
-                    at=label,
-                    working_set=status.working_set,
-                    limit=status.limit,
-                    fresh=self.fresh,
-                    recycled=False,
-                    reason=f"no room for a second copy: {status.working_set / 2**20:.1f} + "
-                    f"{fresh / 2**20:.1f} MiB is above critical "
-                    f"({ceiling / 2**20:.1f} MiB); raise --memory-limit or lower --recycle-at",
-                )
+        ceiling = thresholds.critical * status.limit
+        refused: str | None = None
+        if self.fresh is not None and self.fresh >= mark:
+            # A fresh copy at the mark would be recycled as soon as it is alone, and so would
+            # the next one: an upgrade loop, not a cure.
+            refused = (
+                f"a fresh copy already holds {self.fresh / 2**20:.1f} MiB, at or above "
+                f"--recycle-at {label}: recycling would never end; raise --recycle-at"
             )
-            return
-        self._recycled_for = run.pid
+        elif status.working_set + fresh > ceiling:
+            refused = (
+                f"no room for a second copy: {status.working_set / 2**20:.1f} + "
+                f"{fresh / 2**20:.1f} MiB is above critical ({ceiling / 2**20:.1f} MiB); "
+                "raise --memory-limit or lower --recycle-at"
+            )
+        if refused is None:
+            self._recycled_for = run.pid
+        else:
+            self._refused_for = run.pid  # said once per run
         self._publish(
             MemoryRecycle(
                 pid=run.pid,
@@ -281,7 +284,9 @@ class ProgramMemory:
                 working_set=status.working_set,
                 limit=status.limit,
                 fresh=self.fresh,
-                recycled=True,
+                recycled=refused is None,
+                reason=refused,
             )
         )
-        self._recycle()
+        if refused is None:
+            self._recycle()

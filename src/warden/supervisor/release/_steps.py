@@ -170,6 +170,16 @@ class ReleaseSwap:
         self._runs.withdraw(new)
         raise UpgradeRolledBack(why, new_pid=new.pid)
 
+    async def abandon(self) -> None:
+        """A step failed in a way none foresaw (out of processes or descriptors in a health
+        check): the new release this upgrade started, if any, is stopped and withdrawn, never
+        left serving beside the old one, and the steering is undone."""
+        new = self._runs.candidate
+        self._unsteer()
+        if new is not None:
+            await self._launcher.stop_run(new, self._options.drain_seconds)
+            self._runs.withdraw(new)
+
     def promote(self, new: RunningChild, old: RunningChild) -> None:
         if self._new_sockets is not None:
             steer(self._new_sockets, 1)  # new connections go to the new release from now on

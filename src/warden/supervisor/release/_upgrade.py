@@ -87,6 +87,9 @@ class UpgradeSteps(Protocol):
         """The confirmation window; raise :class:`UpgradeRolledBack` if ``new`` fails in it
         (``new`` is gone by then, ``old`` never told to stop)."""
 
+    async def abandon(self) -> None:
+        """An unforeseen failure before promotion: stop the new release, if one started."""
+
     def promote(self, new: RunningChild, old: RunningChild) -> None:
         """Make ``new`` the program."""
 
@@ -249,8 +252,13 @@ class Upgrader:
             # published (a RELOADING=1 upward must get its READY=1), never an internal error.
             outcome, new_pid = "failed", new.pid if promoted else None
             detail = f"the upgrade failed: {type(exc).__name__}: {exc}"
-            if old.running and not promoted:
-                detail += f"; pid {old.pid} keeps serving"
+            if not promoted:
+                try:
+                    await self._steps.abandon()  # never two releases left serving
+                except Exception as again:  # the result must still be said
+                    detail += f"; stopping the new release failed too: {again}"
+                if old.running:
+                    detail += f"; pid {old.pid} keeps serving"
         except asyncio.CancelledError:
             if not promoted:
                 raise
