@@ -340,3 +340,37 @@ except MissingExtraError as exc:
     assert out.stdout.strip() == (
         f"the YAML config {config} needs PyYAML, which is not installed: pip install 'warden[yaml]'"
     ), out.stderr
+
+
+# A session leader with no terminal (warden under runc) digests a path another user points
+# at their terminal: it must not open it (and so never make it its controlling terminal).
+_TTY_PROBE = """
+import os, sys
+from pathlib import Path
+from warden.config._watch import file_digest
+os.setsid()
+print(file_digest(Path(sys.argv[1])))
+try:
+    os.close(os.open("/dev/tty", os.O_RDWR))
+    print("has a controlling terminal")
+except OSError:
+    print("no controlling terminal")
+"""
+
+
+def test_a_path_pointing_at_a_terminal_is_not_opened(tmp_path: Path) -> None:
+    leader, follower = os.openpty()
+    try:
+        link = tmp_path / "config.toml"
+        link.symlink_to(os.ttyname(follower))
+        done = subprocess.run(
+            [sys.executable, "-c", _TTY_PROBE, str(link)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert done.stdout.split("\n")[:2] == ["mode 20000", "no controlling terminal"], done

@@ -55,3 +55,24 @@ def test_a_directory_of_another_user_is_refused(other_user: User, tmp_path: Path
     os.chown(theirs, other_user.uid, other_user.gid)
     with pytest.raises(ConfigurationError, match=f"owned by uid {other_user.uid}"):
         PidFile(str(theirs / "app.pid")).write()
+
+
+def test_a_path_through_a_directory_of_another_user_is_refused(
+    other_user: User, tmp_path: Path
+) -> None:
+    # Theirs is the grandparent: they may rename "sub" away and put their own in its place.
+    theirs = tmp_path / "theirs"
+    (theirs / "sub").mkdir(parents=True)
+    os.chown(theirs, other_user.uid, other_user.gid)
+    with pytest.raises(ConfigurationError, match="reached through a path another user controls"):
+        PidFile(str(theirs / "sub" / "app.pid")).write()
+    assert list((theirs / "sub").iterdir()) == []
+
+
+def test_remove_neither_follows_nor_blocks_on_what_replaced_the_file(tmp_path: Path) -> None:
+    pid_file = PidFile(str(tmp_path / "app.pid"))
+    pid_file.write()
+    (tmp_path / "app.pid").unlink()
+    os.mkfifo(tmp_path / "app.pid")  # an open for reading would wait for a writer
+    pid_file.remove()  # returns at once (the test's timeout would catch a hang)
+    assert (tmp_path / "app.pid").exists()  # not ours: left alone

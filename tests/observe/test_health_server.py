@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import threading
@@ -15,6 +16,7 @@ import warden
 from tests._proc import ROOT, python
 from tests.conftest import Spawn
 from tests.observe._http import get, wait_status
+from tests.supervisor.conftest import wait_until
 from warden.observe._health import Health
 from warden.observe._server import HealthServer, bind, serve_health
 
@@ -116,3 +118,37 @@ def test_a_silent_client_does_not_block_the_others() -> None:
             assert silent.recv(100).startswith(b"HTTP/1.1 200 OK")
     finally:
         server.close()
+
+
+def test_connections_held_open_cannot_use_up_the_process_descriptors(spawn: Spawn) -> None:
+    from warden.observe._server import MAX_CONNECTIONS
+
+    proc = spawn(python(APP))
+    url = proc.wait_line(r"health (\S+)").group(1)
+    proc.wait_line("ready")
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    before = len(os.listdir(f"/proc/{proc.pid}/fd"))
+    held = [socket.create_connection((host, int(port)), timeout=5) for _ in range(200)]
+    try:
+        for sock in held:
+            sock.setblocking(False)
+
+        def closed(sock: socket.socket) -> bool:
+            try:
+                return sock.recv(1) == b""
+            except BlockingIOError:
+                return False  # held open by the server, waiting for a request
+            except ConnectionError:
+                return True  # aborted at once: over the cap
+
+        # Past the cap a connection is closed as soon as it is accepted; the ones served are
+        # closed only at the 5 s request deadline, long after this settles.
+        wait_until(lambda: sum(closed(s) for s in held) >= len(held) - MAX_CONNECTIONS, "the cap")
+        assert sum(not closed(s) for s in held) == MAX_CONNECTIONS  # served: held open
+        assert len(os.listdir(f"/proc/{proc.pid}/fd")) <= before + MAX_CONNECTIONS + 2
+    finally:
+        for sock in held:
+            sock.close()
+    assert get(f"{url}/livez").status_code == 200  # and it answers once they are gone
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(15) == 0

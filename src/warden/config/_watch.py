@@ -279,9 +279,18 @@ def _existing(directory: Path) -> Path:
 
 
 def file_digest(path: Path) -> str:
-    """sha256 of the content, or a word for why there is none (``missing``, ``errno 13``)."""
+    """sha256 of the content, or a word for why there is none (``missing``, ``errno 13``).
+
+    Only a regular file is opened: the path may be a symlink another user can re-point, and
+    opening a device can act (a watchdog device arms, a terminal would become the
+    controlling terminal of a process without one: ``O_NOCTTY`` besides, for a swap between
+    the check and the open).
+    """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            return f"mode {stat.S_IFMT(info.st_mode):o}"
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
     except FileNotFoundError:
         return "missing"
     except OSError as exc:

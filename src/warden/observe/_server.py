@@ -4,10 +4,12 @@ Why a thread with its own event loop, not a task on the service's loop: ``/ready
 503 the instant a stop begins and ``/livez`` must tell a wedged loop from a live one, so
 neither may wait for the loop they report on. Why not ``http.server``: its
 ``serve_forever`` polls every 0.5 s; this loop has no timer while idle, so it sleeps in
-``epoll_wait`` until a connection comes (0 wake-ups). A request has a 10 s deadline for
+``epoll_wait`` until a connection comes (0 wake-ups). A request has a 5 s deadline for
 its headers, and its timer exists only while the connection is open.
 
-Each response closes its connection: probes and scrapes are one request each.
+Each response closes its connection: probes and scrapes are one request each. At most
+:data:`MAX_CONNECTIONS` are served at once, so connections held open by anyone who can reach
+the port cannot use up the descriptors of the process (a PID 1 that must still spawn).
 """
 
 from __future__ import annotations
@@ -26,7 +28,12 @@ from ._health import DEFAULT_WEDGED_AFTER, Details, Health, Response, _Service
 from ._metrics import Metrics
 
 DEFAULT_ADDRESS = "127.0.0.1:9000"
-REQUEST_TIMEOUT = 10.0
+#: Seconds a connection has to send its request line and headers (probes send at once).
+REQUEST_TIMEOUT = 5.0
+#: Connections served at once; one more is closed as soon as it is accepted. Each holds a
+#: descriptor of the process the health server reports on: without a cap, anyone who can
+#: connect could use them all up (the supervisor's spawns and upgrades would then fail).
+MAX_CONNECTIONS = 64
 _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
 
 
@@ -92,6 +99,7 @@ class HealthServer:
         self._closing: asyncio.Event | None = None
         self._started = threading.Event()
         self._thread: threading.Thread | None = None
+        self._open = 0  # connections being served (on the server's own loop only)
 
     @property
     def url(self) -> str:
@@ -132,6 +140,10 @@ class HealthServer:
                 task.cancel()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._open >= MAX_CONNECTIONS:
+            writer.transport.abort()  # over the cap: its descriptor back at once
+            return
+        self._open += 1
         try:
             async with asyncio.timeout(REQUEST_TIMEOUT):
                 method, path, query = await _read_request(reader)
@@ -144,6 +156,7 @@ class HealthServer:
         except (TimeoutError, ConnectionError, ValueError, asyncio.IncompleteReadError):
             pass
         finally:
+            self._open -= 1
             writer.close()
 
 

@@ -196,7 +196,8 @@ class SupervisorOptions:
         switch=True,
         help="forward signals, the stop signal included, to the program's whole process "
         "group (default --no-group: to the program only; SIGKILL always goes to the "
-        "group)",
+        "group). If warden itself is SIGKILLed, only the program's main process is told "
+        "(PR_SET_PDEATHSIG): its workers outlive it",
     )
     restart: RestartPolicy = option(  # noqa: RUF009 (a field declaration, like field())
         "--restart",

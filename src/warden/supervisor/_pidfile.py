@@ -8,6 +8,7 @@ import stat
 from pathlib import Path
 
 from .._exceptions import ConfigurationError
+from .._unix import untrusted_path
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -71,7 +72,12 @@ class PidFile:
         elif info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
             problem = "is writable by other users and not sticky"
         else:
-            return
+            # And every directory (and symlink) above it: one another user may rename could
+            # be swapped for theirs between our write and our remove.
+            chain = untrusted_path(str(directory.absolute()))
+            if chain is None:
+                return
+            problem = f"is reached through a path another user controls ({chain})"
         raise ConfigurationError(
             f"--pid-file {str(self.path)!r}: its directory {str(directory)!r} {problem}, so "
             "another user could replace the pid file; use a directory only this user (or "
@@ -79,7 +85,20 @@ class PidFile:
         )
 
     def remove(self) -> None:
-        """Remove the file, unless something else has replaced it since."""
+        """Remove the file, unless something else has replaced it since.
+
+        Read without following a symlink or blocking (a FIFO put in its place would hold an
+        ``open`` for reading until the deadline), and only if it is a regular file.
+        """
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
         with contextlib.suppress(OSError):
-            if self.path.read_text().strip() == str(self._pid):
+            fd = os.open(self.path, flags)
+            try:
+                ours = (
+                    stat.S_ISREG(os.fstat(fd).st_mode)
+                    and os.read(fd, 64).strip() == str(self._pid).encode()
+                )
+            finally:
+                os.close(fd)
+            if ours:
                 self.path.unlink()

@@ -55,6 +55,7 @@ reach the socket."""
 
 #: How far up the parent chain a sender is followed to find the main process.
 _MAX_ANCESTRY = 32
+_MAX_STRANGERS = 1024  # senders found outside the tree, remembered (then forgotten at once)
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ class NotifyServer:
         self._main_pid: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.tally = tally or Tally()
+        self._strangers: set[tuple[int, int]] = set()  # (pid, start time) outside the tree
         self._ancbufsize = socket.CMSG_SPACE(_UCRED.size) + socket.CMSG_SPACE(
             self.max_fds * _INT_SIZE
         )
@@ -182,17 +184,27 @@ class NotifyServer:
         with contextlib.suppress(OSError):
             if os.getpgid(pid) == main:
                 return True
+        # A process found outside the tree stays outside (it cannot join the main process's
+        # session, nor get a new parent but the subreaper): one /proc read per datagram of a
+        # flood from it, not a walk. Keyed with the start time, so a reused pid is new.
+        sender = (pid, _stat(pid)[1])
+        if sender in self._strangers:
+            return False
         for _ in range(_MAX_ANCESTRY):
             pid = _parent(pid)
             if pid == main:
                 return True
             if pid <= 1 or pid == os.getpid():
-                return False
+                break
+        if len(self._strangers) >= _MAX_STRANGERS:
+            self._strangers.clear()
+        self._strangers.add(sender)
         return False
 
     def set_main_pid(self, pid: int | None) -> None:
         """With ``access="main"``, accept messages from ``pid`` only (none while ``None``)."""
         self._main_pid = pid
+        self._strangers.clear()
 
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Read datagrams on ``loop`` (default: the running loop); no timers involved.
@@ -329,11 +341,17 @@ def _parse(data: bytes) -> dict[str, str] | str:
     return fields
 
 
-def _parent(pid: int) -> int:
-    """``pid``'s parent from ``/proc/PID/stat`` (0 when it is gone)."""
+def _stat(pid: int) -> tuple[int, int]:
+    """``pid``'s parent and start time from ``/proc/PID/stat`` ((0, 0) when it is gone)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
-            # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-            return int(stat.read().rsplit(b")", 1)[1].split()[1])
+            # "pid (comm) state ppid ... starttime(22nd)": comm may hold spaces and ")".
+            fields = stat.read().rsplit(b")", 1)[1].split()
+            return int(fields[1]), int(fields[19])
     except (OSError, ValueError, IndexError):
-        return 0
+        return 0, 0
+
+
+def _parent(pid: int) -> int:
+    """``pid``'s parent from ``/proc/PID/stat`` (0 when it is gone)."""
+    return _stat(pid)[0]
