@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import socket
 import threading
 from typing import Protocol
@@ -26,6 +27,8 @@ from ..lifecycle import Event, Fact, State, StateChanged, Timeline
 from ._events import HealthServing
 from ._health import DEFAULT_WEDGED_AFTER, Details, Health, Response, _Service
 from ._metrics import Metrics
+
+_LOG = logging.getLogger("warden")
 
 DEFAULT_ADDRESS = "127.0.0.1:9000"
 #: Seconds a connection has to send its request line and headers (probes send at once).
@@ -100,6 +103,7 @@ class HealthServer:
         self._started = threading.Event()
         self._thread: threading.Thread | None = None
         self._open = 0  # connections being served (on the server's own loop only)
+        self._complaints: set[str] = set()
 
     @property
     def url(self) -> str:
@@ -129,6 +133,7 @@ class HealthServer:
 
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._loop.set_exception_handler(self._on_loop_error)
         self._closing = asyncio.Event()
         server = await asyncio.start_server(self._client, sock=self._sock, limit=16384)
         self._started.set()
@@ -138,6 +143,15 @@ class HealthServer:
             server.close()
             for task in asyncio.all_tasks() - {asyncio.current_task()}:
                 task.cancel()
+
+    def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+        """asyncio's complaints (``accept()`` out of descriptors...) as one warden log line
+        each, the first of a kind at warning level, not a traceback in the JSON log."""
+        message = str(context.get("message", "error"))
+        error = context.get("exception")
+        log = _LOG.debug if message in self._complaints else _LOG.warning
+        self._complaints.add(message)
+        log("health server %s: %s%s", self.url, message, f": {error}" if error else "")
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._open >= MAX_CONNECTIONS:
