@@ -134,6 +134,10 @@ class Processes:
         self.pids: set[int] = set()
         #: The control socket of the wardens this test starts (one at a time).
         self.control = tmp_path / "control.sock"
+        #: Their runtime directory (notify sockets): the test's own, so a warden the test
+        #: kills with SIGKILL leaves nothing behind in the machine's /run.
+        self.runtime = tmp_path / "run"
+        self.runtime.mkdir(mode=0o700, exist_ok=True)
 
     def warden(
         self,
@@ -145,6 +149,7 @@ class Processes:
         full_env["PYTHONUNBUFFERED"] = "1"
         # A control socket of the test's own: the default path is shared by the machine.
         full_env["WARDEN_CONTROL"] = str(self.control)
+        full_env["XDG_RUNTIME_DIR"] = str(self.runtime)
         full_env.update(env or {})
         warden = Warden(list(argv), full_env, prefix or [])
         self.wardens.append(warden)

@@ -200,10 +200,11 @@ class UvicornServer(ServerComponent):
         began = time.monotonic()
         self._budget.drain()
         grace = self._budget.grace(self._grace, began, self._stop_timeout)
-        # uvicorn cancels what is left at its timeout (after a 0.1 s pause and its 0.1 s tick):
-        # a little after our count.
-        # (typed int, used as a float by asyncio.wait_for)
-        self._config.timeout_graceful_shutdown = max(0.0, grace - 0.2) + RESERVE / 4  # type: ignore[assignment]
+        # uvicorn cancels what is left at its timeout, counted after its main loop sees
+        # should_exit (at its next 0.1 s tick: 0 to 0.1 s from now) and a 0.1 s pause: so at
+        # least 0.1 s after now plus the timeout. Timed from there, a little after our count
+        # ends, whatever the tick's phase. (Typed int, used as a float by asyncio.wait_for.)
+        self._config.timeout_graceful_shutdown = max(0.0, grace - 0.1) + RESERVE / 4  # type: ignore[assignment]
         self._server.should_exit = True
         if not await self._state.inflight.wait_idle(grace):
             self._report_cut(grace, self._state.inflight.cut())
