@@ -35,6 +35,7 @@ import dataclasses
 import datetime
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -506,9 +507,16 @@ class Lined:
             return self.lines[index]
 
     def stop(self) -> None:
+        # SIGTERM first: warden stops its program (in a session of its own, which a SIGKILL
+        # of warden's group would not reach), the peer its command; SIGKILL what is left.
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, 9)
-        self.proc.wait(10)
+            os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
 
 
 def process_sample(pid: int) -> tuple[int, int, int]:
