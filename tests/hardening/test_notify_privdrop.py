@@ -83,7 +83,7 @@ def test_another_user_cannot_say_ready_for_it(
         other_user.python(INJECT, path), capture_output=True, text=True, timeout=20, check=False
     )
     assert injected.stdout == "sent\n", injected.stderr
-    # Nobody can list the directory to find the path without being told.
+    # Nobody else can list the directory (nor add to it); the path itself is no secret.
     listed = subprocess.run(
         other_user.argv("ls", str(Path(path).parent)), capture_output=True, timeout=20, check=False
     )

@@ -101,15 +101,7 @@ class SignalIntake:
                 restored = signal.SIG_DFL if previous is None else previous
                 signal.signal(signum, signal.SIG_IGN if ignore else restored)  # type: ignore[arg-type]
         self._previous.clear()
-        if self._watched is not None:
-            for name, before in self._unwrapped.items():
-                if before is _UNSET:
-                    with contextlib.suppress(AttributeError):
-                        delattr(self._watched, name)
-                else:
-                    setattr(self._watched, name, before)
-            self._watched = None
-            self._unwrapped = {}
+        self._unwatch()
         if self._wakeup_installed:
             signal.set_wakeup_fd(self.previous_wakeup_fd)
             self._wakeup_installed = False
@@ -139,8 +131,23 @@ class SignalIntake:
             loop.add_signal_handler = add_signal_handler  # type: ignore[method-assign]
             loop.remove_signal_handler = remove_signal_handler  # type: ignore[method-assign]
         except AttributeError:  # methods that cannot be replaced (a loop written in C)
+            self._watched = loop
+            self._unwatch()  # the one that may have been replaced goes back
             return
         self._watched = loop
+
+    def _unwatch(self) -> None:
+        """Put back what the watched loop held under the wrapped names."""
+        if self._watched is None:
+            return
+        for name, before in self._unwrapped.items():
+            with contextlib.suppress(AttributeError):
+                if before is _UNSET:
+                    delattr(self._watched, name)
+                else:
+                    setattr(self._watched, name, before)
+        self._watched = None
+        self._unwrapped = {}
 
     def _take_back(self) -> None:
         if not self._wakeup_installed or threading.current_thread() is not threading.main_thread():

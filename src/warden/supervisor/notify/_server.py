@@ -55,7 +55,8 @@ reach the socket."""
 
 #: How far up the parent chain a sender is followed to find the main process.
 _MAX_ANCESTRY = 32
-_MAX_STRANGERS = 1024  # senders found outside the tree, remembered (then forgotten at once)
+#: Senders found outside the tree that are remembered; past it, all are forgotten at once.
+_MAX_STRANGERS = 1024
 
 
 @dataclass(frozen=True)
@@ -158,8 +159,8 @@ class NotifyServer:
 
         The program's eventual uid is unknown when the socket is made, so, as systemd's own
         notify socket is, the socket is 0666 and the directory 0711: any user may connect
-        but not list the directory, so only who knows the random path (the program, from its
-        environment) finds it. Being able to connect grants nothing: with ``main`` and
+        (the path is no secret: ``/proc/net/unix`` lists it to everyone), none may list the
+        directory or put a file in it. Being able to connect grants nothing: with ``main`` and
         ``descendants`` every datagram is checked by the sender's pid, which the kernel
         vouches for (``SCM_CREDENTIALS``; claiming another pid needs ``CAP_SYS_ADMIN``).
         With ``all`` there is no such check, so the directory stays 0700: warden's user only.
@@ -187,15 +188,16 @@ class NotifyServer:
         # A process found outside the tree stays outside (it cannot join the main process's
         # session, nor get a new parent but the subreaper): one /proc read per datagram of a
         # flood from it, not a walk. Keyed with the start time, so a reused pid is new.
-        sender = (pid, _stat(pid)[1])
+        parent, born = _stat(pid)
+        sender = (pid, born)
         if sender in self._strangers:
             return False
         for _ in range(_MAX_ANCESTRY):
-            pid = _parent(pid)
-            if pid == main:
+            if parent == main:
                 return True
-            if pid <= 1 or pid == os.getpid():
+            if parent <= 1 or parent == os.getpid():
                 break
+            parent = _parent(parent)
         if len(self._strangers) >= _MAX_STRANGERS:
             self._strangers.clear()
         self._strangers.add(sender)
