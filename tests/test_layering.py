@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 #: Modules at the package root that every layer may import: stdlib only, no asyncio.
-LEAVES = ("_exceptions", "_durations", "_exitcodes", "_unix", "_paths", "_version")
+LEAVES = ("_exceptions", "_durations", "_exitcodes", "_unix", "_paths", "_version", "_yaml")
 
 #: Each layer -> the other layers it may import directly (besides the leaves).
 LAYERS: dict[str, tuple[str, ...]] = {

@@ -93,6 +93,33 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
     refused(store, "the top level is a list, not a table/mapping")
 
 
+def _laughs(depth: int) -> str:
+    """The "billion laughs": each level nine aliases of the level below."""
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, depth + 1)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("depth", [4, 7, 9])
+def test_yaml_alias_bomb_is_refused_before_it_expands(tmp_path: Path, depth: int) -> None:
+    # Depth 9 is 459 bytes and 4.4 billion values once expanded; it used to pass 950 MB.
+    path = tmp_path / "app.yaml"
+    path.write_text("a: 1\n")
+    store = ConfigStore(path)
+    path.write_text(_laughs(depth))
+    refused(store, "line 1: its aliases expand")
+    path.write_text("a: &a [1, *a]\n")
+    refused(store, "recursive document")
+
+
+def test_yaml_anchors_used_as_intended_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "app.yaml"
+    path.write_text("base: &b {port: 1, host: x}\nweb: {<<: *b, port: 2}\njobs: *b\n")
+    store = ConfigStore(path)
+    assert store.current["web"] == {"port": 2, "host": "x"}
+    assert store.current["jobs"] == {"port": 1, "host": "x"}
+
+
 def test_file_over_the_size_limit(store: ConfigStore[Any]) -> None:
     store.path.write_text(GOOD + "#" * 70_000 + "\n")
     refused(store, "over the limit of 65536 bytes; shrink it or raise", stage="read")

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .._yaml import RefusedYAMLError, safe_load
 from ._errors import ConfigError, MissingExtraError
 
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
@@ -147,7 +148,9 @@ def _parse_yaml(text: str, path: Path) -> Any:
     except ImportError:
         raise MissingExtraError(f"the YAML config {path}", "yaml", "PyYAML") from None
     try:
-        return yaml.safe_load(text)
+        return safe_load(text)  # refuses alias bombs before anything is built
+    except RefusedYAMLError as exc:
+        raise ConfigError(path, str(exc), line=exc.line) from exc
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         reason = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
