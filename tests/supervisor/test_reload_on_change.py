@@ -195,6 +195,9 @@ def test_with_on_hup_upgrade_a_change_upgrades(procs: Processes) -> None:
     finished = warden.err.wait_for(r'"kind": "upgrade\.finished".*')
     upgrade = json.loads(finished.string)["data"]
     assert (upgrade["result"], upgrade["old_pid"]) == ("ok", first)
+    # The new release's line may still be in the pipe when warden's fact is read: wait for it.
+    second = int(warden.out.wait_for(rf"^started (?!{first}$)(\d+)$").group(1))
+    assert second == upgrade["new_pid"]
     assert warden.out.count("^started ") == 2
     changed = [e["data"] for e in warden.events("config") if e["kind"] == "config.changed"]
     assert changed == [{"paths": [str(config)], "action": "upgrade"}]
