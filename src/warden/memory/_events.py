@@ -92,6 +92,7 @@ class MemoryActionTaken(Fact):
     """An action ran at a level: a default (``gc``, ``shed``, ``stop``...) or a callback."""
 
     kind: ClassVar[str] = "memory.action"
+    for_people: ClassVar[bool] = False  # the level it acted at is said; a failure is a warning
     level: Level
     action: str
     result: Outcome
