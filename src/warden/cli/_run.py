@@ -42,13 +42,14 @@ examples:
   WARDEN_RESTART=always WARDEN_STOP_TIMEOUT=5 warden run -- ./server
       every option can come from a WARDEN_* environment variable
 
-  warden run --listen web=tcp://0.0.0.0:8000 --ready http://127.0.0.1:8000/readyz \\
-      -- uvicorn --fd 3 app:app
-      warden holds the port and hands it over (LISTEN_FDS); ready only when /readyz says so
+  warden run --listen tcp://0.0.0.0:8000 --ready http://127.0.0.1:8000/ -- gunicorn app:wsgi
+      warden holds the port and hands it to the program as fd 3 (LISTEN_FDS; gunicorn takes
+      it as is); ready only once the app answers there
   warden run --listen tcp://[::]:8000 --ready notify --watchdog 10s -- ./server
       the server sends READY=1 and WATCHDOG=1 to warden's NOTIFY_SOCKET, as under systemd
-  warden run --listen tcp://0.0.0.0:8000 --ready notify --drain-timeout 30s \
-      -- gunicorn app:wsgi
+      (uvicorn --fd 3: READY=1 from the app's startup, see docs/integrations/uvicorn.md)
+  warden run --listen tcp://0.0.0.0:8000 --ready http://127.0.0.1:8000/ \\
+      --drain-timeout 30s -- gunicorn app:wsgi
       then `kill -HUP <warden>` or `warden upgrade`: the new release starts on the same
       socket, the old one drains once the new one is ready; a failed start changes nothing
 

@@ -469,8 +469,7 @@ class MemorySentinel:
         if self._publish is not None:
             self._publish(fact)
             return
-        level = logging.WARNING if fact.warning else logging.INFO
-        _log.log(level, "%s %s: %s", fact.kind, fact.name or "", fact.detail or "")
+        _log.log(fact.log_level, "%s %s: %s", fact.kind, fact.name or "", fact.detail or "")
 
 
 async def _awaited(result: object) -> object:

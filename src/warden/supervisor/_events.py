@@ -2,19 +2,31 @@
 
 Each is a kind of the lifecycle's timeline (see ``warden.lifecycle._events``): typed fields
 for observers (metrics count ``ChildExited`` by ``reason.kind``), and four short strings for
-people (the log). Facts that a service manager above warden must hear subclass the lifecycle's
-``Reloading``, ``Reloaded``, ``StatusUpdate`` or ``TimeoutExtended``; the systemd observer
-reports them, and nothing else here speaks to systemd.
+people (the log), with how loud a terminal says them (``for_people``, ``log_level``: the
+program started, was ready, ended and why; upgrades, reloads and memory; warden's own steps
+are DEBUG, in the JSON log only). Facts that a service manager above warden must hear
+subclass the lifecycle's ``Reloading``, ``Reloaded``, ``StatusUpdate`` or
+``TimeoutExtended``; the systemd observer reports them, and nothing else here speaks to
+systemd.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from ..lifecycle import Fact, Reloaded, Reloading, StatusUpdate, TimeoutExtended, signal_name
+from ..lifecycle import (
+    Fact,
+    Reloaded,
+    Reloading,
+    StateChanged,
+    StatusUpdate,
+    TimeoutExtended,
+    signal_name,
+)
 from .process._footprint import OOM_SCORE_ADJ_MIN
-from .process._reason import ExitReason
+from .process._reason import ExitKind, ExitReason
 
 UpgradeOutcome = Literal["ok", "failed", "rolled back"]
 
@@ -24,6 +36,18 @@ def _pid(pid: int) -> str:
 
 
 # -- warden itself ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SupervisorStateChanged(StateChanged):
+    """warden's own lifecycle state under ``warden run`` (kind ``state``, as any lifecycle's).
+
+    It follows the program's: ready once the program passed its gate, stopping while the
+    ladder runs. The program's facts say those moments for people, with its pid and gate, so
+    the state itself is an internal step (DEBUG).
+    """
+
+    for_people: ClassVar[bool] = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,6 +71,7 @@ class ControlListening(Fact):
     """The control socket is open."""
 
     kind: ClassVar[str] = "control"
+    for_people: ClassVar[bool] = False
     path: str
 
     @property
@@ -95,6 +120,7 @@ class OomScoreAdjusted(Fact):
     """warden's own ``oom_score_adj``: lowered as far as allowed; the program keeps the original."""
 
     kind: ClassVar[str] = "oom_score_adj"
+    for_people: ClassVar[bool] = False  # the same on every run of a container: a detail
     original: int
     current: int
 
@@ -202,6 +228,17 @@ class ChildExited(Fact):
     def detail(self) -> str:
         return str(self.reason)
 
+    @property
+    def log_level(self) -> int:
+        """An OOM kill is an error; any other end of the program but ``exited(0)`` a
+        warning. An old release that drained, or a new one an upgrade gave up on, is an
+        internal step: the upgrade's own facts say what became of it."""
+        if self.reason.kind is ExitKind.OOM_KILLED:
+            return logging.ERROR
+        if not self.current:
+            return logging.DEBUG
+        return logging.INFO if self.reason.success else logging.WARNING
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SpawnFailed(Fact):
@@ -225,6 +262,7 @@ class ProgramStatus(StatusUpdate):
     """The program's STATUS= (relayed upward for the current run)."""
 
     kind: ClassVar[str] = "program.status"
+    for_people: ClassVar[bool] = False  # the program's own words: `warden status` shows them
     pid: int
     text: str
 
@@ -270,6 +308,7 @@ class ProgramExtendsTimeout(TimeoutExtended):
     """The program asked for more time (EXTEND_TIMEOUT_USEC=)."""
 
     kind: ClassVar[str] = "program.extend_timeout"
+    for_people: ClassVar[bool] = False
     pid: int
 
     @property
@@ -413,6 +452,10 @@ class EverythingKilled(Fact):
             "of warden"
         )
 
+    @property
+    def warning(self) -> bool:
+        return True  # the graceful stop did not finish: something was cut
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StopEscalated(Fact):
@@ -538,6 +581,7 @@ class ReleasePromoted(Fact):
     """The new release is the program from now on."""
 
     kind: ClassVar[str] = "upgrade.promoted"
+    for_people: ClassVar[bool] = False  # upgrade.finished says it: old pid -> new pid
     new_pid: int
 
     @property
@@ -558,6 +602,7 @@ class ReleaseDraining(Fact):
     """The old release had its stop signal; SIGKILL to its group after ``timeout``."""
 
     kind: ClassVar[str] = "upgrade.draining"
+    for_people: ClassVar[bool] = False
     old_pid: int
     signum: int
     timeout: float
@@ -592,6 +637,10 @@ class DrainTimedOut(Fact):
     @property
     def detail(self) -> str:
         return "drain timeout: SIGKILL"
+
+    @property
+    def warning(self) -> bool:
+        return True  # the old release's unfinished work was cut
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

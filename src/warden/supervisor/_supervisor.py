@@ -50,6 +50,7 @@ from ._events import (
     SpawnFailed,
     StopEscalated,
     SubreaperFailed,
+    SupervisorStateChanged,
     UpgradeRefusedFact,
 )
 from ._options import SupervisorOptions
@@ -61,7 +62,7 @@ from .control._server import ControlServer
 from .process._footprint import OomScoreGuard, release_free_memory
 from .process._ladder import StopLadder
 from .process._reaper import Reaper, become_subreaper
-from .process._reason import ExitReason
+from .process._reason import ExitKind, ExitReason
 from .process._signals import FORWARDED
 from .process._spawn import SpawnError, Terminal
 from .release._launcher import Launcher
@@ -105,7 +106,7 @@ class Supervisor:
     ) -> None:
         self.options = options
         self._clock = clock = clock or Clock()
-        self.lifecycle = Lifecycle(
+        self.lifecycle = _SupervisorLifecycle(
             shutdown_timeout=options.shutdown_timeout,
             on_second_signal=self._second_stop_signal,
         )
@@ -477,6 +478,11 @@ class Supervisor:
                         f" before it was ready (--ready {self.options.ready}); exit code "
                         f"{EXIT_NOT_READY}"
                     )
+                hint = self._sockets.handover_hint()
+                if hint is not None and child.reason.kind is not ExitKind.NOT_READY:
+                    # It ended on its own before its gate passed, next to held sockets: most
+                    # often it bound the port itself and met warden's socket (EADDRINUSE).
+                    self.final_message += f"; {hint}"
                 raise NotReady(self.final_message)
             await self._restart_after(child, decision.attempt, decision.delay)
 
@@ -587,6 +593,12 @@ class Supervisor:
         except UpgradeRefused as exc:
             raise ControlError(str(exc)) from None
         return {"ok": result.ok, "upgrade": result.to_json(self._clock.now(), coalesced=coalesced)}
+
+
+class _SupervisorLifecycle(Lifecycle):
+    """warden's own lifecycle: its states follow the program's, whose facts tell people."""
+
+    _state_fact = SupervisorStateChanged
 
 
 @contextlib.contextmanager
