@@ -89,6 +89,12 @@ class Fact:
         """Whether a person should look (logged at warning level)."""
         return self.outcome in _WARNING_OUTCOMES
 
+    @property
+    def severity(self) -> str:
+        """How loudly the log says it: ``"info"``, ``"warning"`` (see :attr:`warning`) or
+        ``"error"`` (a fact that says something broke, such as an OOM kill ending warden)."""
+        return "warning" if self.warning else "info"
+
     def data(self) -> dict[str, object]:
         """The fields as JSON-ready values (enums by value, nested records as dicts)."""
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}

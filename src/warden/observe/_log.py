@@ -72,8 +72,11 @@ def _to_journal() -> bool:
     return _journal.journal_stream_matches(fd) and Path(_journal.JOURNAL_SOCKET).exists()
 
 
+_LEVELS = {"error": logging.ERROR, "warning": logging.WARNING}
+
+
 def _emit(event: Event) -> None:
-    level = logging.WARNING if event.fact.warning else logging.INFO
+    level = _LEVELS.get(event.fact.severity, logging.INFO)
     _LOG.log(level, "%s", describe(event), extra={"warden_event": event})
 
 
