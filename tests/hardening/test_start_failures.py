@@ -34,10 +34,7 @@ def _assert_said_why(stderr: str, code: int, *words: str) -> None:
     # Out of descriptors before the lifecycle could open its own pipe, warden has no log yet
     # and says it in a plain line; after that, its closing fact says it.
     last = stderr.splitlines()[-1]
-    if not last.startswith("{"):
-        last = last.removeprefix("warden run: ")
-    else:
-        last = closing_reason(stderr)
+    last = closing_reason(stderr) if last.startswith("{") else last.removeprefix("warden run: ")
     assert last.startswith("the program was not started: "), stderr[-2000:]
     for word in words:
         assert word in last
