@@ -27,7 +27,8 @@ def verdict_line(report: Report) -> str:
     if not parts:
         parts.append("no findings")
     text = f"{_VERDICT_GLYPH[report.verdict]} {report.verdict}: {', '.join(parts)}"
-    text += f"; {_count(passed, 'check')} passed"
+    if passed:
+        text += f"; {_count(passed, 'check')} passed"
     return f"{text} ({report.title})" if report.title else text
 
 

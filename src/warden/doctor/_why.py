@@ -22,6 +22,8 @@ import signal
 import time
 from pathlib import Path
 
+from ..memory._cgroup import find_memory_cgroup
+from ..memory._errors import MemoryUnavailableError
 from ..memory._readers import parse_keyed
 from ._kernel_log import KernelLine, OomKill, oom_kills, read_kernel_log
 from ._results import Report, Result, Where, error, ok, warning
@@ -72,66 +74,42 @@ def explain_death(
     pid: int | None = None,
     since: float | None = None,
     kernel: tuple[list[KernelLine], str] | None = None,
+    scope: str | None = None,
     now: float | None = None,
 ) -> Report:
     """Why a process ended with ``status`` (an exit code as a shell shows it, 128 + N for
     signal N), from the kernel's log since ``since`` seconds ago (default: since boot).
 
     ``pid``: the process that died, as the kernel numbers it (warden's log names it); it
-    tells an OOM kill of this process from one of another. ``kernel``: the log and its name
+    tells an OOM kill of this process from one of another. ``scope``: the memory cgroup whose
+    OOM kills count (default: the one this runs in, so a container sees its own and a host
+    all); an OOM kill of ``pid`` counts wherever it was. ``kernel``: the log and its name
     (tests); read from the machine when None.
     """
     now = time.monotonic() if now is None else now
+    results: list[Result] = []
     try:
         lines, source = kernel if kernel is not None else read_kernel_log()
-        readable = True
     except OSError as exc:
-        lines, source, readable = [], str(exc), False
+        results.append(
+            warning("kernel-log", Where("the kernel's log"), str(exc), "run as root, on the host")
+        )
+        lines, source = [], "the kernel's log"
+    scope = _own_scope() if scope is None else scope
     window = [line for line in lines if since is None or line.at >= now - since]
     kills = oom_kills(window)
-    results: list[Result] = []
-    if not readable:
-        results.append(
-            warning(
-                "kernel-log",
-                Where("the kernel's log"),
-                source,
-                "run as root (/dev/kmsg), or on the host",
-            )
-        )
-        source = "the kernel's log"
-    signum = status - 128 if status is not None and 128 < status < 128 + 65 else None
-    ours = [kill for kill in kills if kill.pid == pid] if pid is not None else []
-    others = [kill for kill in kills if kill.pid != pid] if pid is not None else kills
+    ours = [kill for kill in kills if pid is not None and kill.pid == pid]
+    others = [kill for kill in kills if kill.pid != pid and _within(kill, scope)]
     when = "since boot" if since is None else f"in the last {_ago(since)}"
+    signum = status - 128 if status is not None and 128 < status < 128 + 65 else None
     if ours:
         results.append(_oom(ours[-1], source, now, f"pid {pid}"))
-    elif signum == signal.SIGKILL or (status is None and others):
-        results += _sigkill(status, pid, others, source=source, when=when, now=now)
-    elif signum == signal.SIGTERM:
-        results.append(
-            warning(
-                "sigterm-unhandled",
-                Where(source, None, _who(pid)),
-                "exited 143 (128 + SIGTERM): it died of SIGTERM's default action, so it did "
-                "not handle the signal; a program that stops on SIGTERM exits 0 (or its own "
-                "code). Under warden, 143 is the program's own death passed on",
-                "handle SIGTERM in the program (finish the work, exit 0), or give warden "
-                "--stop-signal the signal it handles",
-            )
-        )
-    elif signum is not None:
-        results.append(_signal(signum, source, pid))
-    elif status is not None:
-        results.append(_code(status, source, pid))
+    elif pid is None and others and (status is None or signum == signal.SIGKILL):
+        results.append(_oom(others[-1], source, now, f"pid {others[-1].pid}", guess=status))
     else:
-        results.append(
-            ok(
-                "oom-kill",
-                Where(source, None, _who(pid)),
-                f"no OOM kill in the kernel's log {when}",
-            )
-        )
+        if others:
+            results.append(_child(others[-1], pid, source, now))
+        results.append(_by_status(status, signum, pid, source, when))
     counter = _counter(ours[-1] if ours else (others[-1] if others else None))
     if counter is not None:
         results.append(counter)
@@ -139,66 +117,74 @@ def explain_death(
     return Report.of(results, title=title)
 
 
+def _own_scope() -> str:
+    """The memory cgroup this runs in, as the kernel's log names cgroups ("/" on a host)."""
+    try:
+        own = find_memory_cgroup()
+    except MemoryUnavailableError:
+        return "/"
+    relative = own.path.relative_to(own.mount).as_posix()
+    return "/" if relative == "." else "/" + relative
+
+
+def _within(kill: OomKill, scope: str) -> bool:
+    if scope == "/" or kill.memcg is None:
+        return True
+    return kill.memcg == scope or kill.memcg.startswith(scope.rstrip("/") + "/")
+
+
 def _who(pid: int | None) -> str:
     return f"pid {pid}" if pid is not None else ""
 
 
-def _sigkill(
-    status: int | None,
-    pid: int | None,
-    others: list[OomKill],
-    *,
-    source: str,
-    when: str,
-    now: float,
-) -> list[Result]:
-    if pid is None and others:
-        kill = others[-1]
-        found = _oom(kill, source, now, f"pid {kill.pid}")
-        if status is not None:
-            return [
-                Result(
-                    found.check,
-                    found.status,
-                    found.where,
-                    f"{found.message}; if pid {kill.pid} is the process that exited {status}, "
-                    "it was OOM-killed (give --pid to be sure)",
-                    found.fix,
-                )
-            ]
-        return [found]
-    results: list[Result] = []
-    if others:
-        kill = others[-1]
-        results.append(
-            error(
-                "oom-kill-child",
-                Where(source, None, f"pid {kill.pid}"),
-                f"the kernel OOM-killed pid {kill.pid} ({kill.task}) {_ago(now - kill.at)} ago, "
-                f"not pid {pid}: another process of the container (a worker, a child); "
-                f"Kubernetes may report the container OOMKilled for it (kubernetes #104454, "
-                f"#78973): kernel: {kill.lines[-1]}",
-                "give that process memory of its own (a lower working set, or a limit warden "
-                "watches: --memory-limit), or raise the container's limit",
-            )
+def _by_status(
+    status: int | None, signum: int | None, pid: int | None, source: str, when: str
+) -> Result:
+    where = Where(source, None, _who(pid))
+    if status is None:
+        return ok("oom-kill", where, f"no OOM kill in the kernel's log {when}")
+    if signum == signal.SIGKILL:
+        return error(
+            "sigkill",
+            where,
+            f"exited {status} (128 + SIGKILL) and the kernel's log has no OOM kill of "
+            f"{_who(pid) or 'it'} {when}: killed from outside, not an OOM kill (kill -9, or a "
+            "manager's SIGKILL when its grace period ran out: the kubelet after "
+            "terminationGracePeriodSeconds, systemd after TimeoutStopSec)",
+            "if a manager killed it, give the stop more time (warden doctor on the manifest or "
+            "unit checks the sums); else find who sends kill -9",
         )
-    if status is not None:
-        results.append(
-            error(
-                "sigkill",
-                Where(source, None, _who(pid)),
-                f"exited {status} (128 + SIGKILL) and the kernel's log has no OOM kill of "
-                f"{_who(pid) or 'it'} {when}: killed from outside, not an OOM kill (kill -9, "
-                "or a manager's SIGKILL when its grace period ran out: the kubelet after "
-                "terminationGracePeriodSeconds, systemd after TimeoutStopSec)",
-                "if a manager killed it, give the stop more time (warden doctor on the "
-                "manifest or unit checks the sums); else find who sends kill -9",
-            )
+    if signum == signal.SIGTERM:
+        return warning(
+            "sigterm-unhandled",
+            where,
+            "exited 143 (128 + SIGTERM): it died of SIGTERM's default action, so it did not "
+            "handle the signal; a program that stops on SIGTERM exits 0 (or its own code). "
+            "Under warden, 143 is the program's own death passed on",
+            "handle SIGTERM in the program (finish the work, exit 0), or give warden "
+            "--stop-signal the signal it handles",
         )
-    return results
+    if signum is not None:
+        return _signal(signum, source, pid)
+    return _code(status, source, pid)
 
 
-def _oom(kill: OomKill, source: str, now: float, who: str) -> Result:
+def _child(kill: OomKill, pid: int | None, source: str, now: float) -> Result:
+    """An OOM kill of another process than the one that died (a worker, a child)."""
+    other = f"not pid {pid}: " if pid is not None else ""
+    return error(
+        "oom-kill-child",
+        Where(source, None, f"pid {kill.pid}"),
+        f"the kernel OOM-killed pid {kill.pid} ({kill.task}) {_ago(now - kill.at)} ago, "
+        f"{other}another process of the same cgroup (a worker, a child); Kubernetes may "
+        "report the container as OOMKilled for it whatever the main process did "
+        f"(kubernetes #104454, #78973). kernel: {kill.lines[-1]}",
+        "give that process less to hold, or the container more memory; warden run "
+        "--memory-limit names such kills in its log",
+    )
+
+
+def _oom(kill: OomKill, source: str, now: float, who: str, guess: int | None = None) -> Result:
     memory = ""
     if kill.usage is not None and kill.limit is not None:
         memory = f"; its cgroup used {_mib(kill.usage)} of {_mib(kill.limit)}"
@@ -208,11 +194,17 @@ def _oom(kill: OomKill, source: str, now: float, who: str) -> Result:
         if kill.constraint == "CONSTRAINT_NONE"
         else "its memory cgroup reached its limit"
     )
+    unsure = ""
+    if guess is not None:
+        unsure = (
+            f"; if pid {kill.pid} is the process that exited {guess}, this was its death "
+            "(give --pid to be sure)"
+        )
     return error(
         "oom-kill",
         Where(source, None, who),
-        f"OOM-killed by the kernel {_ago(now - kill.at)} ago: {kill.task} (pid {kill.pid}){where}, "
-        f"resident {_mib(kill.rss)}{memory}; {scope}. kernel: {kill.lines[-1]}",
+        f"OOM-killed by the kernel {_ago(now - kill.at)} ago: {kill.task} (pid {kill.pid})"
+        f"{where}, resident {_mib(kill.rss)}{memory}; {scope}{unsure}. kernel: {kill.lines[-1]}",
         "raise the memory limit or lower the program's working set; warden run "
         "--memory-limit/--memory-warn-signal warns and stops it cleanly before the kernel does",
     )

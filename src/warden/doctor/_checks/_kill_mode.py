@@ -17,9 +17,9 @@ ID = "kill-mode"
 def check(d: Deployment) -> list[Result]:
     if d.platform != "systemd" or d.kill_mode is None:
         return []
-    mode, where = d.kill_mode
-    where = d.at(where.line)
-    shown = f"KillMode={mode}" + (" (the default)" if where.line is None else "")
+    mode, written = d.kill_mode
+    where = d.at(written.line)
+    shown = f"KillMode={mode}" + (" (the default)" if written.line is None else "")
     if mode in ("process", "none"):
         return [
             error(
