@@ -39,6 +39,10 @@ from .process._reason import ExitKind, ExitReason
 
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
+#: An OOM kill frees the victim's memory at once: the sentinel may see it back at ``ok`` a
+#: moment before warden reaps the victim. A fall to ``ok`` this close to an end is its own.
+_SAME_EPISODE = 2.0
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LastExit:
@@ -81,7 +85,8 @@ class ClosingReason:
     def __init__(self, *, stop_timeout: float) -> None:
         self._stop_timeout = stop_timeout
         self._alive: set[int] = set()
-        self._rising: list[tuple[MemoryLevelChanged, float]] = []  # since memory was last ok
+        self._rising: list[tuple[MemoryLevelChanged, float]] = []  # the last rise from ok
+        self._fell_at: float | None = None  # when memory was back to ok after it
         self._memory_stops: dict[int, tuple[MemoryStopSent, float]] = {}
         self._asked_by: str | None = None  # a stop signal's name, or "warden stop"
         self._stopped_by: str | None = None  # a stop that came while the program ran
@@ -101,10 +106,13 @@ class ClosingReason:
             if fact.current:
                 self._last = self._end(fact, event.at)
         elif isinstance(fact, MemoryLevelChanged):
-            if fact.level is Level.OK:
-                self._rising.clear()
-            elif fact.level > fact.previous:
+            if fact.level > fact.previous:
+                if fact.previous is Level.OK:  # a new rise: the last one is over
+                    self._rising = []
                 self._rising.append((fact, event.at))
+                self._fell_at = None
+            elif fact.level is Level.OK:
+                self._fell_at = event.at
         elif isinstance(fact, MemoryStopSent):
             self._memory_stops[fact.pid] = (fact, event.at)
         elif isinstance(fact, SignalReceived):
@@ -126,6 +134,9 @@ class ClosingReason:
         self._asked_by = self._asked_by or by
 
     def _end(self, fact: ChildExited, at: float) -> _End:
+        rising = self._rising
+        if self._fell_at is not None and at - self._fell_at > _SAME_EPISODE:
+            rising = []  # memory was back to ok well before this end: not its story
         warnings = tuple(
             MemoryWarning(
                 level=level.level,
@@ -133,7 +144,7 @@ class ClosingReason:
                 limit=level.limit,
                 before=max(0.0, at - when),
             )
-            for level, when in self._rising
+            for level, when in rising
         )
         stop = self._memory_stops.pop(fact.pid, None)
         memory_stop = None
@@ -180,7 +191,12 @@ class ClosingReason:
                 f"stopped by {self._stopped_while_down} while the program was down (waiting "
                 f"to restart); its last end: {_exit_words(end)}"
             )
-        elif end is not None and end.stopped_by_memory and end.memory_stop is not None:
+        elif (
+            end is not None
+            and end.stopped_by_memory
+            and end.memory_stop is not None
+            and end.fact.reason.kind is not ExitKind.OOM_KILLED
+        ):
             cause = "memory"
             reason = (
                 "stopped by the memory sentinel at critical "
@@ -250,8 +266,10 @@ def _exit_words(end: _End) -> str:
     else:
         text = "oom-killed"
     said = _warnings(end.warnings)
-    if end.memory_stop is not None:
-        said.append(f"stopped at critical ({_mib(end.memory_stop)}), in vain")
+    if end.memory_stop is not None and said:
+        said[-1] += " (the stop signal sent then did not stop it)"
+    elif end.memory_stop is not None:
+        said.append(f"its stop signal at critical ({_mib(end.memory_stop)}) did not stop it")
     return f"{text}; {', '.join(said)}" if said else text
 
 
