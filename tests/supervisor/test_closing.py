@@ -243,3 +243,20 @@ def test_the_final_status_to_systemd_is_the_reason(procs: Processes, manager: Ma
 def test_termination_message_bytes() -> None:
     assert termination_message("é" * 3, limit=5) == "éé".encode()
     assert termination_message("abc") == b"abc"
+
+
+def test_the_deadlines_forced_exit_leaves_its_reason(tmp_path: Path) -> None:
+    """A forced exit (124) publishes nothing (the loop may be blocked), but its hook, run on
+    the guard thread before os._exit, still writes the termination message."""
+    from warden.supervisor import Supervisor, SupervisorOptions
+
+    path = tmp_path / "termination-log"
+    options = SupervisorOptions(command=("true",), termination_log=str(path), control=None)
+    supervisor = Supervisor(options)
+    hooks = supervisor.lifecycle._forced_exit_hooks
+    assert supervisor._forced_exit_reason in hooks
+    supervisor._forced_exit_reason()
+    assert path.read_text() == (
+        "warden's shutdown deadline passed (--stop-timeout 10s + 5s): forced exit 124; its "
+        "report of what was still running is on stderr"
+    )
