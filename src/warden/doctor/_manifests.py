@@ -143,8 +143,12 @@ class Manifests:
 def read_manifest(file: str, text: str, into: Manifests) -> int:
     """Add the objects of ``text`` (the file ``file``) to ``into``; returns how many
     Kubernetes objects it held. Raises :class:`InputError` for YAML it cannot read."""
-    import yaml  # type: ignore[import-untyped]
-
+    try:
+        import yaml  # type: ignore[import-untyped]
+    except ImportError:
+        raise InputError(
+            file, "reading YAML needs PyYAML, which is not installed: pip install 'warden[yaml]'"
+        ) from None
     count = 0
     try:
         for document, lines in safe_load_all_located(text):

@@ -29,6 +29,7 @@ from ._events import (
     ChildExited,
     ChildStarted,
     EverythingKilled,
+    ExitCause,
     MemoryAtExit,
     MemoryStopSent,
     MemoryWarning,
@@ -172,51 +173,39 @@ class ClosingReason:
         """The closing fact for ``exit_code``; ``message``: warden's own words, if warden
         decided (the give-up line, an exec failure, a socket it could not bind)."""
         end = self._last
-        fields: dict[str, object] = {}
-        if end is not None:
-            fields = {
-                "last_exit": end.fact.reason,
-                "memory": end.fact.memory,
-                "warnings": end.warnings,
-                "memory_stop": end.memory_stop,
-            }
-        stopped_by = self._stopped_by or self._stopped_while_down
+        cause, reason = self._why(end, message)
+        return WardenExiting(
+            exit_code=exit_code,
+            cause=cause,
+            reason=reason,
+            stopped_by=self._stopped_by or self._stopped_while_down,
+            last_exit=None if end is None else end.fact.reason,
+            memory=None if end is None else end.fact.memory,
+            warnings=() if end is None else end.warnings,
+            memory_stop=None if end is None else end.memory_stop,
+            message=message,
+        )
+
+    def _why(self, end: _End | None, message: str | None) -> tuple[ExitCause, str]:
+        """What caused the exit, and the words for it."""
         if message:
-            cause, reason = "warden", message
-        elif self._stopped_by is not None:
-            cause, reason = "stop", self._stopped(self._stopped_by, end)
-        elif end is not None and self._stopped_while_down is not None:
-            cause = "stop"
-            reason = (
+            return "warden", message
+        if self._stopped_by is not None:
+            return "stop", self._stopped(self._stopped_by, end)
+        if end is None:
+            return "none", "the program did not run"
+        if self._stopped_while_down is not None:
+            return "stop", (
                 f"stopped by {self._stopped_while_down} while the program was down (waiting "
                 f"to restart); its last end: {_exit_words(end)}"
             )
-        elif (
-            end is not None
-            and end.stopped_by_memory
-            and end.memory_stop is not None
-            and end.fact.reason.kind is not ExitKind.OOM_KILLED
-        ):
-            cause = "memory"
-            reason = (
-                "stopped by the memory sentinel at critical "
-                f"({_mib(end.memory_stop)}), before the OOM killer; "
-                f"{_the_program(end)}"
+        oom = end.fact.reason.kind is ExitKind.OOM_KILLED
+        if end.stopped_by_memory and end.memory_stop is not None and not oom:
+            return "memory", (
+                f"stopped by the memory sentinel at critical ({_mib(end.memory_stop)}), "
+                f"before the OOM killer; {_the_program(end)}"
             )
-        elif end is not None:
-            cause, reason = "program", _the_program(end)
-        elif stopped_by is not None:
-            cause, reason = "stop", f"stopped by {stopped_by} before the program started"
-        else:
-            cause, reason = "none", "the program did not run"
-        return WardenExiting(
-            exit_code=exit_code,
-            cause=cause,  # type: ignore[arg-type]  # one of ExitCause, chosen above
-            reason=reason,
-            stopped_by=stopped_by,
-            message=message,
-            **fields,  # type: ignore[arg-type]
-        )
+        return "program", _the_program(end)
 
     def _stopped(self, who: str, end: _End | None) -> str:
         if end is None:
