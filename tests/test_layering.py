@@ -36,7 +36,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "memory": ("lifecycle",),
     "integrations": ("lifecycle", "systemd", "observe"),
     "supervisor": ("lifecycle", "systemd", "observe", "config", "memory"),
-    "cli": ("supervisor", "observe"),
+    "doctor": ("supervisor", "memory"),
+    "cli": ("supervisor", "observe", "doctor"),
 }
 
 

@@ -100,8 +100,10 @@ def test_a_program_that_binds_the_held_port_itself_is_told_to_take_fd_3(
     assert "Address already in use" in proc.stderr
     held = next(json.loads(line) for line in proc.err if '"event": "socket"' in line)
     address = held["name"].partition("=")[2].removesuffix(" (fd 3)")
-    assert proc.stderr.splitlines()[-1] == (
-        "warden run: the program exited(1); "
+    closing = json.loads(proc.stderr.splitlines()[-1])  # warden's last word: why it exits
+    assert closing["kind"] == "exit"
+    assert closing["data"]["reason"] == (
+        "the program exited(1); "
         f"warden holds {address} and hands it to the program as fd 3 (LISTEN_FDS); the "
         "program must take it (uvicorn --fd 3, hypercorn --bind fd://3, gunicorn as is) "
         "instead of binding the port itself"
@@ -116,4 +118,5 @@ def test_a_program_that_fails_without_held_sockets_gets_no_socket_hint(
         env={"XDG_RUNTIME_DIR": str(tmp_path)},
     )
     assert proc.wait() == 1
-    assert proc.stderr.splitlines()[-1] == "warden run: the program exited(1)"
+    closing = json.loads(proc.stderr.splitlines()[-1])
+    assert closing["data"]["reason"] == "the program exited(1)"

@@ -121,8 +121,10 @@ def test_a_failing_program_takes_a_handful_of_lines(procs: Processes) -> None:
     assert "hi" in run.seen
     _check_handful(lines)
     assert any("started: sh -c echo hi; exit 3" in line for line in lines), lines
-    exited = [line for line in lines if line.endswith("exited(3)")]
+    exited = [line for line in lines if "child pid" in line and line.endswith("exited(3)")]
     assert len(exited) == 1 and " warning: " in exited[0], lines  # non-zero: a warning
+    # The closing line says why warden exits, last, as a warning too.
+    assert lines[-1].endswith("warning: exit 3: the program exited(3)"), lines
 
 
 def test_a_start_and_a_sigterm_stop_take_a_handful_of_lines(procs: Processes) -> None:

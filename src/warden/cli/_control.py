@@ -289,13 +289,27 @@ def _render_status(reply: dict[str, object]) -> str:
         if isinstance(command, list) and command:
             rows.append(("command", shlex.join(str(arg) for arg in command)))
         if program.get("last_exit"):
-            rows.append(("last exit", str(program["last_exit"])))
+            rows.append(("last exit", _last_exit(program)))
     if "upgrade" in status:
         rows.append(("upgrades", _upgrades(_dict(status.get("upgrade")))))
     sockets = status.get("sockets")
     if isinstance(sockets, list):
         rows += [("sockets" if i == 0 else "", str(s)) for i, s in enumerate(sockets)]
     return "".join(f"{label:<9} {text}\n" for label, text in rows)
+
+
+def _last_exit(program: dict[str, object]) -> str:
+    """``oom-killed: working set 61 of 64 MiB; warned at 80 % 2.1 s before (exit 137, 12s
+    ago)``: the words warden composed, else the bare reason."""
+    text = str(program.get("last_exit_reason") or program["last_exit"])
+    notes = []
+    code = _number(program.get("last_exit_code"))
+    if code is not None:
+        notes.append(f"exit {code:g}")
+    ago = _number(program.get("last_exit_ago"))
+    if ago is not None:
+        notes.append(f"{_seconds(ago)} ago")
+    return f"{text} ({', '.join(notes)})" if notes else text
 
 
 _RESULTS = ("ok", "failed", "rolled back")

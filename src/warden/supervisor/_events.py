@@ -25,6 +25,7 @@ from ..lifecycle import (
     TimeoutExtended,
     signal_name,
 )
+from ..memory._levels import Level
 from .process._footprint import OOM_SCORE_ADJ_MIN
 from .process._reason import ExitKind, ExitReason
 
@@ -206,15 +207,31 @@ class ChildNotReady(Fact):
         return f"not ready: {self.reason}"
 
 
+@dataclass(frozen=True, slots=True)
+class MemoryAtExit:
+    """The program's memory when a run ended, where warden watched it.
+
+    Attributes:
+        working_set: the highest working set of the memory sentinel's last samples (an OOM
+            kill frees the victim's memory before warden reaps it, so the last sample alone
+            would say too little); ``None`` without the sentinel.
+        limit: the effective limit in bytes.
+    """
+
+    working_set: int | None
+    limit: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChildExited(Fact):
-    """A run of the program ended, with the precise reason."""
+    """A run of the program ended, with the precise reason (and its memory, where known)."""
 
     kind: ClassVar[str] = "child.exited"
     pid: int
     reason: ExitReason
     uptime: float
     current: bool  # the program's current run (not an old release draining, not a candidate)
+    memory: MemoryAtExit | None = None
 
     @property
     def name(self) -> str:
@@ -342,6 +359,43 @@ class WatchdogExpired(Fact):
     def detail(self) -> str:
         why = "WATCHDOG=trigger" if self.triggered else f"no WATCHDOG=1 within {self.interval:g}s"
         return f"{why}: SIGABRT now, SIGKILL to its group in {self.kill_after:g}s"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryStopSent(Fact):
+    """The memory sentinel reached ``critical``: the program got its stop signal, to exit
+    cleanly before the kernel's OOM killer takes it."""
+
+    kind: ClassVar[str] = "memory.stop"
+    pid: int
+    signum: int
+    working_set: int
+    limit: int
+
+    @property
+    def name(self) -> str:
+        return _pid(self.pid)
+
+    @property
+    def outcome(self) -> str:
+        return "warning"
+
+    @property
+    def detail(self) -> str:
+        return (
+            f"{signal_name(self.signum)} at critical (working set "
+            f"{mib_of(self.working_set, self.limit)}): to exit cleanly before the OOM killer"
+        )
+
+
+def mib_of(part: int, whole: int) -> str:
+    """``51 of 64 MiB``: whole MiB from 10 MiB up, a decimal below."""
+
+    def mib(value: int) -> str:
+        number = value / 2**20
+        return f"{number:.0f}" if abs(number) >= 10 else f"{number:.1f}"
+
+    return f"{mib(part)} of {mib(whole)} MiB"
 
 
 # -- the restart policy -------------------------------------------------------------------
@@ -732,3 +786,107 @@ class ConfigWatchFailed(Fact):
 
 
 _HUP_ACTIONS = {"forward": "SIGHUP to the program", "upgrade": "a zero-downtime upgrade"}
+
+
+# -- the end ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryWarning:
+    """A level the memory sentinel entered on the way up, before the end.
+
+    Attributes:
+        level: ``warn``, ``high`` or ``critical``.
+        working_set: bytes when it was entered.
+        limit: the effective limit then.
+        before: seconds between entering it and the end.
+    """
+
+    level: Level
+    working_set: int
+    limit: int
+    before: float
+
+
+ExitCause = Literal["program", "stop", "memory", "warden", "none"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WardenExiting(StatusUpdate):
+    """Why ``warden run`` exits: published once, last, when it has decided.
+
+    The log's closing line (info for a clean stop, warning for a non-zero exit, error for an
+    OOM kill), the final STATUS= to a systemd above, and the termination message Kubernetes
+    shows in ``kubectl describe pod`` all say :attr:`reason`.
+
+    Attributes:
+        exit_code: what warden exits with.
+        cause: ``program`` (it ended on its own), ``stop`` (a stop signal or ``warden
+            stop``), ``memory`` (the sentinel stopped it at critical), ``warden`` (warden's
+            own decision: gave up, not ready, cannot start), ``none`` (no program ran).
+        reason: why, in plain words: "oom-killed: working set 511 of 512 MiB; warned at
+            80 % 41 s before", "stopped by SIGTERM; the program exited(0)".
+        stopped_by: the signal name or request that began the stop, if one did.
+        last_exit: the program's last end, if it ran.
+        memory: its memory at that end, where watched.
+        warnings: the memory levels entered on the way to that end.
+        memory_stop: the working set and limit when the sentinel sent the stop signal.
+        message: warden's own words when warden decided (the give-up line, an exec failure).
+    """
+
+    kind: ClassVar[str] = "exit"
+    exit_code: int
+    cause: ExitCause
+    reason: str
+    stopped_by: str | None = None
+    last_exit: ExitReason | None = None
+    memory: MemoryAtExit | None = None
+    warnings: tuple[MemoryWarning, ...] = ()
+    memory_stop: MemoryAtExit | None = None
+    message: str | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.exit_code)
+
+    @property
+    def detail(self) -> str:
+        return self.reason
+
+    @property
+    def status(self) -> str:
+        return " ".join(self.reason.split())  # STATUS= is one line
+
+    @property
+    def warning(self) -> bool:
+        return self.exit_code != 0
+
+    @property
+    def log_level(self) -> int:
+        """warden's last line: INFO for a clean stop, WARNING for a non-zero exit, ERROR when
+        the program was OOM-killed."""
+        if self.exit_code == 0:
+            return logging.INFO
+        oom = self.last_exit is not None and self.last_exit.kind is ExitKind.OOM_KILLED
+        return logging.ERROR if oom else logging.WARNING
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TerminationLogFailed(Fact):
+    """The reason could not be written to the termination message file."""
+
+    kind: ClassVar[str] = "termination_log"
+    path: str
+    error: str
+
+    @property
+    def name(self) -> str:
+        return self.path
+
+    @property
+    def outcome(self) -> str:
+        return "failed"
+
+    @property
+    def detail(self) -> str:
+        return f"{self.error}; the reason is in this log only"

@@ -376,6 +376,15 @@ class SupervisorOptions:
         metavar="PATH",
         help="write warden's pid there (atomically); removed at exit",
     )
+    termination_log: str | None = option(
+        "--termination-log",
+        default=None,
+        convert=optional(path),
+        metavar="PATH",
+        help="write why warden exits there at exit (at most 4096 bytes), as `kubectl "
+        "describe pod` shows it (default: /dev/termination-log when it exists and is "
+        "writable, as in a Kubernetes container)",
+    )
 
     def __post_init__(self) -> None:
         if not self.command or not self.command[0]:

@@ -35,11 +35,12 @@ import signal
 from collections.abc import Callable, Iterator, Mapping
 
 from .._exceptions import ConfigurationError, ControlError, NotReady, UpgradeRefused
-from .._exitcodes import EXIT_FAILURE, EXIT_NOT_READY
+from .._exitcodes import EXIT_DEADLINE, EXIT_FAILURE, EXIT_NOT_READY
 from ..lifecycle import Clock, ComponentStarted, Fact, Lifecycle, Outcome, State
 from ..memory._errors import MemoryCgroupError
 from ..observe import notify_systemd
 from ..systemd import Notifier
+from ._closing import ClosingReason
 from ._events import (
     ControlListening,
     ControlUnavailable,
@@ -51,13 +52,15 @@ from ._events import (
     StopEscalated,
     SubreaperFailed,
     SupervisorStateChanged,
+    TerminationLogFailed,
     UpgradeRefusedFact,
 )
-from ._options import SupervisorOptions
+from ._options import KILL_MARGIN, SupervisorOptions
 from ._pidfile import PidFile
 from ._reload_on_change import ReloadOnChange
 from ._status import Status, snapshot
 from ._tally import Tally
+from ._termination_log import TerminationLogError, write_termination_message
 from .control._server import ControlServer
 from .process._footprint import OomScoreGuard, release_free_memory
 from .process._ladder import StopLadder
@@ -177,6 +180,9 @@ class Supervisor:
         self._started = False  # the child component's start ran (the ladder has work)
         self._control: ControlServer | None = None
         self._pid_file = None if options.pid_file is None else PidFile(options.pid_file)
+        #: Why warden exits, composed from the timeline; said once at the end.
+        self.closing = ClosingReason(stop_timeout=options.stop_timeout)
+        self.lifecycle.timeline.subscribe(self.closing.observe)
         self._reload_on_change = None
         if options.reload_on_change:  # the same action as a SIGHUP to warden, one code path
             self._reload_on_change = ReloadOnChange(
@@ -190,6 +196,7 @@ class Supervisor:
         # A forced exit (deadline, second signal) leaves nothing running: the guard thread
         # calls this before os._exit, whatever the loop is doing.
         self.lifecycle.on_forced_exit(self._kill_everything)
+        self.lifecycle.on_forced_exit(self._forced_exit_reason)
         upward = Notifier.from_environment()  # a systemd above warden, if any
         if upward is not None:
             notify_systemd(self.lifecycle, upward)
@@ -232,6 +239,7 @@ class Supervisor:
             except ConfigurationError as exc:
                 self.final_message = str(exc)
                 self.exit_code = EXIT_FAILURE
+                self._say_why()
                 return self.exit_code
             metrics = health.health.metrics
             if metrics is not None:
@@ -247,7 +255,32 @@ class Supervisor:
             # No decision of ours (the program never started, or a failure of the lifecycle):
             # the lifecycle's own code stands.
             self.exit_code = code
+        self._say_why()
         return self.exit_code
+
+    def _say_why(self) -> None:
+        """Publish why warden exits, once, last: the closing line of the log, the final
+        STATUS= upward (the systemd observer), and the termination message file."""
+        assert self.exit_code is not None
+        closing = self.closing.decide(self.exit_code, self.final_message)
+        try:
+            write_termination_message(closing.reason, self.options.termination_log)
+        except TerminationLogError as exc:
+            self.publish(
+                TerminationLogFailed(path=str(self.options.termination_log), error=str(exc))
+            )
+        self.publish(closing)
+
+    def _forced_exit_reason(self) -> None:
+        """On the guard thread, before a forced exit (124): the termination message, at
+        least; the loop may be blocked, so nothing is published."""
+        with contextlib.suppress(OSError):
+            write_termination_message(
+                f"warden's shutdown deadline passed (--stop-timeout "
+                f"{self.options.stop_timeout:g}s + {KILL_MARGIN:g}s): forced exit "
+                f"{EXIT_DEADLINE}; its report of what was still running is on stderr",
+                self.options.termination_log,
+            )
 
     def _start_failure(self) -> str | None:
         """The line for a component whose start failed without a word of its own (the
@@ -580,6 +613,7 @@ class Supervisor:
         if command == "status":
             return {"status": self.status().to_json()}
         if command == "stop":
+            self.closing.stop_asked("warden stop")
             self.lifecycle.request_stop("warden stop")
             return {"stop": {"pid": os.getpid()}}
         if command == "reload" and self.options.hup_action == "forward":

@@ -299,6 +299,7 @@ class Launcher:
                 reason=reason,
                 uptime=now - child.started_at,
                 current=self._runs.is_current(child),
+                memory=self._memory.at_exit(child),
             )
         )
 

@@ -38,7 +38,7 @@ from ...memory._child_cgroup import ChildCgroup
 from ...memory._errors import MemoryCgroupError, MemoryUnavailableError
 from ...memory._events import MemoryRecycle, MemoryWatchDegraded, OomKillSurvived
 from ...memory._levels import Level
-from .._events import ChildReady
+from .._events import ChildReady, MemoryAtExit, MemoryStopSent
 from .._options import SupervisorOptions
 from ..process._reason import ExitKind, ExitReason
 from ._run import RunningChild
@@ -180,6 +180,29 @@ class ProgramMemory:
             self._became_ready.add(fact.pid)
             self._loop.call_soon(self._check)
 
+    def at_exit(self, run: RunningChild) -> MemoryAtExit | None:
+        """The memory at ``run``'s end: the highest working set of the sentinel's samples
+        since it started (the last seconds), and the limit; without the sentinel, the limit."""
+        sentinel = self._sentinel
+        if sentinel is not None:
+            samples = [s for s in sentinel.timeline() if s.at >= run.started_at]
+            if samples:
+                peak = max(samples, key=lambda sample: sample.working_set)
+                return MemoryAtExit(working_set=peak.working_set, limit=peak.limit)
+        if self._cgroup is None:
+            return None
+        from ...memory._readers import UNLIMITED, V1Reader, V2Reader
+
+        cgroup = self._cgroup
+        reader = V1Reader(cgroup) if cgroup.version == 1 else V2Reader(cgroup)
+        try:
+            limit = reader.cgroup_limit()
+        except (OSError, ValueError):
+            return None
+        finally:
+            reader.close()
+        return None if limit >= UNLIMITED else MemoryAtExit(working_set=None, limit=limit)
+
     def attribute(self, run: RunningChild, reason: ExitReason) -> ExitReason:
         """``reason`` made precise: ``oom-killed``, or a SIGKILL that was not one."""
         self._runs.pop(run.pid, None)
@@ -239,7 +262,16 @@ class ProgramMemory:
         run = min(runs, key=lambda r: r.started_at) if runs else self._current()
         if run is not None and run.running:
             # Its stop signal now: a clean exit (buffers flushed) before the kernel's SIGKILL.
-            run.send(self._options.stop_signal, group=self._options.group)
+            signum = self._options.stop_signal
+            self._publish(
+                MemoryStopSent(
+                    pid=run.pid,
+                    signum=signum,
+                    working_set=status.working_set,
+                    limit=status.limit,
+                )
+            )
+            run.send(signum, group=self._options.group)
 
     def _maybe_recycle(self, status: MemoryStatus) -> None:
         at = self._options.recycle_at
