@@ -13,6 +13,7 @@ import sys
 
 from .._exitcodes import EXIT_OK, EXIT_USAGE
 from .._version import __version__
+from ._stderr import say
 
 __all__ = ["main"]
 
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``warden`` console script; returns the process exit code."""
     args = sys.argv[1:] if argv is None else list(argv)
     if not args:
-        sys.stderr.write(_usage())
+        say(_usage())
         return EXIT_USAGE
     name, rest = args[0], args[1:]
     if name in ("-h", "--help", "help"):
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     entry = _COMMANDS.get(name)
     if entry is None:
         known = ", ".join(_COMMANDS)
-        sys.stderr.write(
+        say(
             f"warden: error: {name!r} is not a warden command; use one of: {known} "
             "(warden --help)\n"
         )

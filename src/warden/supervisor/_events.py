@@ -785,6 +785,29 @@ class ConfigWatchFailed(Fact):
         return f"{self.error}; changes are no longer seen (SIGHUP still reloads)"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigChangeRefused(Fact):
+    """``--reload-on-change``: ``path`` changed, but another user could have made the change
+    (``reason``: the file or a symlink on its way is theirs, or a directory they may write);
+    warden does not act on it."""
+
+    kind: ClassVar[str] = "config.change_refused"
+    path: str
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return self.path
+
+    @property
+    def outcome(self) -> str:
+        return "refused"
+
+    @property
+    def detail(self) -> str:
+        return f"changed, but {self.reason}, so another user may have changed it: no reload"
+
+
 _HUP_ACTIONS = {"forward": "SIGHUP to the program", "upgrade": "a zero-downtime upgrade"}
 
 
