@@ -47,6 +47,7 @@ def run_demo(
     """``warden demo ARGS`` with its temporary files in ``scratch`` (empty), as ``user`` if
     given (the system Python, warden from the source tree); checks nothing is left after."""
     before = _memory_cgroup_dirs()
+    runtime = set(Path("/tmp").glob("warden-demo-run-*"))  # where a long TMPDIR sends sockets
     env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
     env.update(TMPDIR=str(scratch), PYTHONIOENCODING="utf-8")
     prefix: list[str] = []
@@ -65,6 +66,7 @@ def run_demo(
     # Its directories are removed and its warden's memory cgroup is gone.
     assert list(scratch.iterdir()) == [], list(scratch.iterdir())
     assert _memory_cgroup_dirs() <= before
+    assert set(Path("/tmp").glob("warden-demo-run-*")) <= runtime
     return done
 
 

@@ -22,7 +22,8 @@ traffic throughout; every figure is measured.
 """
 
 _EPILOG = """\
-exit codes: 0 every promise that ran held; 1 one broke; 2 bad usage.
+exit codes: 0 every promise that ran held; 1 one broke; 2 bad usage; 130/143 interrupted
+(SIGINT/SIGTERM: warden and its service are stopped and the directory removed first).
 A step this machine cannot run (no memory cgroup) says why and is shown as not run.
 """
 

@@ -272,6 +272,9 @@ class Level:
         return f"{self.level} ({used}, {ttl} to the limit)"
 
 
+_ORDER = {"ok": 0, "warn": 1, "high": 2, "critical": 3}
+
+
 @dataclass(frozen=True)
 class Leaked:
     limit: int
@@ -319,8 +322,11 @@ def judge_memory(m: Leaked) -> StepReport:
         _failed(m.figures),
     )
     if first_warning is not None and graceful:
+        # Recycled where the recycle began (--recycle-at warn); stopped at the highest level.
+        highest = max(m.levels, key=lambda lv: _ORDER.get(lv.level, 0))
+        at = first_warning if m.recycled else highest
         done = "recycled" if m.recycled else "stopped gracefully"
-        summary = f"{done} at {first_warning.describe()}; "
+        summary = f"{done} at {at.describe()}; "
         summary += f"oom_kill +{(m.oom_after or 0) - (m.oom_before or 0)}; {m.lost} writes lost"
     else:
         summary = f"the leak was not caught: {m.ended or m.error or 'no end seen'}"

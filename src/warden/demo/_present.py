@@ -26,6 +26,7 @@ _NAME_WIDTH = 15
 _GLYPHS: dict[Verdict, str] = {"held": "✓", "broken": "✗", "not run": "-"}
 _PLAIN_GLYPHS: dict[Verdict, str] = {"held": "+", "broken": "x", "not run": "-"}
 _COLOURS: dict[Verdict, str] = {"held": "32", "broken": "31", "not run": "33"}
+_ASCII = str.maketrans({"→": "->", "·": "-", "…": "...", "—": "--"})
 
 
 class Style:
@@ -34,9 +35,17 @@ class Style:
     def __init__(self, stream: TextIO) -> None:
         tty = stream.isatty()
         self.colour = tty and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
-        encoding = (getattr(stream, "encoding", None) or "ascii").lower()
-        self.unicode = encoding.replace("-", "") in ("utf8", "utf16", "utf32")
+        self.encoding = getattr(stream, "encoding", None) or "ascii"
+        self.unicode = self.encoding.lower().replace("-", "") in ("utf8", "utf16", "utf32")
         self.live = tty
+
+    def fit(self, text: str) -> str:
+        """``text`` as the stream can write it: arrows and dots in ASCII where it is not
+        UTF-8, and anything else it cannot encode as ``?`` (never an encoding error)."""
+        if self.unicode:
+            return text
+        ascii_text = text.translate(_ASCII)
+        return ascii_text.encode(self.encoding, "replace").decode(self.encoding)
 
     def glyph(self, verdict: Verdict) -> str:
         """The glyph and the word, so a verdict reads without colour (and without UTF-8)."""
@@ -88,7 +97,7 @@ class Live:
     def open(self, title: str) -> None:
         if self.stream is None or self.style is None:
             return
-        self.stream.write(self.style.bold(title) + "\n\n")
+        self.stream.write(self.style.fit(self.style.bold(title)) + "\n\n")
         self.stream.flush()
         if self.style.live:
             self._thread = threading.Thread(target=self._redraw, name="demo-live", daemon=True)
@@ -119,7 +128,7 @@ class Live:
         with self._lock:
             self._name = ""
             self._clear()
-            self.stream.write(step_line(self.style, report) + "\n")
+            self.stream.write(self.style.fit(step_line(self.style, report)) + "\n")
             self.stream.flush()
 
     def _clear(self) -> None:
@@ -146,7 +155,8 @@ class Live:
                 room = width - len(line) - len(counts) - 5
                 if room < 0:
                     line = line[: max(0, len(line) + room - 1)] + "…"
-                self.stream.write(f"\r\x1b[2K{line}  {self.style.dim('· ' + counts)}")
+                text = f"\r\x1b[2K{line}  {self.style.dim('· ' + counts)}"
+                self.stream.write(self.style.fit(text))
                 self.stream.flush()
 
 
@@ -179,7 +189,7 @@ def summary(report: Report, style: Style) -> str:
         if report.logs
         else style.dim("logs removed with the demo's directory (--keep DIR keeps them)")
     )
-    return "\n".join(lines) + "\n"
+    return style.fit("\n".join(lines) + "\n")
 
 
 def _headline(report: Report, style: Style) -> str:

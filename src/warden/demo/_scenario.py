@@ -110,6 +110,12 @@ class Stage:
             f"{self.upgrade_confirm:g}s",
             "--stop-timeout",
             "10s",
+            # A release that ends on its own (stopped at "critical" where no recycle could
+            # start) is started again; the held socket keeps its connections meanwhile.
+            "--restart",
+            "always",
+            "--backoff-initial",
+            "0.2s",
             "--control",
             str(self.runtime / "control.sock"),
         ]

@@ -136,13 +136,12 @@ class WardenRun:
         args.append("--json")
         if command in ("upgrade", "reload"):
             args += ["--timeout", f"{timeout:g}s"]
-        done = subprocess.run(
-            args,
-            capture_output=True,
-            env=self.env,
-            timeout=timeout + 10,
-            check=False,
-        )
+        try:
+            done = subprocess.run(
+                args, capture_output=True, env=self.env, timeout=timeout + 10, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return 124, {"error": f"warden {command} did not answer within {timeout + 10:g}s"}
         try:
             reply = json.loads(done.stdout)
         except ValueError:
