@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -61,3 +62,21 @@ def test_help_names_the_demo_and_its_exit_codes() -> None:
         [sys.executable, "-m", "warden", "--help"], capture_output=True, text=True, check=False
     )
     assert "  demo " in listed.stdout
+
+
+def test_the_demo_itself_loads_no_event_loop_and_no_supervisor() -> None:
+    """The demo drives ``warden run`` as a process: its own process imports the root
+    leaves and the memory library (to ask the kernel), not the lifecycle or asyncio; the
+    bundled service, a process of its own, is what is built on the library."""
+    code = (
+        "import json, sys, warden.demo._main, warden.demo._cgroup as c; "
+        "c.why_no_memory_cgroup(); "
+        "print(json.dumps([m for m in sys.modules if m == 'asyncio' or m.startswith('warden.')]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True
+    )
+    loaded = json.loads(done.stdout)
+    assert "asyncio" not in loaded
+    layers = {name.split(".")[1] for name in loaded}
+    assert layers <= {"demo", "memory", "_exceptions", "_version", "_durations"}, layers

@@ -24,8 +24,8 @@ from typing import Protocol
 from . import _judge as judge
 from ._cgroup import oom_kills, program_cgroup
 from ._clients import Figures, Request, Traffic, acknowledged, figures, probe
+from ._release import FAULT_500
 from ._report import StepReport, not_run
-from ._service import FAULT_500
 from ._warden import Fact, Match, WardenRun, clean_environment, kind
 from ._workspace import Workspace
 
@@ -123,7 +123,8 @@ class Stage:
             argv += ["--reload-on-change", str(self.space.config)]
         if self.memory is None:
             argv += ["--memory-limit", f"{MEMORY_LIMIT // 2**20}M", "--recycle-at", "warn"]
-        return [*argv, "--", sys.executable, "-m", "warden.demo._service", str(self.space.root)]
+        service = [sys.executable, "-m", "warden.demo._service", str(self.space.root)]
+        return [*argv, "--", *service]
 
     def gone(self) -> str | None:
         """Why the steps cannot go on: the service never served, or warden has exited."""

@@ -45,8 +45,7 @@ from warden.config import ConfigStore
 from warden.lifecycle import Event, Fact, Lifecycle
 from warden.systemd import listen_fds
 
-#: The fault of the broken release: it passes its first readiness check, then answers 500.
-FAULT_500 = "500-after-ready"
+from ._release import FAULT_500, Release
 
 FLUSH_EVERY = 0.05  # seconds between appends of acknowledged writes to the file
 LEAK_TICK = 0.01  # seconds between allocations once leaking
@@ -66,19 +65,6 @@ class Settings:
     def __post_init__(self) -> None:
         if not self.greeting.strip():
             raise ValueError("greeting is empty; give a word such as 'hello'")
-
-
-@dataclass(frozen=True)
-class Release:
-    """What ``current`` pointed at when this process started."""
-
-    number: int
-    fault: str | None = None
-
-    @classmethod
-    def read(cls, root: Path) -> Release:
-        data = json.loads((root / "current" / "release.json").read_text())
-        return cls(number=int(data["release"]), fault=data.get("fault"))
 
 
 # -- its own facts, on its lifecycle's timeline ------------------------------------------------
@@ -411,7 +397,7 @@ def _address(sock: socket.socket) -> str:
 
 def build(root: Path, out: TextIO) -> Lifecycle:
     """The service: four components wired into one lifecycle, its facts on ``out``."""
-    release = Release.read(root)
+    release = Release.read(root / "current")
     lifecycle = Lifecycle(shutdown_timeout=20)
     lifecycle.timeline.subscribe(FactLog(out, release))
     store = ConfigStore(root / "config" / "app.json", schema=Settings)

@@ -15,13 +15,13 @@ the end)::
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import time
 from pathlib import Path
 
 from .._exceptions import ConfigurationError
+from ._release import Release
 
 CONFIG_NAME = "app.json"
 
@@ -73,8 +73,7 @@ class Workspace:
         directory = self.releases / str(number)
         if not directory.exists():
             directory.mkdir()
-            text = json.dumps({"release": number, "fault": fault}) + "\n"
-            (directory / "release.json").write_text(text)
+            Release(number, fault).write(directory)
         _swap_symlink(self.current, Path("releases") / str(number))
 
     # -- the config volume -----------------------------------------------------------------
