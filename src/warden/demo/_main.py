@@ -16,7 +16,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -53,25 +53,26 @@ def run_demo(
         return EXIT_USAGE
     live = Live(progress_stream(json_output))
     runtime = Path(tempfile.mkdtemp(prefix="warden-demo-run-", dir=_short_temp()))
-    port, health_port = _free_ports(2)
-    stage = Stage(
-        space=space,
-        runtime=runtime,
-        port=port,
-        health_port=health_port,
-        upgrade_confirm=upgrade_confirm,
-        progress=live,
-        memory=why_no_memory_cgroup(),
-        watch=watchfiles_installed(),
-    )
+    stage: Stage | None = None
     reports: list[StepReport] = []
-    live.open(
-        f"warden demo: a real warden run of a bundled service on 127.0.0.1:{stage.port}, "
-        f"{len(PROMISES)} promises under real traffic"
-    )
     interrupted: int | None = None
     try:
         with _sigterm_as_exit():
+            port, health_port = _free_ports(2)
+            stage = Stage(
+                space=space,
+                runtime=runtime,
+                port=port,
+                health_port=health_port,
+                upgrade_confirm=upgrade_confirm,
+                progress=live,
+                memory=why_no_memory_cgroup(),
+                watch=watchfiles_installed(),
+            )
+            live.open(
+                f"warden demo: a real warden run of a bundled service on 127.0.0.1:{port}, "
+                f"{len(PROMISES)} promises under real traffic"
+            )
             for name, step in steps():
                 reports.append(_run_step(stage, name, step))
                 live.end(reports[-1])
@@ -81,13 +82,15 @@ def run_demo(
         interrupted = exc.code if isinstance(exc.code, int) else 128 + signal.SIGTERM
     finally:
         live.close()
-        _tear_down(stage)
-    if interrupted is not None:
-        kept = f"its logs are in {space.root}" if keep else "its directory removed"
+        if stage is not None:
+            _tear_down(stage)
+        shutil.rmtree(runtime, ignore_errors=True)
         if not keep:
             space.remove()
+    if interrupted is not None or stage is None:
+        kept = f"its logs are in {space.root}" if keep else "its directory removed"
         sys.stderr.write(f"warden demo: interrupted; warden and its service stopped, {kept}\n")
-        return interrupted
+        return interrupted or EXIT_BROKEN
     report = Report(
         tuple(reports),
         time.monotonic() - began,
@@ -96,8 +99,6 @@ def run_demo(
     )
     if keep:
         _keep_logs(stage, report)
-    else:
-        space.remove()
     if json_output:
         sys.stdout.write(to_json(report))
     else:
@@ -106,13 +107,12 @@ def run_demo(
     return EXIT_HELD if report.verdict == "held" else EXIT_BROKEN
 
 
-def _run_step(stage: Stage, name: str, step: object) -> StepReport:
+def _run_step(stage: Stage, name: str, step: Callable[[Stage], StepReport]) -> StepReport:
     why = stage.gone() if name != "start" else None
     if why is not None:
         return not_run(name, PROMISES[name], why)
-    assert callable(step)
     try:
-        report = step(stage)
+        return step(stage)
     except Exception as exc:  # the demo's own failure: the promise was not shown to hold
         return StepReport(
             name,
@@ -120,8 +120,6 @@ def _run_step(stage: Stage, name: str, step: object) -> StepReport:
             "broken",
             f"the demo could not finish this step: {type(exc).__name__}: {exc}",
         )
-    assert isinstance(report, StepReport)
-    return report
 
 
 def _tear_down(stage: Stage) -> None:
@@ -130,7 +128,6 @@ def _tear_down(stage: Stage) -> None:
     if stage.warden is not None:
         stage.warden.end()
         remove_leftovers(stage.warden.pid)
-    shutil.rmtree(stage.runtime, ignore_errors=True)
 
 
 def _keep_logs(stage: Stage, report: Report) -> None:
