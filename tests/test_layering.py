@@ -37,7 +37,10 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "integrations": ("lifecycle", "systemd", "observe"),
     "supervisor": ("lifecycle", "systemd", "observe", "config", "memory"),
     "doctor": ("supervisor", "memory"),
-    "cli": ("supervisor", "observe", "doctor"),
+    # The demo drives `warden run` as a process: it asks the kernel through the memory
+    # library, and its bundled service (a process of its own) is built on the library.
+    "demo": ("lifecycle", "systemd", "config", "memory"),
+    "cli": ("supervisor", "observe", "doctor", "demo"),
 }
 
 

@@ -25,6 +25,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "upgrade": ("warden.cli._control", "replace the program without dropping a connection"),
     "reload": ("warden.cli._control", "do what SIGHUP does: upgrade, or forward it to the program"),
     "stop": ("warden.cli._control", "stop the program and its warden, as SIGTERM does"),
+    "demo": ("warden.cli._demo", "see what warden is for: a bundled service through six promises"),
     "doctor": ("warden.cli._doctor", "check that a deployment's numbers add up; explain a death"),
 }
 
