@@ -515,7 +515,10 @@ try:
 except OSError as exc:
     print(f"connect: {exc.strerror}")
     sys.exit(0)
-sock.sendall(b'{"command": "stop"}\\n')
+try:  # refused at once: the send may meet a closed socket while the answer waits to be read
+    sock.sendall(b'{"command": "stop"}\\n')
+except (BrokenPipeError, ConnectionResetError):
+    pass
 print(json.loads(sock.makefile().readline())["error"])
 """
 
