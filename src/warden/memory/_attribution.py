@@ -36,6 +36,11 @@ from ._readers import MemoryReader, Sample, reader_for
 class RunAttribution:
     """The ``oom_kill`` counter of a run's cgroup, taken at spawn; :meth:`decide` at exit.
 
+    Descriptors: given a :class:`MemoryCgroup`, the attribution opens a reader of its own
+    (the counter's file and the limits up the hierarchy) and closes it once it has decided,
+    or at :meth:`close` for a run never decided. Given a reader, it borrows it: a supervisor
+    that attributes run after run shares one reader, which it closes itself.
+
     Example::
 
         attribution = RunAttribution.at_spawn(pid, child_cgroup.cgroup)
@@ -52,12 +57,25 @@ class RunAttribution:
     #: The counter at the last :meth:`observe`, to be taken off once the run is seen alive.
     _pending: int | None = field(default=None, repr=False)
     proc: Path = field(default=Path("/proc"), repr=False)
+    #: The reader was opened for this attribution (closed by it), not lent to it.
+    owns_reader: bool = field(default=False, repr=False)
 
     @classmethod
     def at_spawn(cls, pid: int, cgroup: MemoryCgroup | MemoryReader) -> RunAttribution:
         """Snapshot the counter for ``pid``'s run (call right after the spawn)."""
-        reader = reader_for(cgroup) if isinstance(cgroup, MemoryCgroup) else cgroup
-        return cls(pid, reader, reader.oom_kills())
+        if not isinstance(cgroup, MemoryCgroup):
+            return cls(pid, cgroup, cgroup.oom_kills())
+        reader = reader_for(cgroup)
+        try:
+            return cls(pid, reader, reader.oom_kills(), owns_reader=True)
+        except BaseException:
+            reader.close()
+            raise
+
+    def close(self) -> None:
+        """Close the reader this attribution opened (a borrowed one stays open)."""
+        if self.owns_reader:
+            self.reader.close()
 
     def observe(self) -> bool:
         """Call while the run is thought alive: kills it was seen to outlive leave its account.
@@ -91,6 +109,7 @@ class RunAttribution:
     ) -> OomKillAttributed:
         """The verdict for a run that ended by ``signum`` (or with ``exit_code``)."""
         now = self.reader.oom_kills()
+        self.close()  # a run ends once: its verdict is the last read
         rose = None if now is None or self.kills_at_spawn is None else now - self.kills_at_spawn
         killed = signum == signal.SIGKILL and rose is not None and rose > self.kills_survived
         return OomKillAttributed(

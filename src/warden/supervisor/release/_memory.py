@@ -38,6 +38,7 @@ from ...memory._child_cgroup import ChildCgroup
 from ...memory._errors import MemoryCgroupError, MemoryUnavailableError
 from ...memory._events import MemoryRecycle, MemoryWatchDegraded, OomKillSurvived
 from ...memory._levels import Level
+from ...memory._readers import MemoryReader, reader_for
 from .._events import ChildReady
 from .._options import SupervisorOptions
 from ..process._reason import ExitKind, ExitReason
@@ -77,6 +78,9 @@ class ProgramMemory:
         self._publish = publish
         self._own: ChildCgroup | None = None
         self._cgroup: MemoryCgroup | None = None
+        #: One reader of the cgroup's counter for every run's attribution (a reader per run
+        #: held four cgroup files open per upgrade until warden ran out of descriptors).
+        self._reader: MemoryReader | None = None
         self._sentinel: MemorySentinel | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._attributions: dict[int, RunAttribution] = {}
@@ -129,6 +133,7 @@ class ProgramMemory:
             except MemoryUnavailableError as exc:
                 self._publish(MemoryWatchDegraded(reason=f"{exc}; OOM kills cannot be named"))
                 return
+        self._reader = reader_for(self._cgroup)
         if self._wants_sentinel():
             from ...memory._sentinel import MemorySentinel
 
@@ -155,6 +160,11 @@ class ProgramMemory:
             self._confirm = None
         if self._sentinel is not None:
             self._sentinel.stop()
+        self._attributions.clear()
+        self._runs.clear()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self._own is not None:
             try:
                 self._own.remove()
@@ -165,11 +175,11 @@ class ProgramMemory:
 
     def spawned(self, run: RunningChild) -> None:
         """Take the run's ``oom_kill`` counter now, to compare at its end."""
-        if self._cgroup is None:
+        if self._reader is None:
             return
         self._runs[run.pid] = run
         try:
-            self._attributions[run.pid] = RunAttribution.at_spawn(run.pid, self._cgroup)
+            self._attributions[run.pid] = RunAttribution.at_spawn(run.pid, self._reader)
         except (OSError, MemoryCgroupError) as exc:
             self._publish(MemoryWatchDegraded(reason=f"oom_kill counter unreadable: {exc}"))
 
