@@ -61,15 +61,32 @@ class RunAttribution:
     owns_reader: bool = field(default=False, repr=False)
 
     @classmethod
-    def at_spawn(cls, pid: int, cgroup: MemoryCgroup | MemoryReader) -> RunAttribution:
-        """Snapshot the counter for ``pid``'s run (call right after the spawn)."""
+    def at_spawn(
+        cls,
+        pid: int,
+        cgroup: MemoryCgroup | MemoryReader,
+        *,
+        kills_before: int | None = None,
+    ) -> RunAttribution:
+        """Snapshot the counter for ``pid``'s run (call right after the spawn).
+
+        ``kills_before``: the counter read *before* the spawn, used instead of reading it now.
+        A child that joins its cgroup before its exec can be OOM-killed before the spawn
+        returns (at 64 KiB, the kernel kills it inside ``execve``, measured 5 of 5 times): a
+        counter read after the spawn already holds that kill, and the run would be
+        ``not an OOM kill``.
+        """
         if not isinstance(cgroup, MemoryCgroup):
-            return cls(pid, cgroup, cgroup.oom_kills())
-        reader = reader_for(cgroup)
+            reader: MemoryReader = cgroup
+            owns = False
+        else:
+            reader, owns = reader_for(cgroup), True
         try:
-            return cls(pid, reader, reader.oom_kills(), owns_reader=True)
+            baseline = reader.oom_kills() if kills_before is None else kills_before
+            return cls(pid, reader, baseline, owns_reader=owns)
         except BaseException:
-            reader.close()
+            if owns:
+                reader.close()
             raise
 
     def close(self) -> None:

@@ -4,8 +4,9 @@
   start where warden may, removed at exit); the exec shim joins it before ``exec``, so the
   program allocates nothing outside it. Without it, the runs share warden's own cgroup.
 * Every run's death is attributed (``memory/_attribution.py``): ``oom-killed`` only when it
-  died by SIGKILL and the cgroup's ``oom_kill`` counter rose during that run by a kill the
-  run was not seen to outlive (with the sentinel on, an OOM kill of another process in the
+  died by SIGKILL and the cgroup's ``oom_kill`` counter rose during that run (read before
+  its spawn: the exec itself is charged to the cgroup) by a kill the run was not seen to
+  outlive (with the sentinel on, an OOM kill of another process in the
   cgroup is taken off the run's account, ``memory.oom_survived``); a SIGKILL without it is
   ``killed(SIGKILL) — not an OOM kill``. The memory of its last seconds goes to the log
   with the verdict. warden then exits 137 (128 + SIGKILL), as for any SIGKILL.
@@ -173,13 +174,28 @@ class ProgramMemory:
 
     # -- runs ---------------------------------------------------------------------------
 
-    def spawned(self, run: RunningChild) -> None:
-        """Take the run's ``oom_kill`` counter now, to compare at its end."""
+    def before_spawn(self) -> int | None:
+        """The cgroup's ``oom_kill`` counter, read right before a spawn.
+
+        The run joins its cgroup before its exec, so at a small limit the kernel can kill it
+        before the spawn returns: the counter a run is compared with must be read before.
+        """
+        if self._reader is None:
+            return None
+        try:
+            return self._reader.oom_kills()
+        except (OSError, MemoryCgroupError):
+            return None  # said by spawned(), which reads it again
+
+    def spawned(self, run: RunningChild, kills_before: int | None) -> None:
+        """Keep the run's ``oom_kill`` counter from before its spawn, to compare at its end."""
         if self._reader is None:
             return
         self._runs[run.pid] = run
         try:
-            self._attributions[run.pid] = RunAttribution.at_spawn(run.pid, self._reader)
+            self._attributions[run.pid] = RunAttribution.at_spawn(
+                run.pid, self._reader, kills_before=kills_before
+            )
         except (OSError, MemoryCgroupError) as exc:
             self._publish(MemoryWatchDegraded(reason=f"oom_kill counter unreadable: {exc}"))
 
