@@ -18,11 +18,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import re
 import shlex
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
-from .._durations import parse_duration, parse_size
+from .._durations import parse_duration, parse_size, shown
 from .._exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -264,20 +265,37 @@ def fraction(value: object, what: str) -> float:
     return number
 
 
+#: The most restarts a limit may name: a crash loop of a million restarts is no limit (weeks
+#: of restarts at the default 30 s backoff); past it, say ``unlimited``.
+MAX_RESTARTS = 1_000_000
+
+
 def restarts(value: object, what: str) -> int | None:
-    """A number of restarts, 0 or more; ``unlimited`` (or ``inf``, ``never``, None): no limit."""
+    """A number of restarts, 0 to :data:`MAX_RESTARTS`; ``unlimited`` (or ``inf``, ``never``,
+    None): no limit."""
     if value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    text = str(value).strip().lower()
-    if text in ("unlimited", "inf", "never"):
-        return None
-    if not text.isdigit():
+    count: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        count = value
+    else:
+        text = str(value).strip().lower()
+        if text in ("unlimited", "inf", "never"):
+            return None
+        if re.fullmatch(r"[0-9]{1,20}", text):  # ASCII digits; int() would take "١٢" too
+            count = int(text)
+        elif re.fullmatch(r"[0-9]+", text):
+            count = MAX_RESTARTS + 1  # thousands of digits: int() itself refuses them
+    if count is None or count < 0:
         raise ConfigurationError(
-            f"{what}={value!r} is not a number of restarts; give 0 or more, or 'unlimited'"
+            f"{what}={shown(value)} is not a number of restarts; give 0 or more, or 'unlimited'"
         )
-    return int(text)
+    if count > MAX_RESTARTS:
+        raise ConfigurationError(
+            f"{what}={shown(value)} is more restarts than any limit means (at most "
+            f"{MAX_RESTARTS:,}); give 'unlimited' for no limit"
+        )
+    return count
 
 
 def command_line(value: object, what: str) -> tuple[str, ...]:

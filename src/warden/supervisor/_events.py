@@ -275,6 +275,30 @@ class SpawnFailed(Fact):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StartDeferred(Fact):
+    """A start or restart could not run the program for want of a resource (``errno``:
+    EMFILE, ENFILE, ENOMEM, ENOBUFS, EAGAIN); tried again after ``delay`` (restart policy)."""
+
+    kind: ClassVar[str] = "child.start_deferred"
+    error: str
+    errno: str
+    attempt: int
+    delay: float
+
+    @property
+    def name(self) -> str:
+        return f"attempt {self.attempt}"
+
+    @property
+    def outcome(self) -> str:
+        return "warning"
+
+    @property
+    def detail(self) -> str:
+        return f"the program could not be started: {self.error}; trying again in {self.delay:.3g}s"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ProgramStatus(StatusUpdate):
     """The program's STATUS= (relayed upward for the current run)."""
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import signal
 from collections.abc import Callable, Iterator, Mapping
@@ -49,6 +50,7 @@ from ._events import (
     RestartScheduled,
     SocketHeld,
     SpawnFailed,
+    StartDeferred,
     StopEscalated,
     SubreaperFailed,
     SupervisorStateChanged,
@@ -67,7 +69,7 @@ from .process._ladder import StopLadder
 from .process._reaper import Reaper, become_subreaper
 from .process._reason import ExitKind, ExitReason
 from .process._signals import FORWARDED
-from .process._spawn import SpawnError, Terminal
+from .process._spawn import SpawnError, Terminal, is_shortage
 from .release._launcher import Launcher
 from .release._memory import ProgramMemory
 from .release._restart import Finish, RestartTracker, uniform
@@ -247,6 +249,7 @@ class Supervisor:
                 metrics.read("notify_drops", lambda: dict(tally.notify_drops))
                 metrics.read("control_refusals", lambda: tally.control_refusals)
                 metrics.read("orphans_reaped", lambda: tally.orphans_reaped)
+                metrics.read("spawn_failures", lambda: dict(tally.spawn_failures))
         with _ignoring_terminal_stops():
             code = self.lifecycle.run(self._main)
         if self.final_message is None:
@@ -540,9 +543,10 @@ class Supervisor:
         try:
             child = self._launcher.spawn()
         except SpawnError as exc:
-            self.exit_code = exc.exit_code
-            self.final_message = str(exc)
-            self.runs.last_reason = ExitReason.exec_failed(exc.exit_code, exc.why)
+            if not is_shortage(exc):  # the command's fault: said once, never retried
+                self.exit_code = exc.exit_code
+                self.final_message = str(exc)
+                self.runs.last_reason = ExitReason.exec_failed(exc.exit_code, exc.why)
             raise
         self.runs.start(child)
         self._terminal.give_to(child.pgid)
@@ -550,10 +554,43 @@ class Supervisor:
         return child
 
     async def _spawn_and_gate(self) -> RunningChild:
-        """Spawn the program and wait for its readiness gate; a late one is stopped."""
-        child = self._spawn_program()
-        await self._launcher.gate(child)
-        return child
+        """Spawn the program and wait for its readiness gate; a late one is stopped.
+
+        A spawn that fails for want of a resource (EMFILE, ENFILE, ENOMEM, ENOBUFS, EAGAIN:
+        a descriptor, memory or a process slot that another process may give back) is tried
+        again after the restart policy's backoff, counted and said. When the policy does not
+        restart, or its limit gives up, the error is raised with the exit code and the final
+        line decided.
+        """
+        while True:
+            try:
+                child = self._spawn_program()
+            except OSError as exc:
+                if not is_shortage(exc) or not await self._retry_after_shortage(exc):
+                    raise
+                continue
+            await self._launcher.gate(child)
+            return child
+
+    async def _retry_after_shortage(self, exc: OSError) -> bool:
+        """Count and say the failed start, wait the backoff; False: no retry (decided)."""
+        name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+        self.tally.spawn_failures[name] += 1
+        detail = exc.strerror or str(exc)
+        decision = self._restarts.start_failed(f"{detail} ({name})")
+        if isinstance(decision, Finish):
+            self.exit_code = decision.exit_code
+            self.final_message = decision.message or f"the program was not started: {exc}"
+            if decision.gave_up:
+                self.publish(GaveUp(message=self.final_message, exit_code=self.exit_code))
+            return False
+        self.publish(
+            StartDeferred(
+                error=str(exc), errno=name, attempt=decision.attempt, delay=decision.delay
+            )
+        )
+        await self._clock.sleep(decision.delay)
+        return True
 
     # -- main: the restart policy -------------------------------------------------------
 
@@ -591,7 +628,12 @@ class Supervisor:
             await self._restart_after(child, decision.attempt, decision.delay)
             try:
                 await self._spawn_and_gate()
-            except SpawnError as exc:
+            except OSError as exc:
+                if is_shortage(exc):  # retried until the restart limit gave up: said
+                    assert self.exit_code is not None
+                    return self.exit_code
+                if not isinstance(exc, SpawnError):
+                    raise
                 self.publish(SpawnFailed(error=str(exc), exit_code=exc.exit_code))
                 return exc.exit_code
 
