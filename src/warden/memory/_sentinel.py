@@ -1,10 +1,13 @@
 """The sentinel: samples a cgroup when the kernel says memory moved, and acts per level.
 
-Between kernel events it polls, and the poll interval follows the headroom: a quarter of the
-projected time to the next level at the measured growth rate (never below ``poll_min``), and
-long (``idle_interval``) while nothing grows and the kernel's thresholds stand guard. So an
-idle service costs a wake-up every ``idle_interval``, and a ramp is sampled faster and faster
-as it nears each level (earlyoom's idea, driven by the growth rate instead of fixed steps).
+Between kernel events it polls while memory grows, and the poll interval follows the
+headroom: a quarter of the projected time to the next level at the measured growth rate (never
+below ``poll_min``), so a ramp is sampled faster and faster as it nears each level (earlyoom's
+idea, driven by the growth rate instead of fixed steps). While nothing grows and the kernel's
+thresholds stand guard (cgroup v1), it does not poll at all: besides the thresholds at the
+levels, a *band* of two usage thresholds (:func:`band`, about 1% of the limit, either side
+of the usage last seen) wakes it when the usage moves, so an idle service costs no wake-up.
+Where no threshold guards the levels (v2, the host) it polls every ``unarmed_interval``.
 
 Rising, the sentinel passes through every level in order (a jump from ``ok`` to ``critical``
 runs the ``warn`` and ``high`` actions first); falling, hysteresis holds each level until the
@@ -150,6 +153,7 @@ class MemorySentinel:
         self._tasks: set[asyncio.Task[object]] = set()
         self._armed_inactive: int | None = None
         self._armed_limit: int | None = None
+        self._armed_usage: int | None = None
         #: Why the sentinel woke, per reason (for the benchmark and the curious).
         self.wakeups: collections.Counter[str] = collections.Counter()
         self.status = MemoryStatus(Level.OK, 0, 0, None, 0.0, 0.0)
@@ -408,24 +412,31 @@ class MemorySentinel:
         )
 
     def _rearm(self, sample: Sample) -> None:
-        """Keep the v1 usage thresholds at ``level x limit + inactive_file``."""
+        """Keep the v1 usage thresholds at ``level x limit + inactive_file``, and the band
+        around the usage."""
         if self._v1 is None:
             return
         drift = 2 * 2**20  # re-register only when inactive_file moved by more than 2 MiB
+        width = band(sample.limit)
         if (
             self._armed_inactive is not None
             and abs(sample.inactive_file - self._armed_inactive) < drift
             and sample.limit == self._armed_limit
+            and self._armed_usage is not None
+            and abs(sample.usage - self._armed_usage) < width // 2
         ):
             return
         self._armed_inactive = sample.inactive_file
         self._armed_limit = sample.limit
+        self._armed_usage = sample.usage
         fractions = [self._attention(), self.thresholds.warn, self.thresholds.high]
         fractions.append(self.thresholds.critical)
         usages = [int(f * sample.limit) + sample.inactive_file for f in fractions]
+        usages += [sample.usage - width, sample.usage + width]  # crossed either way: a wake
         try:
-            self._v1.arm(u for u in usages if u < sample.limit)
+            self._v1.arm(u for u in usages if 0 < u < sample.limit)
         except OSError as exc:
+            self._armed_usage = None  # no band stands guard: poll
             self._emit(MemoryWatchDegraded(reason=f"cannot re-arm v1 thresholds ({exc})"))
 
     def _attention(self) -> float:
@@ -438,10 +449,26 @@ class MemorySentinel:
             return False
         return any(value > sample.usage for value in self._v1.armed)
 
+    def _quiet(self, sample: Sample, rate: float) -> bool:
+        """Nothing to poll for: below the levels, not growing by a band per idle interval,
+        and the band's thresholds armed around this usage (they wake the sentinel)."""
+        width = band(sample.limit)
+        return (
+            self._v1 is not None
+            and self._armed_usage is not None
+            and abs(sample.usage - self._armed_usage) < width
+            and self._tracker.level is Level.OK
+            and sample.ratio < self._attention()
+            and rate * self.idle_interval < width
+        )
+
     def _schedule(self, sample: Sample, rate: float) -> None:
         assert self._loop is not None
         if self._timer is not None:
             self._timer.cancel()
+            self._timer = None
+        if self._quiet(sample, rate):
+            return  # no timer: the kernel's thresholds are the only wake-ups
         interval = self._interval(sample, rate)
         self._timer = self._loop.call_later(interval, self._wake, "poll")
 
@@ -471,6 +498,12 @@ class MemorySentinel:
             return
         level = logging.WARNING if fact.warning else logging.INFO
         _log.log(level, "%s %s: %s", fact.kind, fact.name or "", fact.detail or "")
+
+
+def band(limit: int) -> int:
+    """Half the width of the usage band that wakes an idle sentinel: 1% of the limit, at
+    least 2 MiB (a program's own noise: a few pages come and go at every request)."""
+    return max(2 * 2**20, limit // 100)
 
 
 async def _awaited(result: object) -> object:
