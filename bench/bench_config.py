@@ -815,6 +815,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="only (f): warden run --reload-on-change, idle cost and change -> SIGHUP",
     )
     args = parser.parse_args(argv)
+    # Started in the background by a shell without job control, this process (and so every
+    # child) would ignore SIGINT, which the watchfiles CLI stops its command with: the peer
+    # would wait out its 5 s timeout at every change. Handled here, reset at each exec.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     plan = QUICK if args.quick else FULL
     started = datetime.datetime.now(datetime.UTC)
     t0 = time.monotonic()

@@ -78,10 +78,20 @@ def _bound() -> _Calls:
     return _calls
 
 
+#: What the kernel's limits mean, and the fix (its own words say "no space left on device").
+_LIMITS = {
+    ("inotify_init1", errno.EMFILE): "the limit of inotify instances per user is reached; "
+    "raise fs.inotify.max_user_instances",
+    ("inotify_add_watch", errno.ENOSPC): "the limit of inotify watches per user is reached; "
+    "raise fs.inotify.max_user_watches",
+}
+
+
 def _check(result: int, what: str, path: str | None = None) -> int:
     if result == -1:
         code = ctypes.get_errno()
-        raise OSError(code, f"{what}: {os.strerror(code)}", path)
+        reason = _LIMITS.get((what, code), os.strerror(code))
+        raise OSError(code, f"{what}: {reason}", path)
     return result
 
 
