@@ -153,7 +153,7 @@ class MemorySentinel:
         self._tasks: set[asyncio.Task[object]] = set()
         self._armed_inactive: int | None = None
         self._armed_limit: int | None = None
-        self._armed_usage: int | None = None
+        self._band_at: int | None = None  # the usage the idle band is armed around
         #: Why the sentinel woke, per reason (for the benchmark and the curious).
         self.wakeups: collections.Counter[str] = collections.Counter()
         self.status = MemoryStatus(Level.OK, 0, 0, None, 0.0, 0.0)
@@ -412,31 +412,24 @@ class MemorySentinel:
         )
 
     def _rearm(self, sample: Sample) -> None:
-        """Keep the v1 usage thresholds at ``level x limit + inactive_file``, and the band
-        around the usage."""
+        """Keep the v1 usage thresholds at ``level x limit + inactive_file``."""
         if self._v1 is None:
             return
         drift = 2 * 2**20  # re-register only when inactive_file moved by more than 2 MiB
-        width = band(sample.limit)
         if (
             self._armed_inactive is not None
             and abs(sample.inactive_file - self._armed_inactive) < drift
             and sample.limit == self._armed_limit
-            and self._armed_usage is not None
-            and abs(sample.usage - self._armed_usage) < width // 2
         ):
             return
         self._armed_inactive = sample.inactive_file
         self._armed_limit = sample.limit
-        self._armed_usage = sample.usage
         fractions = [self._attention(), self.thresholds.warn, self.thresholds.high]
         fractions.append(self.thresholds.critical)
         usages = [int(f * sample.limit) + sample.inactive_file for f in fractions]
-        usages += [sample.usage - width, sample.usage + width]  # crossed either way: a wake
         try:
-            self._v1.arm(u for u in usages if 0 < u < sample.limit)
+            self._v1.arm(u for u in usages if u < sample.limit)
         except OSError as exc:
-            self._armed_usage = None  # no band stands guard: poll
             self._emit(MemoryWatchDegraded(reason=f"cannot re-arm v1 thresholds ({exc})"))
 
     def _attention(self) -> float:
@@ -450,17 +443,27 @@ class MemorySentinel:
         return any(value > sample.usage for value in self._v1.armed)
 
     def _quiet(self, sample: Sample, rate: float) -> bool:
-        """Nothing to poll for: below the levels, not growing by a band per idle interval,
-        and the band's thresholds armed around this usage (they wake the sentinel)."""
+        """Nothing to poll for: below the levels and not growing by a band per idle interval.
+        Then the band's two usage thresholds are armed around this usage (they wake the
+        sentinel when it moves either way), once per quiet spell: a registration waits for
+        an RCU grace period in the kernel, too slow to repeat at every sample of a ramp."""
         width = band(sample.limit)
-        return (
-            self._v1 is not None
-            and self._armed_usage is not None
-            and abs(sample.usage - self._armed_usage) < width
-            and self._tracker.level is Level.OK
-            and sample.ratio < self._attention()
-            and rate * self.idle_interval < width
-        )
+        if (
+            self._v1 is None
+            or self._tracker.level is not Level.OK
+            or sample.ratio >= self._attention()
+            or rate * self.idle_interval >= width
+        ):
+            return False
+        if self._band_at is None or abs(sample.usage - self._band_at) >= width // 2:
+            try:
+                self._v1.arm_band(u for u in (sample.usage - width, sample.usage + width) if u > 0)
+            except OSError as exc:
+                self._band_at = None
+                self._emit(MemoryWatchDegraded(reason=f"cannot arm the idle band ({exc})"))
+                return False
+            self._band_at = sample.usage
+        return True
 
     def _schedule(self, sample: Sample, rate: float) -> None:
         assert self._loop is not None
