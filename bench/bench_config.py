@@ -746,12 +746,15 @@ def report(
         f"| peer: `watchfiles.watch()` defaults, paced burst → yields per burst | — | — "
         f"| {', '.join(map(str, sorted(set(bursts))))} | — | {len(bursts)} |",
         "",
-        "Reading: watchfiles' own `watch()` yields sooner after a single change (it ends a "
-        "batch one 50 ms step after the set of changed paths stops growing) but, for the same "
-        "reason, yields again and again during a burst of writes to one file: a reload on "
-        "each would read the file mid-burst. warden's watcher waits for 50 ms without any "
-        "event, so one save is one reload however it is written; the ConfigMap swap costs "
-        "one more quiet window (the watch is re-armed on the new timestamped directory first).",
+        "Reading: watchfiles' own `watch()` ends a batch one 50 ms step after the set of "
+        "changed paths stops growing, so it yields again and again during a burst of writes "
+        "to one file: a reload on each would read the file mid-burst. warden's watcher waits "
+        "for 50 ms without any event, so one save is one reload however it is written; the "
+        "ConfigMap swap costs one more quiet window (the watch is moved to the new timestamped "
+        "directory first). A refused reload in the paced burst is a writer that stalled for "
+        "more than the 50 ms window between its truncate and its write (the machine was "
+        "loaded by other work: writer stalls of 80-230 ms were measured in such runs, and the "
+        "watchfiles-based watcher of before gave extra reloads in the same conditions).",
         "",
         "### (d) The debounce sweep that chose the default",
         "",
