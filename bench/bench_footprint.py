@@ -90,7 +90,7 @@ OPTIONS: tuple[tuple[str, str], ...] = (
     ("before: watchfiles (its Rust watcher)", "import watchfiles._rust_notify"),
     ("before: hashlib (OpenSSL's libcrypto)", "import hashlib"),
     ("before: ssl", "import ssl"),
-    ("before: prometheus_client (after ssl)", "import ssl, prometheus_client"),
+    ("before: prometheus_client, with the ssl it imports", "import ssl, prometheus_client"),
 )
 
 MEASURE = """
