@@ -8,11 +8,11 @@ Two services, each with and without warden's health server:
 
 * the library: examples/http_service.py (a warden.Lifecycle), run by bench/apps/
   observe_service.py in four modes: without a health server; with warden's
-  (``serve_health``) never scraped; with warden's scraped once (prometheus_client loaded);
+  (``serve_health``) never scraped; with warden's scraped once (the text written);
   and with the peer, prometheus_client's own ``start_http_server``;
 * the supervisor: ``warden run -- sleep 3600`` without ``--health``; with
   ``--health 127.0.0.1:PORT`` probed once on /readyz and /livez but never scraped; and with
-  it scraped once (prometheus_client loaded). ``warden run --health`` starts the same
+  it scraped once. ``warden run --health`` starts the same
   ``serve_health``.
 
 Every interpreter is a fresh virtual environment's (``python -m venv``), warden and
@@ -21,8 +21,8 @@ machine's site-packages ``.pth`` start-up hooks count in anyone's resident memor
 
 (a) Idle cost over a window, all seven at once: wake-ups (voluntary + involuntary context
     switches of every thread, from /proc/PID/task/*/status) and resident memory (VmRSS).
-    For ``warden run``, the resident memory that ssl and prometheus_client take when imported
-    (what the first scrape loads) is also measured apart, in one more interpreter.
+    For ``warden run``, the resident memory that ssl and prometheus_client would take if
+    they wrote the text (as before issue 24) is also measured apart, in one more interpreter.
 (b) /metrics scrape latency: sequential GETs on a new connection each, warden's server (the
     library's and ``warden run --health``'s) vs the peer's (which exposes its default
     registry: process and GC collectors).
@@ -259,8 +259,9 @@ def measure_idle(window: float, tmp: Path) -> dict[str, tuple[int, int]]:
     return results
 
 
-# What the first scrape of `warden run --health` loads: warden run keeps ssl out of asyncio
-# (src/warden/cli/__init__.py), and prometheus_client imports it (its push gateway).
+# What a scrape would load if prometheus_client wrote the text, as it did before issue 24:
+# warden run keeps ssl out of asyncio (src/warden/cli/__init__.py); prometheus_client
+# imports it (its push gateway).
 IMPORTS = """
 import sys
 def rss():
@@ -464,13 +465,14 @@ def render(
         "to no health server, `warden run` rows to `warden run` without `--health`.",
         "",
         f"- `warden run --health`, never scraped: +{mib(health_cost)} (the server's thread, "
-        "its event loop and the metrics' tallies; prometheus_client is not imported).",
-        f"- The first scrape: +{mib(scrape_cost)} more. Measured apart, in a fresh "
-        f"interpreter with warden loaded: ssl {mib(ssl_kib)} (`warden run` keeps asyncio "
-        "from importing it, prometheus_client's exposition module imports it for its push "
-        f"gateway), then prometheus_client itself {mib(prometheus_kib)}; the rest is the "
-        "first exposition's own allocations. In the library rows asyncio has already "
-        "loaded ssl, so the first scrape costs less there.",
+        "its event loop and the metrics' tallies).",
+        f"- The first scrape: +{mib(scrape_cost)} more: the text is warden's own "
+        "(`observe/_exposition.py`, byte for byte prometheus_client's), so nothing is "
+        "imported for it. Rendering it with prometheus_client instead, as warden did "
+        "before, would load, measured apart in a fresh interpreter with warden loaded: ssl "
+        f"{mib(ssl_kib)} (`warden run` keeps asyncio from importing it; prometheus_client's "
+        f"exposition module imports it for its push gateway), then prometheus_client "
+        f"itself {mib(prometheus_kib)}.",
         "",
         "### (b) /metrics scrape latency (a new connection per scrape, sequential)",
         "",

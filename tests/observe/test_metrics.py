@@ -286,22 +286,6 @@ def test_every_family_is_exposed_with_its_type() -> None:
         assert families["warden_" + family.name.removesuffix("_total")] == family.type
 
 
-def test_prometheus_client_is_imported_only_by_the_first_scrape() -> None:
-    code = (
-        "import sys, warden\n"
-        "from warden.observe._health import Health\n"
-        "lc = warden.Lifecycle(handle_signals=False)\n"
-        "h = Health(lc)\n"
-        "assert 'prometheus_client' not in sys.modules, 'loaded early'\n"
-        "assert h.scrape().status == 200\n"
-        "assert 'prometheus_client' in sys.modules\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=30
-    )
-    assert done.returncode == 0, done.stderr
-
-
 def test_the_table_reads_only_declared_kinds_and_fields() -> None:
     import warden.config._events
     import warden.memory._events

@@ -2,24 +2,60 @@
 
 :class:`ConfigStore` holds the snapshot; :func:`watch_for_changes` is the debounced,
 digest-checked file watch it uses, reusable on its own (``warden run --reload-on-change``).
-Builds on the lifecycle only (its reload hook, its timeline). pydantic, PyYAML and
-watchfiles are optional and imported only when a model, a YAML file or a watch needs them.
+Builds on the lifecycle only (its reload hook, its timeline). pydantic and PyYAML are
+optional and imported only when a model or a YAML file needs them; the watch is inotify's
+descriptor on the event loop (standard library only).
 """
 
 from __future__ import annotations
 
-from ._errors import ConfigError as ConfigError
-from ._errors import MissingExtraError as MissingExtraError
-from ._events import ConfigReloaded as ConfigReloaded
-from ._events import ConfigReloadFailed as ConfigReloadFailed
-from ._events import ConfigReloading as ConfigReloading
-from ._events import ConfigWatchDone as ConfigWatchDone
-from ._snapshot import ReloadResult as ReloadResult
-from ._snapshot import Snapshot as Snapshot
-from ._sources import DEFAULT_MAX_BYTES as DEFAULT_MAX_BYTES
-from ._store import ConfigStore as ConfigStore
-from ._watch import DEFAULT_DEBOUNCE as DEFAULT_DEBOUNCE
-from ._watch import watch_for_changes as watch_for_changes
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._errors import ConfigError as ConfigError
+    from ._errors import MissingExtraError as MissingExtraError
+    from ._events import ConfigReloaded as ConfigReloaded
+    from ._events import ConfigReloadFailed as ConfigReloadFailed
+    from ._events import ConfigReloading as ConfigReloading
+    from ._events import ConfigWatchDone as ConfigWatchDone
+    from ._snapshot import ReloadResult as ReloadResult
+    from ._snapshot import Snapshot as Snapshot
+    from ._sources import DEFAULT_MAX_BYTES as DEFAULT_MAX_BYTES
+    from ._store import ConfigStore as ConfigStore
+    from ._watch import DEFAULT_DEBOUNCE as DEFAULT_DEBOUNCE
+    from ._watch import watch_for_changes as watch_for_changes
+
+# Loaded on first use (PEP 562): `warden run --reload-on-change` needs the watch alone
+# (``warden.config._watch``), not the store, its parsers and their imports.
+_LAZY = {
+    "ConfigError": "warden.config._errors",
+    "MissingExtraError": "warden.config._errors",
+    "ConfigReloaded": "warden.config._events",
+    "ConfigReloadFailed": "warden.config._events",
+    "ConfigReloading": "warden.config._events",
+    "ConfigWatchDone": "warden.config._events",
+    "ReloadResult": "warden.config._snapshot",
+    "Snapshot": "warden.config._snapshot",
+    "DEFAULT_MAX_BYTES": "warden.config._sources",
+    "ConfigStore": "warden.config._store",
+    "DEFAULT_DEBOUNCE": "warden.config._watch",
+    "watch_for_changes": "warden.config._watch",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'warden.config' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "DEFAULT_DEBOUNCE",

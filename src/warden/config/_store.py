@@ -68,12 +68,13 @@ class ConfigStore(Generic[T]):
         environ: the environment to read (default ``os.environ``, read at every reload).
         max_bytes: a larger file is refused (default 4 MiB).
         watch: reload when the file changes; on the lifecycle's loop once attached, else on
-            a thread of the store's own, stopped by :meth:`close`. Needs ``warden[watch]``.
+            a thread of the store's own (its loop sleeps until the kernel reports an event),
+            stopped by :meth:`close`.
         debounce: seconds of quiet after the last file event before reloading.
 
     Raises:
         ConfigError: the first load failed (there is no old snapshot to keep).
-        MissingExtraError: ``watch=True`` without watchfiles, or a YAML file without PyYAML.
+        MissingExtraError: a YAML file without PyYAML.
     """
 
     current: T

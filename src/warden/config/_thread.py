@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigError
-from ._watch import require_watchfiles, watch_for_changes
+from ._watch import watch_for_changes
 
 if TYPE_CHECKING:
     from ._store import ConfigStore
@@ -25,7 +25,6 @@ class WatchThread:
     """
 
     def __init__(self, store: ConfigStore[Any]) -> None:
-        require_watchfiles(f"ConfigStore({str(store.path)!r}, watch=True)")  # fail here, clearly
         self._store = store
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None

@@ -2,54 +2,58 @@
 
 :func:`watch_for_changes` is the one primitive: the config store's watcher and the
 supervisor's ``--reload-on-change`` both use it. It imports neither pydantic nor YAML, and
-watchfiles only when called.
+needs nothing beyond the standard library.
 
 How a change is seen, and why so:
 
 * **The directory, not the file.** inotify watches an inode: a file replaced by a rename
   (editors, ``mv``) or deleted and re-created is a new inode, and a watch on the old one sees
   nothing more. A watch on the parent directory sees every name in it come and go.
-* **The symlink's target directory too.** inotify does not follow a symlink to its target
-  (neither does watchfiles/notify: notify-rs #381), so a config that is a symlink to a file
-  elsewhere is watched in both directories. In a Kubernetes ConfigMap volume,
-  ``/etc/app/config.toml`` is a symlink to ``..data/config.toml`` and ``..data`` a symlink to a
-  timestamped directory; the kubelet writes a new timestamped directory, points
-  ``..data_tmp`` at it and renames it over ``..data``, so the file's name never changes.
-  That rename happens in the parent directory, which is watched; after each batch the set
-  of directories is computed again and the watch re-armed if it moved.
+* **The symlink's target directory too.** inotify does not follow a symlink to its target,
+  so a config that is a symlink to a file elsewhere is watched in both directories. In a
+  Kubernetes ConfigMap volume, ``/etc/app/config.toml`` is a symlink to ``..data/config.toml``
+  and ``..data`` a symlink to a timestamped directory; the kubelet writes a new timestamped
+  directory, points ``..data_tmp`` at it and renames it over ``..data``, so the file's name
+  never changes. That rename happens in the parent directory, which is watched; after each
+  batch the set of directories is computed again and the watches moved if it changed (a
+  directory deleted, moved away or unmounted loses its watch and is watched again by path).
 * **The digest decides.** After the debounce every file is hashed (sha256); only the files
   whose content changed are reported, so a ``touch``, an editor's swap file, or a rename that
   leaves the same bytes call nothing. A file that cannot be read counts as a content of its own
   ("missing", "unreadable"), so a deletion is reported once, and its return once.
-* **Debounce is a quiet window.** watchfiles groups events by a *set* of (change, path):
-  repeated writes to one file do not grow it, so its own grouping ends while a burst to one
-  file continues. Here a batch is extended until ``debounce`` seconds pass with no event at all
-  (up to :data:`MAX_GROUP` seconds under a steady stream), then hashed once.
+* **Debounce is a quiet window.** A batch is extended until ``debounce`` seconds pass with no
+  event at all (up to :data:`MAX_GROUP` seconds under a steady stream), then hashed once, so
+  a burst of writes to one file is one report.
 
-The watching itself is watchfiles' ``RustNotify`` (the Rust notify crate over inotify), the
-backend ``watchfiles.watch`` is built on, called from a daemon thread of our own: its
-``watch()`` blocks, and the construction of a ``RustNotify`` arms the inotify watches, which
-lets ``ready`` be set at exactly that moment. It polls its queue of events every ``step``
-(here ``debounce``), so an armed watcher wakes ``1/debounce`` times a second while idle.
+The watching itself is an inotify descriptor (:mod:`._inotify`) registered with the calling
+event loop (``add_reader``): the loop sleeps in ``epoll`` until the kernel has an event, so an
+armed watch costs no wake-up while nothing changes, and no thread. Timers exist only while a
+batch is open (the quiet window). Hashing runs on the loop: a config file is small (a
+ConfigMap is at most 1 MiB; files are hashed up to 64 MiB).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
+import importlib
 import inspect
 import os
 import stat
-import threading
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Protocol
 
 from warden._exceptions import ConfigurationError
 
-from ._errors import MissingExtraError
+from ._inotify import (
+    DIRECTORY_EVENTS,
+    IN_EXCL_UNLINK,
+    IN_MOVE_SELF,
+    IN_ONLYDIR,
+    WATCH_ENDED,
+    Inotify,
+)
 
 DEFAULT_DEBOUNCE = 0.05
 """Seconds of quiet after the last event before the files are hashed (see docs/config.md)."""
@@ -62,20 +66,24 @@ _MAX_HASHED = 64 * 1024 * 1024
 OnChange = Callable[[tuple[Path, ...]], Awaitable[object] | object]
 
 
-class _Notify(Protocol):
-    def watch(
-        self, debounce_ms: int, step_ms: int, timeout_ms: int, stop_event: threading.Event
-    ) -> set[tuple[int, str]] | str: ...
-    def close(self) -> None: ...
+class _Hash(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+    def hexdigest(self) -> str: ...
 
 
-def require_watchfiles(what: str) -> Callable[..., _Notify]:
-    """watchfiles' RustNotify class, or a one-line error naming the extra to install."""
-    try:
-        from watchfiles._rust_notify import RustNotify
-    except ImportError:
-        raise MissingExtraError(what, "watch", "watchfiles") from None
-    return RustNotify
+def _sha256_class() -> Callable[[], _Hash]:
+    """CPython's own sha256 (``_sha256``; ``_sha2`` from 3.12), else hashlib's.
+
+    ``hashlib`` loads OpenSSL's libcrypto: 3.7 MiB resident in ``warden run`` (measured,
+    docs/benchmarks.md) for hashing a config file now and then.
+    """
+    for name in ("_sha256", "_sha2"):
+        with contextlib.suppress(ImportError):
+            made: Callable[[], _Hash] = importlib.import_module(name).sha256
+            return made
+    import hashlib
+
+    return hashlib.sha256
 
 
 async def watch_for_changes(
@@ -91,7 +99,7 @@ async def watch_for_changes(
     Runs until cancelled. Each call gets the files whose content (sha256) differs from what it
     was at the previous call, or when the watch was armed; a file that vanished or cannot be
     read is reported too (check ``path.exists()`` if that matters). Calls never overlap: changes
-    seen while ``on_change`` runs are merged into the next call. ``on_change`` may be sync or
+    seen while ``on_change`` runs are reported by the next call. ``on_change`` may be sync or
     async; it runs on the calling loop.
 
     Example::
@@ -112,153 +120,117 @@ async def watch_for_changes(
             the watch existed is not missed.
 
     Raises:
-        MissingExtraError: watchfiles is not installed (``pip install 'warden[watch]'``).
         ConfigurationError: no paths, or ``debounce`` not a positive number.
+        OSError: the kernel refused a watch (``ENOSPC``: ``fs.inotify.max_user_watches``;
+            ``EMFILE``: ``fs.inotify.max_user_instances``; ``EACCES`` on a directory).
     """
-    notify_class = require_watchfiles("watching files for changes")
     files = tuple(dict.fromkeys(Path(p).absolute() for p in paths))
     known = {Path(p).absolute(): digest for p, digest in (since or {}).items()}
     if not files:
         raise ConfigurationError("watch_for_changes() got no paths; give at least one file")
     if not debounce > 0:  # also refuses NaN
         raise ConfigurationError(f"debounce={debounce!r} is not a positive number of seconds")
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[Path, ...] | BaseException | None] = asyncio.Queue()
-    stop = threading.Event()
-
-    def post(item: tuple[Path, ...] | BaseException | None) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody listens
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-
-    def armed() -> None:
+    with _Watches(asyncio.get_running_loop(), debounce) as watches:
+        while watches.arm(watched_dirs(files)):
+            pass  # a directory vanished while arming: its nearest existing parent instead
+        now = {f: file_digest(f) for f in files}
+        digests = {f: known.get(f, now[f]) for f in files}
         if ready is not None:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(ready.set)
-
-    def run() -> None:
-        try:
-            _watch_thread(notify_class, files, known, debounce, stop, post, armed)
-        except BaseException as exc:
-            post(exc)
-        else:
-            post(None)
-
-    thread = threading.Thread(target=run, name="warden:watch", daemon=True)
-    thread.start()
-    finished = False
-    try:
+            ready.set()
+        if digests == now:  # else changed before the watch existed: report it, debounced
+            await watches.event()  # no timer: the loop sleeps until the kernel has an event
+        await watches.quiet()
         while True:
-            item = await queue.get()
-            changed: set[Path] = set()
-            while True:  # merge what queued up while on_change ran
-                if item is None or isinstance(item, BaseException):
-                    finished = True
-                    if item is None:
-                        return
-                    raise item
-                changed.update(item)
-                if queue.empty():
-                    break
-                item = queue.get_nowait()
-            result = on_change(tuple(sorted(changed)))
-            if inspect.isawaitable(result):
-                await result
-    finally:
-        stop.set()
-        # The thread sees the stop within one step (debounce) and says so last: waiting for
-        # that keeps the leak report clean and the inotify descriptors closed.
-        while not finished:
-            item = await queue.get()
-            finished = item is None or isinstance(item, BaseException)
-        thread.join()  # it has said its last word and is returning: microseconds
-
-
-def _watch_thread(  # noqa: PLR0917 - private, called once
-    notify_class: Callable[..., _Notify],
-    files: tuple[Path, ...],
-    known: dict[Path, str],
-    debounce: float,
-    stop: threading.Event,
-    post: Callable[[tuple[Path, ...]], None],
-    armed: Callable[[], None],
-) -> None:
-    step = max(1, round(debounce * 1000))
-    group = max(step, round(MAX_GROUP * 1000))
-    dirs = watched_dirs(files)
-    notify = _arm(notify_class, dirs)
-    try:
-        now_digests = {f: file_digest(f) for f in files}
-        digests = {f: known.get(f, now_digests[f]) for f in files}
-        armed()
-        if digests != now_digests:  # changed before the watch existed: report it, debounced
-            if not _wait_for_quiet(notify, step, group, stop):
-                return
-            _report(files, digests, post)
-        while _wait_for_change(notify, step, stop) and _wait_for_quiet(notify, step, group, stop):
             # Re-arm before hashing: a directory just created (or a symlink repointed) is
             # watched from now on, and what is written into it during one more quiet window
             # is part of this change, not a torn state of it.
-            while (now := watched_dirs(files)) != dirs:
-                notify.close()
-                dirs, notify = now, _arm(notify_class, now)
-                if not _wait_for_quiet(notify, step, group, stop):
-                    return
-            _report(files, digests, post)
-    finally:
-        notify.close()
+            while watches.arm(watched_dirs(files)):
+                await watches.quiet()
+            changed = _changed(files, digests)
+            if changed:
+                result = on_change(changed)
+                if inspect.isawaitable(result):
+                    await result
+            await watches.event()
+            await watches.quiet()
 
 
-def _arm(notify_class: Callable[..., _Notify], dirs: frozenset[Path]) -> _Notify:
-    """A RustNotify over ``dirs``: the inotify watches exist when it returns."""
-    while True:
+class _Watches:
+    """Directories watched through one inotify descriptor on ``loop``."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, debounce: float) -> None:
+        self._loop = loop
+        self._debounce = debounce
+        self._inotify = Inotify()
+        self._dirs: dict[Path, int] = {}  # path -> watch descriptor
+        self._seen = asyncio.Event()
+
+    def __enter__(self) -> _Watches:
         try:
-            return notify_class(sorted(map(str, dirs)), False, False, 300, False, True)
-        except FileNotFoundError:  # a directory vanished between looking and arming
-            dirs = _existing_dirs(dirs)
+            self._loop.add_reader(self._inotify.fd, self._read)
+        except BaseException:
+            self._inotify.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with contextlib.suppress(Exception):  # a closed loop has let go of it already
+            self._loop.remove_reader(self._inotify.fd)
+        self._inotify.close()  # the kernel drops every watch with it
+
+    def _read(self) -> None:
+        for wd, mask in self._inotify.read():
+            if mask & WATCH_ENDED:  # deleted, moved away, unmounted: watch its path again
+                self._dirs = {d: w for d, w in self._dirs.items() if w != wd}
+                if mask & IN_MOVE_SELF:  # the kernel's watch follows the inode elsewhere
+                    self._inotify.rm_watch(wd)
+        self._seen.set()
+
+    def arm(self, wanted: frozenset[Path]) -> bool:
+        """Watch exactly ``wanted``; True when a directory was added, or vanished first."""
+        for gone in self._dirs.keys() - wanted:
+            wd = self._dirs.pop(gone)
+            if wd not in self._dirs.values():  # two paths of one inode share a descriptor
+                self._inotify.rm_watch(wd)
+        added = False
+        for directory in sorted(wanted - self._dirs.keys()):
+            added = True
+            # Gone between looking and arming: the caller looks again.
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                self._dirs[directory] = self._inotify.add_watch(
+                    str(directory), DIRECTORY_EVENTS | IN_ONLYDIR | IN_EXCL_UNLINK
+                )
+        return added
+
+    async def event(self) -> None:
+        """Until some event arrives (at once if one came since the last quiet window)."""
+        await self._seen.wait()
+
+    async def quiet(self) -> None:
+        """Until ``debounce`` seconds pass without an event (at most :data:`MAX_GROUP`)."""
+        deadline = self._loop.time() + MAX_GROUP
+        while True:
+            self._seen.clear()
+            left = deadline - self._loop.time()
+            if left <= 0:
+                return
+            try:
+                async with asyncio.timeout(min(self._debounce, left)):
+                    await self._seen.wait()
+            except TimeoutError:
+                if not self._seen.is_set():  # an event read in the timer's own loop turn
+                    return
 
 
-def _existing_dirs(dirs: frozenset[Path]) -> frozenset[Path]:
-    return frozenset(_existing(d) for d in dirs)
-
-
-def _wait_for_change(notify: _Notify, step: int, stop: threading.Event) -> bool:
-    """Block until some event; False on stop."""
-    # Idle, RustNotify looks at its queue once a step: the fewer wake-ups, the later a first
-    # event is noticed (half a step on average).
-    while True:
-        got = notify.watch(1, step, 0, stop)  # return at the first step that saw an event
-        if got == "stop":
-            return False
-        if isinstance(got, set):
-            return True
-
-
-def _wait_for_quiet(notify: _Notify, step: int, group: int, stop: threading.Event) -> bool:
-    """Block until ``step`` ms pass without an event (at most ``group`` ms); False on stop."""
-    # Once something happened, a finer step sees the end of a burst sooner; the quiet
-    # window itself stays ``step``.
-    fine = max(1, step // 5)
-    deadline = time.monotonic() + group / 1000
-    while time.monotonic() < deadline:
-        got = notify.watch(group, fine, step, stop)
-        if got == "stop":
-            return False
-        if got == "timeout":
-            return True
-    return True
-
-
-def _report(
-    files: tuple[Path, ...], digests: dict[Path, str], post: Callable[[tuple[Path, ...]], None]
-) -> None:
+def _changed(files: tuple[Path, ...], digests: dict[Path, str]) -> tuple[Path, ...]:
+    """The files whose digest moved since ``digests`` (which is updated)."""
     changed = []
     for f in files:
         digest = file_digest(f)
         if digest != digests[f]:
             digests[f] = digest
             changed.append(f)
-    if changed:
-        post(tuple(changed))
+    return tuple(changed)
 
 
 def watched_dirs(files: Iterable[Path]) -> frozenset[Path]:
@@ -299,7 +271,7 @@ def file_digest(path: Path) -> str:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             return f"mode {stat.S_IFMT(info.st_mode):o}"
-        digest = hashlib.sha256()
+        digest = _sha256_class()()
         left = _MAX_HASHED
         while left > 0 and (chunk := os.read(fd, min(left, 1 << 20))):
             digest.update(chunk)

@@ -1,10 +1,13 @@
 """The sentinel: samples a cgroup when the kernel says memory moved, and acts per level.
 
-Between kernel events it polls, and the poll interval follows the headroom: a quarter of the
-projected time to the next level at the measured growth rate (never below ``poll_min``), and
-long (``idle_interval``) while nothing grows and the kernel's thresholds stand guard. So an
-idle service costs a wake-up every ``idle_interval``, and a ramp is sampled faster and faster
-as it nears each level (earlyoom's idea, driven by the growth rate instead of fixed steps).
+Between kernel events it polls while memory grows, and the poll interval follows the
+headroom: a quarter of the projected time to the next level at the measured growth rate (never
+below ``poll_min``), so a ramp is sampled faster and faster as it nears each level (earlyoom's
+idea, driven by the growth rate instead of fixed steps). While nothing grows and the kernel's
+thresholds stand guard (cgroup v1), it does not poll at all: besides the thresholds at the
+levels, a *band* of two usage thresholds (:func:`band`, about 1% of the limit, either side
+of the usage last seen) wakes it when the usage moves, so an idle service costs no wake-up.
+Where no threshold guards the levels (v2, the host) it polls every ``unarmed_interval``.
 
 Rising, the sentinel passes through every level in order (a jump from ``ok`` to ``critical``
 runs the ``warn`` and ``high`` actions first); falling, hysteresis holds each level until the
@@ -156,6 +159,7 @@ class MemorySentinel:
         self._tasks: set[asyncio.Task[object]] = set()
         self._armed_inactive: int | None = None
         self._armed_limit: int | None = None
+        self._band_at: int | None = None  # the usage the idle band is armed around
         #: Why the sentinel woke, per reason (for the benchmark and the curious).
         self.wakeups: collections.Counter[str] = collections.Counter()
         self.status = MemoryStatus(Level.OK, 0, 0, None, 0.0, 0.0)
@@ -444,10 +448,36 @@ class MemorySentinel:
             return False
         return any(value > sample.usage for value in self._v1.armed)
 
+    def _quiet(self, sample: Sample, rate: float) -> bool:
+        """Nothing to poll for: below the levels and not growing by a band per idle interval.
+        Then the band's two usage thresholds are armed around this usage (they wake the
+        sentinel when it moves either way), once per quiet spell: a registration waits for
+        an RCU grace period in the kernel, too slow to repeat at every sample of a ramp."""
+        width = band(sample.limit)
+        if (
+            self._v1 is None
+            or self._tracker.level is not Level.OK
+            or sample.ratio >= self._attention()
+            or rate * self.idle_interval >= width
+        ):
+            return False
+        if self._band_at is None or abs(sample.usage - self._band_at) >= width // 2:
+            try:
+                self._v1.arm_band(u for u in (sample.usage - width, sample.usage + width) if u > 0)
+            except OSError as exc:
+                self._band_at = None
+                self._emit(MemoryWatchDegraded(reason=f"cannot arm the idle band ({exc})"))
+                return False
+            self._band_at = sample.usage
+        return True
+
     def _schedule(self, sample: Sample, rate: float) -> None:
         assert self._loop is not None
         if self._timer is not None:
             self._timer.cancel()
+            self._timer = None
+        if self._quiet(sample, rate):
+            return  # no timer: the kernel's thresholds are the only wake-ups
         interval = self._interval(sample, rate)
         self._timer = self._loop.call_later(interval, self._wake, "poll")
 
@@ -476,6 +506,12 @@ class MemorySentinel:
             self._publish(fact)
             return
         _log.log(fact.log_level, "%s %s: %s", fact.kind, fact.name or "", fact.detail or "")
+
+
+def band(limit: int) -> int:
+    """Half the width of the usage band that wakes an idle sentinel: 1% of the limit, at
+    least 2 MiB (a program's own noise: a few pages come and go at every request)."""
+    return max(2 * 2**20, limit // 100)
 
 
 async def _awaited(result: object) -> object:

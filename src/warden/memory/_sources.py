@@ -56,6 +56,9 @@ class V1Events:
         self._thresholds: int | None = None
         #: The usage values the current thresholds are registered at.
         self.armed: tuple[int, ...] = ()
+        self._band: int | None = None
+        #: The idle band's usage thresholds (:meth:`arm_band`).
+        self.band: tuple[int, ...] = ()
         self.names: list[str] = ["v1 usage thresholds"]
         for name, argument, label in (
             ("memory.pressure_level", "medium", "v1 memory.pressure_level"),
@@ -99,28 +102,39 @@ class V1Events:
         values = tuple(sorted(set(usages)))
         if values == self.armed:
             return
-        if self._thresholds is not None:
-            self._drop(self._thresholds)
-            self._thresholds = None
-        self.armed = ()
+        old, self._thresholds, self.armed = self._thresholds, None, ()
+        self._thresholds, self.armed = self._replace(old, values, "threshold")
+
+    def arm_band(self, usages: Iterable[int]) -> None:
+        """Register the idle band's thresholds (an eventfd of their own), replacing the last."""
+        values = tuple(sorted(set(usages)))
+        if values != self.band:
+            old, self._band, self.band = self._band, None, ()
+            self._band, self.band = self._replace(old, values, "band")
+
+    def _replace(
+        self, old: int | None, values: tuple[int, ...], what: str
+    ) -> tuple[int | None, tuple[int, ...]]:
+        if old is not None:
+            self._drop(old)
         if not values:
-            return
-        efd = self._new_eventfd("v1 usage threshold")
+            return None, ()
+        efd = self._new_eventfd(f"v1 usage {what}")
         try:
             for value in values:
                 os.write(self._control, f"{efd} {self._usage} {value}".encode())
         except OSError:
             self._drop(efd)
             raise
-        self._thresholds = efd
-        self.armed = values
+        return efd, values
 
     def close(self) -> None:
-        for efd in [*self._fixed, *([self._thresholds] if self._thresholds is not None else [])]:
-            self._drop(efd)
+        for efd in [*self._fixed, self._thresholds, self._band]:
+            if efd is not None:
+                self._drop(efd)
         self._fixed.clear()
-        self._thresholds = None
-        self.armed = ()
+        self._thresholds = self._band = None
+        self.armed = self.band = ()
         for fd in (self._control, self._usage):
             with contextlib.suppress(OSError):
                 os.close(fd)

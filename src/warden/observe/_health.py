@@ -194,7 +194,7 @@ class Health:
         )
 
     def scrape(self) -> Response:
-        """``/metrics``: the Prometheus text (loads prometheus_client on the first call)."""
+        """``/metrics``: the Prometheus text format (0.0.4)."""
         if self.metrics is None:
             return Response.text(404, "metrics are off\n")
         return Response(200, PROMETHEUS_TEXT, self.metrics.exposition())

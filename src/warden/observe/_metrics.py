@@ -2,8 +2,8 @@
 
 :class:`Metrics` is a timeline observer. It holds every series as plain numbers (a dict per
 family) and turns them into Prometheus text only when asked (:meth:`Metrics.exposition`),
-which is the first moment ``prometheus_client`` is imported: a service that is never scraped
-never pays for it (its import costs a few MiB of resident memory, see docs/benchmarks.md).
+written by :mod:`._exposition` with the standard library: prometheus_client is not imported
+(its import costs 7-8 MiB resident in ``warden run``, see docs/benchmarks.md).
 The counting starts with the lifecycle, so the first scrape still sees everything.
 
 Which fact moves which series is one table, :data:`RULES`, keyed by the fact's declared
@@ -142,7 +142,7 @@ class Metrics:
         metrics = Metrics()
         lifecycle.timeline.subscribe(metrics)
         metrics.read("orphans_reaped", lambda: tally.orphans_reaped)
-        body = metrics.exposition()  # Prometheus text; imports prometheus_client
+        body = metrics.exposition()  # Prometheus text
     """
 
     def __init__(self) -> None:
@@ -242,9 +242,9 @@ class Metrics:
         return values, histograms
 
     def exposition(self) -> bytes:
-        """The Prometheus text format of every series (imports prometheus_client once)."""
+        """The Prometheus text format (0.0.4) of every series."""
         if self._exposer is None:
-            # Here, not at the top: prometheus_client is loaded by the first scrape only.
+            # Here, not at the top: a service that is never scraped never loads it.
             from ._exposition import renderer
 
             self._exposer = renderer(self)

@@ -10,10 +10,10 @@ upgrade), by one code path.
 
 * **A file may be missing**: a ConfigMap key can appear later (its appearance is a change);
   its directory must exist, or a typo in it would watch nothing, silently, for ever.
-* **Only when asked**: without the option nothing here runs and neither ``warden.config`` nor
-  watchfiles is imported (they are imported in :meth:`ReloadOnChange.start`), so ``warden
-  run`` keeps its zero idle wake-ups. Armed, watchfiles looks at its event queue once per
-  debounce (50 ms): 20 wake-ups a second (docs/benchmarks.md, "--reload-on-change").
+* **Only when asked**: without the option nothing here runs and ``warden.config`` is not
+  imported (it is imported in :meth:`ReloadOnChange.start`). Armed, the watch is an inotify
+  descriptor on warden's event loop: no thread, and no wake-up until a watched directory
+  changes (docs/benchmarks.md, "--reload-on-change").
 * **Armed after the program**: the component starts once the program passed its readiness
   gate (with a gate, no SIGHUP reaches a program that has not installed its handler yet:
   SIGHUP's default action ends it) and stops before the stop ladder. A change made while
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -39,7 +38,7 @@ from ._watch_trust import watch_problem
 
 def watched_files(value: object, what: str) -> tuple[str, ...]:
     """The ``--reload-on-change`` converter: absolute file paths, each in a directory that
-    exists (the file itself may appear later), not a directory; watchfiles installed."""
+    exists (the file itself may appear later), not a directory."""
     files: dict[str, None] = {}
     for given in paths(value, what):
         file = Path(given).absolute()
@@ -55,10 +54,6 @@ def watched_files(value: object, what: str) -> tuple[str, ...]:
             )
         _refuse_untrusted(file, given, what)
         files[str(file)] = None
-    if files and importlib.util.find_spec("watchfiles") is None:  # found, not imported
-        raise ConfigurationError(
-            f"{what} needs watchfiles, which is not installed: pip install 'warden[watch]'"
-        )
     return tuple(files)
 
 

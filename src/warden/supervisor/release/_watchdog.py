@@ -6,9 +6,9 @@ libsystemd advises) and WATCHDOG=trigger to report itself broken at once. A miss
 is acted on by the supervisor: SIGABRT (a chance to dump stacks or a core), then SIGKILL, exit
 reason ``watchdog timeout``, then the restart policy.
 
-One timer, armed lazily: a ping only records the time, and when the timer fires it either
-expires or re-arms at ``last ping + interval``. So the cost is at most one wake-up per
-interval, however often the program pings.
+One timer, moved to ``last ping + interval`` at each ping (a ping wakes warden anyway: it is
+a datagram), so it fires only when the program missed its deadline: no wake-up of warden's
+own while the program pings in time.
 """
 
 from __future__ import annotations
@@ -46,6 +46,9 @@ class ChildWatchdog:
 
     def ping(self) -> None:
         self._last = self._clock.now()
+        if self._timer is not None:  # started, not stopped: the deadline moves with the ping
+            self._timer.cancel()
+            self._arm(self._last + self.interval)
 
     def trigger(self) -> None:
         """WATCHDOG=trigger: the program says it is broken; act now (unless stopped)."""
