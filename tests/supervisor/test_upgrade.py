@@ -9,6 +9,7 @@ connections the whole time and counts every failure.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -120,7 +121,7 @@ class Load:
         while not self._stop.is_set():
             try:
                 status, body = http_get(("127.0.0.1", self.port), "/")
-            except OSError as exc:
+            except (OSError, http.client.HTTPException) as exc:  # IncompleteRead: cut short
                 self.failures.append(repr(exc))
                 continue
             if status != 200:
