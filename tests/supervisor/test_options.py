@@ -109,6 +109,12 @@ def test_a_value_built_directly_is_checked_as_its_flag_is(
         SupervisorOptions(command=("x",), **values)
 
 
+def test_a_confirm_url_needs_a_window() -> None:
+    values: dict[str, Any] = {"upgrade_confirm": 0, "upgrade_confirm_url": "http://[::1]:80/"}
+    with pytest.raises(ConfigurationError, match="checked in the --upgrade-confirm window"):
+        SupervisorOptions(command=("x",), **values)
+
+
 def test_a_value_built_directly_is_converted() -> None:
     # As a library caller (or a config file) may give them: text, not the field's type.
     texts: dict[str, Any] = {"stop_signal": "hup", "stop_timeout": "2m"}

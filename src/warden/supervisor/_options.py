@@ -399,6 +399,12 @@ class SupervisorOptions:
                 "no command to run; give it after '--', e.g. warden run -- python -m http.server"
             )
         convert_fields(self, OPTIONS)
+        if self.upgrade_confirm_url is not None and self.upgrade_confirm <= 0:
+            raise ConfigurationError(
+                f"--upgrade-confirm-url {self.upgrade_confirm_url} is checked in the "
+                "--upgrade-confirm window, which is 0; give the window a length (e.g. 5s) or "
+                "drop the URL"
+            )
         if self.backoff_initial > self.backoff_max:
             raise ConfigurationError(
                 f"backoff initial {self.backoff_initial:g}s is above its maximum "
