@@ -188,10 +188,10 @@ class ReleaseSwap:
                 return None  # the old release is gone: the new one is promoted at once
             if members.ended:
                 ended = ", ".join(map(str, members.ended))
+                which = "process" if len(members.ended) == 1 else "processes"
                 return (
-                    f"new release pid {new.pid}: its process {ended} ended {after:.3g}s after "
-                    "it was ready (a release whose processes end and are replaced in the "
-                    "window is broken)"
+                    f"new release pid {new.pid}: its {which} {ended} ended {after:.3g}s after "
+                    "it was ready"
                 )
             members.scan()  # workers started since (a respawned one) are watched too
             if self._clock.now() < deadline or failures > 0:
