@@ -132,6 +132,8 @@ class Load:
         if len(parts) < 2 or not parts[1].isdigit():
             return Answer(time.monotonic(), "closed")
         words = [w.decode() for w in body.split()[:2]] + ["", ""]
+        if len(body) < _content_length(head):
+            return Answer(time.monotonic(), "truncated", words[0], words[1])
         return Answer(time.monotonic(), parts[1].decode(), words[0], words[1])
 
     def since(self, began: float) -> list[Answer]:
@@ -148,6 +150,15 @@ class Load:
         self._stop.set()
         for thread in self._threads:
             thread.join(REQUEST_TIMEOUT + 5)
+
+
+def _content_length(head: bytes) -> int:
+    """The answer's ``Content-Length`` (0 if none): a shorter body was cut off mid-answer."""
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length" and value.strip().isdigit():
+            return int(value.strip())
+    return 0
 
 
 # -- servers ------------------------------------------------------------------------------------
@@ -598,7 +609,8 @@ def report(
         f"Load: {CLIENTS} closed-loop clients in the benchmark's process, each sending `GET /` "
         "over a new connection (`Connection: close`) the moment the previous answer arrived; "
         f"a request unanswered within {REQUEST_TIMEOUT:g} s is a failure (timeout), as is a "
-        "refused or reset connection and any status but 200. Counted from the upgrade's "
+        "refused or reset connection, an answer cut short of its Content-Length (truncated) "
+        "and any status but 200. Counted from the upgrade's "
         f"trigger to {AFTER:g} s after its reply (gunicorn's HUP: {HUP_WATCH:g} s after the "
         f"signal); *answering afterwards*: what answered in the last {TAIL:g} s, most first.",
         "",
