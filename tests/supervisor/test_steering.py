@@ -8,6 +8,7 @@ by accepting on both (non-blocking: a connection is in exactly one accept queue)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import select
 import socket
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.supervisor._socket_peers import needs_ipv6
+from warden.supervisor.release._readiness import Seen, http_status
 from warden.supervisor.sockets._held import HeldSockets
 from warden.supervisor.sockets._listenspec import parse_listen
 from warden.supervisor.sockets._steering import Steering, program
@@ -147,3 +149,52 @@ def test_the_program_jumps_land_on_the_returns() -> None:
             assert index + 1 + jt < len(code) and index + 1 + jf < len(code)
     assert code[-2] == (0x06, 0, 0, 1) and code[-1] == (0x06, 0, 0, 0)
     assert program(1, 8000) == program(1) == [(0x06, 0, 0, 1)]
+
+
+async def answering(sock: socket.socket, status: int) -> asyncio.Server:
+    """An HTTP server on an existing listening socket, answering ``status`` to everything."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n".encode())
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(handle, sock=sock.dup())
+
+
+async def test_an_http_probe_through_the_steering_asks_the_new_release(
+    steerings: list[Steering],
+) -> None:
+    """The readiness gate's own probe: the old release answers 200 to everyone, the new one
+    500; the probe through the steering gets the new one's 500, a plain client the 200."""
+    steering = steering_for(steerings, "tcp://127.0.0.1:0")
+    port = next(iter(steering.old)).sock.getsockname()[1]
+    old = await answering(next(iter(steering.old)).sock, 200)
+    new = await answering(next(iter(steering.new)).sock, 500)
+    async with old, new:
+        seen = Seen()
+        assert await http_status("127.0.0.1", port, "/", route=steering, why=seen) == 500
+        assert str(seen) == "its probe was answered 500"
+        assert await http_status("127.0.0.1", port, "/") == 200
+
+
+async def test_what_a_probe_that_got_no_status_says() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+        seen = Seen()
+        assert await http_status("127.0.0.1", port, "/", why=seen) is None
+        assert str(seen) == "its probe got connection refused"
+
+    async def close_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (await reader.readline()) not in (b"\r\n", b""):  # read it all: no RST
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(close_at_once, "127.0.0.1", 0)
+    async with server:
+        seen = Seen()
+        port = server.sockets[0].getsockname()[1]
+        assert await http_status("127.0.0.1", port, "/", why=seen) is None
+        assert str(seen) == "its probe got its connection closed"

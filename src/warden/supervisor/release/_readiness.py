@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shlex
 import socket
 from collections.abc import Awaitable, Callable, Sequence
@@ -161,7 +162,7 @@ class Seen:
     def __str__(self) -> str:
         if isinstance(self.last, int):
             return f"its probe was answered {self.last}"
-        return f"its probe got no answer: {self.last}"
+        return f"its probe got {self.last}"
 
 
 def _what_the_probe_saw(spec: ReadySpec, inputs: GateInputs, seen: Seen) -> str:
@@ -241,15 +242,16 @@ async def http_status(
         seen.last = f"no answer within {_PROBE_TIMEOUT:g}s"
         return None
     except OSError as exc:
-        seen.last = exc.strerror or type(exc).__name__
+        # By errno: asyncio's own strerror is "Connect call failed ('127.0.0.1', 8000)".
+        seen.last = (os.strerror(exc.errno) if exc.errno else str(exc)).lower()
         return None
     except (ValueError, asyncio.IncompleteReadError):
         # ValueError: readline() past the limit without a newline (LimitOverrunError's base)
-        seen.last = "not HTTP"
+        seen.last = "an answer that is not HTTP"
         return None
     parts = status_line.split()
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
-        seen.last = "closed without an HTTP answer" if not status_line else "not HTTP"
+        seen.last = "an answer that is not HTTP" if status_line else "its connection closed"
         return None
     status = int(parts[1])
     seen.last = status
