@@ -1,7 +1,7 @@
-"""Broken releases under load (issue 11): the fault matrix, in one run.
+"""Broken releases under load (issues 11 and 19): the fault matrix, in one run.
 
-    python bench/bench_rollback.py                  # about 6 minutes; writes docs/benchmarks.md
-    python bench/bench_rollback.py --only example --faults late,hang --logs /tmp/rb  # prints
+    python bench/bench_rollback.py                  # about 15 minutes; writes docs/benchmarks.md
+    python bench/bench_rollback.py --only example --gates http --faults late,hang --logs /tmp/rb
 
 Needs gunicorn, uvicorn and hypercorn (``pip install -e '.[bench]'``, plus hypercorn).
 
@@ -12,16 +12,21 @@ rollback_*.py`` read the release's name from a file, as a deploy rewrites the co
 
 - ``import-error``: raises at import; ``exit0``: exits 0 at once; ``never-ready``: never
   finishes starting (hangs at import; for the ASGI app, in its lifespan startup);
-- ``late``: crashes 1.5 s after it is ready (inside the window); ``err500``: answers every
-  request with 500; ``hang``: stops answering 0.5 s after it is ready (blocks its event loop;
-  gunicorn's sync workers block in every request);
+- ``late``: crashes 1.5 s after it is ready (inside the window); ``workers``: its worker
+  processes crash 1.5 s after they are ready and its master starts new ones (gunicorn ``-w
+  2``; uvicorn, with ``--workers 2`` for this row; hypercorn's master ends with its worker;
+  the example has none); ``err500``: answers every request with 500; ``hang``: stops
+  answering 0.5 s after it is ready (blocks its event loop; gunicorn's sync workers block in
+  every request);
 - ``old-dies``: the new release is good, and the old one is SIGKILLed inside the window;
 - ``good``: a good release (three upgrades in a row, for the upgrade time).
 
-The servers under warden, each gated as docs/supervisor.md says (``--ready-timeout 3s
---drain-timeout 3s`` and the default ``--upgrade-confirm``), and gunicorn's own SIGHUP (no
-warden) with the same broken releases. The load runs from the upgrade's trigger to
-:data:`AFTER` seconds after it has finished (for gunicorn's HUP: :data:`HUP_WATCH` seconds).
+The four servers under warden (``--ready-timeout 5s --drain-timeout 3s`` and the default
+``--upgrade-confirm``), each with both gates: ``--ready http://`` on the held port, and
+``--ready notify --upgrade-confirm-url http://`` (the URL checked in the window); and
+gunicorn's own SIGHUP (no warden) with the same broken releases. The load runs from the
+upgrade's trigger to :data:`AFTER` seconds after it has finished (for gunicorn's HUP:
+:data:`HUP_WATCH` seconds).
 Then: requests answered 200 and failed, the release answering in the last :data:`TAIL`
 seconds, and whether warden (or gunicorn's master) still runs.
 
@@ -62,8 +67,9 @@ APPS = BENCH / "apps"
 PY = sys.executable
 PEERS = ("gunicorn", "uvicorn", "hypercorn", "warden")
 
-FAULTS = ("import-error", "exit0", "never-ready", "late", "err500", "hang", "old-dies", "good")
-BROKEN_HUP = ("import-error", "exit0", "never-ready", "late", "err500", "hang", "good")
+BROKEN = ("import-error", "exit0", "never-ready", "late", "workers", "err500", "hang")
+FAULTS = (*BROKEN, "old-dies", "good")
+BROKEN_HUP = (*BROKEN, "good")
 CLIENTS = 4  #: closed-loop clients, a new connection per request
 REQUEST_TIMEOUT = 3.0  #: a request unanswered this long is a failure ("timeout")
 WARMUP = 0.5
@@ -72,7 +78,7 @@ TAIL = 0.5  #: "version afterwards": what answered in the last TAIL seconds of t
 HUP_WATCH = 8.0  #: gunicorn's HUP has no "done": the load runs this long after it
 GOOD_UPGRADES = 3
 START_TIMEOUT = 30.0
-WARDEN_OPTIONS = ("--ready-timeout", "3s", "--drain-timeout", "3s")
+WARDEN_OPTIONS = ("--ready-timeout", "5s", "--drain-timeout", "3s")
 #: issue 5's figures (docs/benchmarks.md, upgrade section: warden's ``duration`` p50 in the
 #: close mode, no window then): the good-release time before this issue.
 BEFORE = {"gunicorn": 0.414, "uvicorn": 0.294, "example": 0.113}
@@ -125,6 +131,8 @@ class Load:
         if len(parts) < 2 or not parts[1].isdigit():
             return Answer(time.monotonic(), "closed")
         words = [w.decode() for w in body.split()[:2]] + ["", ""]
+        if len(body) < _content_length(head):
+            return Answer(time.monotonic(), "truncated", words[0], words[1])
         return Answer(time.monotonic(), parts[1].decode(), words[0], words[1])
 
     def since(self, began: float) -> list[Answer]:
@@ -143,22 +151,33 @@ class Load:
             thread.join(REQUEST_TIMEOUT + 5)
 
 
+def _content_length(head: bytes) -> int:
+    """The answer's ``Content-Length`` (0 if none): a shorter body was cut off mid-answer."""
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length" and value.strip().isdigit():
+            return int(value.strip())
+    return 0
+
+
 # -- servers ------------------------------------------------------------------------------------
+
+
+def _one(fault: str) -> int:
+    return 1
 
 
 @dataclass(frozen=True)
 class Server:
     name: str
     label: str
-    gate: str  #: as the doc says it
-    command: Callable[[Path], list[str]]
-    options: Callable[[int], list[str]]
+    command: Callable[[Path, str], list[str]]  #: (work dir, fault) -> the server's argv
     env: dict[str, str] = field(default_factory=dict)
-    workers: int = 1  #: v1 answers from this many pids before the upgrade (no --preload)
-
-
-def _http_gate(port: int) -> list[str]:
-    return ["--ready", f"http://127.0.0.1:{port}/"]
+    #: fault -> v1 answers from this many pids before the upgrade (every worker has imported
+    #: v1: no --preload, so one booting later would import the broken release)
+    workers: Callable[[str], int] = _one
+    #: faults that do not apply (a server without worker processes has no ``workers``)
+    skip: frozenset[str] = frozenset()
 
 
 def gunicorn_command(work: Path, *extra: str) -> list[str]:
@@ -173,38 +192,39 @@ SERVERS = {
     "gunicorn": Server(
         "gunicorn",
         "gunicorn `-w 2` (sync)",
-        "`--ready http://` (the probe socket)",
-        gunicorn_command,
-        _http_gate,
-        workers=2,
+        lambda work, fault: gunicorn_command(work),
+        workers=lambda fault: 2,
     ),
     "uvicorn": Server(
         "uvicorn",
         "uvicorn `--fd 3`",
-        "`--ready notify --watchdog 1s`",
-        lambda work: [
+        lambda work, fault: [
             *(PY, "-m", "uvicorn", "--fd", "3", "--app-dir", str(APPS), "--no-access-log"),
             *("--http", "warden.integrations.uvicorn:H11Protocol", "rollback_asgi:app"),
+            *(("--workers", "2") if fault == "workers" else ()),
         ],
-        lambda port: ["--ready", "notify", "--watchdog", "1s"],
+        workers=lambda fault: 2 if fault == "workers" else 1,
     ),
     "hypercorn": Server(
         "hypercorn",
-        "hypercorn `--bind fd://3 --bind fd://4`",
-        "`--ready http://` (the probe socket)",
-        lambda work: [
-            *(PY, "-m", "hypercorn", "--bind", "fd://3", "--bind", "fd://4"),
-            "rollback_asgi:app",
-        ],
-        _http_gate,
+        "hypercorn `--bind fd://3`",
+        lambda work, fault: [PY, "-m", "hypercorn", "--bind", "fd://3", "rollback_asgi:app"],
         env={"ROLLBACK_MASTER": "parent", "PYTHONPATH": str(APPS)},
     ),
     "example": Server(
         "example",
         "examples/http_service.py",
-        "`--ready http:// --watchdog 1s`",
-        lambda work: [PY, str(APPS / "rollback_example.py"), str(work / "jobs.json")],
-        lambda port: [*_http_gate(port), "--watchdog", "1s"],
+        lambda work, fault: [PY, str(APPS / "rollback_example.py"), str(work / "jobs.json")],
+        skip=frozenset({"workers"}),
+    ),
+}
+
+#: How warden is told when a release is ready, and what the window checks.
+GATES: dict[str, tuple[str, Callable[[int], list[str]]]] = {
+    "http": ("`--ready http://`", lambda port: ["--ready", f"http://127.0.0.1:{port}/"]),
+    "notify": (
+        "`--ready notify --upgrade-confirm-url http://`",
+        lambda port: ["--ready", "notify", "--upgrade-confirm-url", f"http://127.0.0.1:{port}/"],
     ),
 }
 
@@ -262,6 +282,7 @@ def _env(work: Path, extra: dict[str, str]) -> dict[str, str]:
 class Row:
     server: str
     fault: str
+    gate: str = "http"  #: a key of GATES
     peer: str = "warden"  #: or "gunicorn HUP"
     result: str = ""  #: the upgrade's result (warden), or "—"
     detail: str = ""
@@ -289,9 +310,9 @@ def _tally(row: Row, answers: Sequence[Answer], end: float) -> None:
     row.afterwards = ", ".join(name for name, _ in tail.most_common()) or "nothing"
 
 
-def warden_row(server: Server, fault: str, logs: Path, window: str | None = None) -> Row:
-    row = Row(server.name, fault)
-    work = Path(tempfile.mkdtemp(prefix=f"{server.name}-{fault}-", dir=logs))
+def warden_row(server: Server, gate: str, fault: str, logs: Path, window: str | None = None) -> Row:
+    row = Row(server.name, fault, gate)
+    work = Path(tempfile.mkdtemp(prefix=f"{server.name}-{gate}-{fault}-", dir=logs))
     (work / "release").write_text("v1")
     sockets = Path(tempfile.mkdtemp(prefix="wrb-", dir="/tmp"))  # sun_path is short
     ctl = str(sockets / "warden.ctl")
@@ -300,11 +321,11 @@ def warden_row(server: Server, fault: str, logs: Path, window: str | None = None
     port = free_port()
     argv = [
         *(PY, "-m", "warden", "run", "--listen", f"tcp://127.0.0.1:{port}", "--control", ctl),
-        *server.options(port),
+        *GATES[gate][1](port),
         *WARDEN_OPTIONS,
         *(("--upgrade-confirm", window) if window is not None else ()),
         "--",
-        *server.command(work),
+        *server.command(work, fault),
     ]
     try:
         warden = procs.spawn(argv, "warden.log")
@@ -312,8 +333,8 @@ def warden_row(server: Server, fault: str, logs: Path, window: str | None = None
         load.wait(
             lambda answers: any(a.name == "v1" for a in answers), "v1 answering", START_TIMEOUT
         )
-        if server.workers > 1:
-            _wait_pids(load, server.workers)
+        if server.workers(fault) > 1:
+            _wait_pids(load, server.workers(fault))
         time.sleep(WARMUP)  # the load runs a while before the upgrade (not a synchronisation)
         began = time.monotonic()
         releases = [f"v{n + 2}" for n in range(GOOD_UPGRADES)] if fault == "good" else [fault]
@@ -420,26 +441,16 @@ def hup_row(fault: str, logs: Path) -> Row:
 
 # -- report -------------------------------------------------------------------------------------
 
-#: Faults a server's gate and window cannot see (docs/supervisor.md says so): promoted as measured.
-UNSEEN = {("uvicorn", "err500")}
-
 
 def expected(row: Row) -> str:
     """What the goal is for a warden row: the old release keeps serving, or the new one."""
-    if row.fault in ("good", "old-dies"):
-        return "new"
-    if (row.server, row.fault) in UNSEEN:
-        return "unseen"
-    return "old"
+    return "new" if row.fault in ("good", "old-dies") else "old"
 
 
 def met(row: Row) -> bool:
-    goal = expected(row)
     if row.error or not row.running:
         return False
-    if goal == "unseen":
-        return True  # reported as measured
-    if goal == "new":
+    if expected(row) == "new":
         allowed = 2 * CLIENTS if row.fault == "old-dies" else 0  # SIGKILL: what it was answering
         return row.failures <= allowed and row.afterwards.split(", ")[0] != "v1"
     return row.failures == 0 and row.afterwards == "v1"
@@ -459,23 +470,19 @@ def _short(detail: str, limit: int = 110) -> str:
 
 def matrix(rows: Sequence[Row]) -> list[str]:
     lines = [
-        "| server (gate) | fault | upgrade | requests ok | failed | answering afterwards "
+        "| server | gate | fault | upgrade | requests ok | failed | answering afterwards "
         "| warden running | goal met | why (warden's words) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        server = SERVERS[row.server]
+        where = f"| {SERVERS[row.server].label} | {GATES[row.gate][0]} | {row.fault}"
         if row.error:
-            lines.append(
-                f"| {server.label} ({server.gate}) | {row.fault} | error | — | — | — | — | no "
-                f"| {_short(row.error)} |"
-            )
+            lines.append(f"{where} | error | — | — | — | — | **no** | {_short(row.error)} |")
             continue
-        goal = {"unseen": "not seen (as documented)", "old": "", "new": ""}[expected(row)]
         lines.append(
-            f"| {server.label} ({server.gate}) | {row.fault} | {row.result} | {row.ok:,} "
-            f"| {_failed(row)} | {row.afterwards} | {'yes' if row.running else '**no**'} "
-            f"| {goal or ('yes' if met(row) else '**no**')} | {_short(row.detail)} |"
+            f"{where} | {row.result} | {row.ok:,} | {_failed(row)} | {row.afterwards} "
+            f"| {'yes' if row.running else '**no**'} | {'yes' if met(row) else '**no**'} "
+            f"| {_short(row.detail)} |"
         )
     return lines
 
@@ -508,7 +515,7 @@ def timing_table(rows: Sequence[Row], nowindow: dict[str, Row]) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for row in rows:
-        if row.fault != "good" or not row.durations:
+        if row.fault != "good" or row.gate != "http" or not row.durations:
             continue
         zero = nowindow.get(row.server)
         zero_text = (
@@ -527,28 +534,28 @@ def timing_table(rows: Sequence[Row], nowindow: dict[str, Row]) -> list[str]:
 
 
 def reading(rows: Sequence[Row], hup: Sequence[Row]) -> str:
-    broken = [r for r in rows if expected(r) == "old"]
-    good = [r for r in rows if expected(r) == "new"]
-    unseen = [r for r in rows if expected(r) == "unseen"]
-    missed = [r for r in [*broken, *good] if not met(r)]
-    text = (
-        f"Reading: {sum(met(r) for r in broken)} of {len(broken)} broken rows whose fault the "
-        "gate and window can see kept the old release serving with 0 failed requests; "
-        f"{sum(met(r) for r in good)} of {len(good)} rows promoting a good release (good, "
-        f"old-dies) met their goal; warden still ran in {sum(r.running for r in rows)} of "
-        f"{len(rows)} rows."
-    )
+    text = "Reading:"
+    for gate, (label, _) in GATES.items():
+        of_gate = [r for r in rows if r.gate == gate]
+        if not of_gate:
+            continue
+        broken = [r for r in of_gate if expected(r) == "old"]
+        good = [r for r in of_gate if expected(r) == "new"]
+        servers = len({r.server for r in of_gate})
+        text += (
+            f" under {label}, {sum(met(r) for r in broken)} of {len(broken)} broken releases "
+            f"({servers} servers) were kept off traffic with 0 failed requests and the old "
+            f"release serving, and {sum(met(r) for r in good)} of {len(good)} good ones (good, "
+            "old-dies) were promoted;"
+        )
+    missed = [r for r in rows if not met(r)]
+    text += f" warden still ran in {sum(r.running for r in rows)} of {len(rows)} rows."
     if missed:
         text += " Not met: " + "; ".join(
-            f"{r.server} {r.fault} ({r.failures:,} failed, afterwards {r.afterwards}"
-            f"{', warden gone' if not r.running else ''}{', ' + r.error if r.error else ''})"
+            f"{r.server} {r.gate} {r.fault} ({r.result}, {r.failures:,} failed, afterwards "
+            f"{r.afterwards}{', warden gone' if not r.running else ''}"
+            f"{', ' + r.error if r.error else ''})"
             for r in missed
-        )
-        text += "."
-    if unseen:
-        text += " Not seen by the gate, as documented: " + "; ".join(
-            f"{r.server} {r.fault} ({r.result}, {r.failures:,} failed, afterwards {r.afterwards})"
-            for r in unseen
         )
         text += "."
     lost = [r for r in hup if r.fault != "good" and (r.failures or not r.running)]
@@ -572,19 +579,23 @@ def report(
     command: str,
     started: datetime.datetime,
     minutes: float,
+    load: tuple[float, float],
 ) -> str:
     begin, end = markers("rollback")
     when = started.strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         begin,
-        "## Broken releases: the confirmation window and rollback (issue 11)",
+        "## Broken releases: the confirmation window and rollback (issues 11 and 19)",
         "",
-        f"`{command}` — {when}, {minutes:.1f} min; {machine()}; {versions(PEERS)}.",
+        f"`{command}` — {when}, {minutes:.1f} min; {machine()}; {versions(PEERS)}; load "
+        f"average {load[0]:.1f} at the start, {load[1]:.1f} at the end (a shared machine: "
+        "compare within a row, or rows of one run).",
         "",
         f"Load: {CLIENTS} closed-loop clients in the benchmark's process, each sending `GET /` "
         "over a new connection (`Connection: close`) the moment the previous answer arrived; "
         f"a request unanswered within {REQUEST_TIMEOUT:g} s is a failure (timeout), as is a "
-        "refused or reset connection and any status but 200. Counted from the upgrade's "
+        "refused or reset connection, an answer cut short of its Content-Length (truncated) "
+        "and any status but 200. Counted from the upgrade's "
         f"trigger to {AFTER:g} s after its reply (gunicorn's HUP: {HUP_WATCH:g} s after the "
         f"signal); *answering afterwards*: what answered in the last {TAIL:g} s, most first.",
         "",
@@ -593,25 +604,30 @@ def report(
         "import; `exit0` exits 0 at once (gunicorn: each worker, and the master respawns "
         "them); `never-ready` hangs at import (the ASGI app: in its lifespan startup; the "
         "example: in a component's start); `late` crashes 1.5 s after it is ready (gunicorn: "
-        "its master is SIGKILLed 1.5 s after the workers import the app); `err500` answers "
+        "its master is SIGKILLed 1.5 s after the workers import the app); `workers`: its "
+        "worker processes crash 1.5 s after they are ready and its master starts new ones "
+        "(gunicorn `-w 2`; uvicorn run with `--workers 2` for this row; hypercorn's master "
+        "ends with its one worker; the example has no workers, no row); `err500` answers "
         "500; `hang` stops answering 0.5 s after it is ready (the ASGI app and the example "
         "block their event loop; gunicorn's sync workers block in every request); "
         "`old-dies`: a good new release, and the old one is SIGKILLed as the window opens; "
         f"`good`: {GOOD_UPGRADES} good upgrades in a row. Apps: `bench/apps/rollback_wsgi.py`, "
-        "`rollback_asgi.py` (READY=1 and WATCHDOG=1 through `warden.Notifier`), "
-        "`rollback_example.py` (`examples/http_service.py` with the fault put in from "
-        "outside). warden: `warden run --listen tcp://127.0.0.1:PORT GATE "
-        f"{' '.join(WARDEN_OPTIONS)} -- SERVER`, the default `--upgrade-confirm` (5 s); "
-        "uvicorn with `--http warden.integrations.uvicorn:H11Protocol`.",
+        "`rollback_asgi.py` (READY=1 through `warden.Notifier`), `rollback_example.py` "
+        "(`examples/http_service.py` with the fault put in from outside). warden: `warden run "
+        f"--listen tcp://127.0.0.1:PORT GATE {' '.join(WARDEN_OPTIONS)} -- SERVER`, the "
+        "default `--upgrade-confirm` (5 s); GATE is `--ready http://127.0.0.1:PORT/` or "
+        "`--ready notify --upgrade-confirm-url http://127.0.0.1:PORT/`, the same for every "
+        "server; uvicorn with `--http warden.integrations.uvicorn:H11Protocol`.",
         "",
         *matrix(rows),
         "",
         "`old-dies` costs what the SIGKILLed release was answering when it died, and what "
         "those clients' retries queued on its socket in the moment before warden steered new "
         "connections to the new release (reset when warden closes that socket): at most two "
-        "per client. The uvicorn `err500` row is the documented limit of a server serving "
-        "fd 3 only: nothing can probe the new release alone, so it is promoted after the "
-        "window; its 500s reach clients only from then on.",
+        "per client. Every probe of a new release (the `http` gate, the window's health "
+        "checks, `--upgrade-confirm-url`) reached it alone through the port both releases "
+        "share: warden steers its own probe's source port to the new release's socket, every "
+        "other connection to the old one's.",
         "",
         "gunicorn's own upgrade, with the same broken releases: `gunicorn -w 2 -b "
         "127.0.0.1:PORT rollback_wsgi:app`, then SIGHUP to its master (it starts new workers, "
@@ -621,12 +637,18 @@ def report(
         "",
         "A server that accepts and never answers costs one failure per client per "
         f"{REQUEST_TIMEOUT:g} s timeout: the failed count understates those outages; "
-        "*answering afterwards* shows them.",
+        "*answering afterwards* shows them. A crash between two requests costs none: "
+        "gunicorn's `late` and `workers` rows count what the crashes happened to cut, and "
+        "leave the broken release serving (`late`: its orphaned workers, master gone; "
+        "`workers`: crashing and respawned every 1.5 s).",
         "",
-        "Good-release upgrade time: warden's own `duration` (trigger → new release confirmed "
-        f"and the old one gone) and `ready_after`, over the `good` row's {GOOD_UPGRADES} "
-        "upgrades; beside it the same upgrades with `--upgrade-confirm 0` in the same run, and "
-        "issue 5's figure (before the window existed; the upgrade section above).",
+        "Good-release upgrade time (`--ready http://`): warden's own `duration` (trigger → "
+        "new release confirmed and the old one gone) and `ready_after` (trigger → its gate "
+        "passed, probed through the shared port; the spawn included, while the old release "
+        f"serves the load on the same two CPUs), over the `good` row's {GOOD_UPGRADES} "
+        "upgrades; beside them the same upgrades with `--upgrade-confirm 0` in the same run, "
+        "and issue 5's figure (before the window existed, the gate probed the shared socket; "
+        "the upgrade section above).",
         "",
         *timing_table(rows, nowindow),
         "",
@@ -646,33 +668,51 @@ def report(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default=",".join(SERVERS), help="servers, comma-separated")
+    parser.add_argument("--gates", default=",".join(GATES), help="gates, comma-separated")
     parser.add_argument("--faults", default=",".join(FAULTS), help="faults, comma-separated")
     parser.add_argument("--no-hup", action="store_true", help="skip gunicorn's own HUP rows")
     parser.add_argument("--logs", type=Path, default=None, help="keep the rows' logs here")
     args = parser.parse_args(argv)
     servers = [s for s in args.only.split(",") if s]
     faults = [f for f in args.faults.split(",") if f]
-    unknown = [s for s in servers if s not in SERVERS] + [f for f in faults if f not in FAULTS]
+    gates = [g for g in args.gates.split(",") if g]
+    unknown = [
+        *(s for s in servers if s not in SERVERS),
+        *(f for f in faults if f not in FAULTS),
+        *(g for g in gates if g not in GATES),
+    ]
     if unknown:
-        parser.error(f"unknown: {', '.join(unknown)}; servers {list(SERVERS)}, faults {FAULTS}")
-    full = servers == list(SERVERS) and faults == list(FAULTS) and not args.no_hup
+        parser.error(
+            f"unknown: {', '.join(unknown)}; servers {list(SERVERS)}, gates {list(GATES)}, "
+            f"faults {FAULTS}"
+        )
+    full = (
+        servers == list(SERVERS)
+        and faults == list(FAULTS)
+        and gates == list(GATES)
+        and not args.no_hup
+    )
     logs = args.logs or Path(tempfile.mkdtemp(prefix="bench-rollback-"))
     logs.mkdir(parents=True, exist_ok=True)
     started = datetime.datetime.now(datetime.UTC)
     began = time.monotonic()
+    load_before = os.getloadavg()[0]
     rows: list[Row] = []
     nowindow: dict[str, Row] = {}
     for name in servers:
-        for fault in faults:
-            row = warden_row(SERVERS[name], fault, logs)
-            print(
-                f"{name:10} {fault:13} {row.result:12} ok {row.ok:6} failed {row.failures:6} "
-                f"after: {row.afterwards:24} running {row.running} {row.error or ''}",
-                flush=True,
-            )
-            rows.append(row)
-        if "good" in faults:
-            nowindow[name] = warden_row(SERVERS[name], "good", logs, window="0")
+        server = SERVERS[name]
+        for gate in gates:
+            for fault in [f for f in faults if f not in server.skip]:
+                row = warden_row(server, gate, fault, logs)
+                print(
+                    f"{name:10} {gate:7} {fault:13} {row.result:12} ok {row.ok:6} failed "
+                    f"{row.failures:6} after: {row.afterwards:24} running {row.running} "
+                    f"{row.error or ''}",
+                    flush=True,
+                )
+                rows.append(row)
+        if "good" in faults and "http" in gates:
+            nowindow[name] = warden_row(server, "http", "good", logs, window="0")
             print(f"{name:10} good, window 0: {nowindow[name].durations}", flush=True)
     hup: list[Row] = []
     if "gunicorn" in servers and not args.no_hup:
@@ -686,7 +726,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             hup.append(row)
     minutes = (time.monotonic() - began) / 60
     command = "python bench/bench_rollback.py"
-    section = report(rows, hup, nowindow, command, started, minutes)
+    load = (load_before, os.getloadavg()[0])
+    section = report(rows, hup, nowindow, command, started, minutes, load)
     if full:
         write_section("rollback", section)
         print(f"wrote {DOC}")

@@ -11,10 +11,10 @@ acknowledged job to disk, then the settings go. Nothing acknowledged is lost on 
     python examples/http_service.py --port 8000 --data /tmp/jobs.json
 
 Under ``warden run --listen tcp://127.0.0.1:8000 --ready notify`` (or systemd socket
-activation) it serves every socket it is handed instead of binding one (during an upgrade
-that includes warden's private ``warden-probe`` socket, where an ``http`` gate asks this
-release alone), and says READY=1 once every component has started: that is all a service
-needs for zero-downtime upgrades.
+activation) it serves every socket it is handed instead of binding one, and says READY=1 once
+every component has started: that is all a service needs for zero-downtime upgrades
+(``--ready http://127.0.0.1:8000/readyz`` works as well: during an upgrade warden's probes
+reach the new release alone through the same port).
 
 Endpoints: ``GET /`` (hello), ``GET /slow?ms=500`` (a slow request), ``POST /jobs`` (queue a
 job, 202 once acknowledged), ``GET /livez``, ``GET /readyz`` (503 once the service drains).
@@ -48,8 +48,7 @@ class Settings:
     def load(self) -> None:
         self.host, self.port = self.args.host, self.args.port
         self.data = Path(self.args.data)
-        # All of them: the shared ones and, under an upgrading warden, the release's own
-        # probe socket (named warden-probe), which must be answered like any other.
+        # All of them, in fd order (one per --listen).
         self.socks = [sock for _, sock in warden.listen_fds()]
 
 

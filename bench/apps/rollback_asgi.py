@@ -4,9 +4,11 @@ named in the file ``$ROLLBACK_RELEASE`` names.
 ``v1``/``v2``/... answer 200 with their name; ``import-error`` raises at import; ``exit0``
 exits 0 at import; ``never-ready`` never finishes its lifespan startup; ``late`` crashes 1.5 s
 after its startup (and, with ``$ROLLBACK_MASTER=parent``, takes the server's master, its
-parent, with it: hypercorn's worker); ``err500`` answers 500; ``hang`` blocks its event loop
-0.5 s after its startup. READY=1 (and, with ``$WATCHDOG_USEC``, WATCHDOG=1 from the event
-loop) through warden's :class:`warden.Notifier`: uvicorn speaks no sd_notify of its own.
+parent, with it: hypercorn's worker); ``workers`` exits 1 1.5 s after its startup, this
+process only (uvicorn ``--workers 2`` starts another; hypercorn's master ends with it);
+``err500`` answers 500; ``hang`` blocks its event loop 0.5 s after its startup. READY=1 (and,
+with ``$WATCHDOG_USEC``, WATCHDOG=1 from the event loop) through warden's
+:class:`warden.Notifier`: uvicorn speaks no sd_notify of its own.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ def _started() -> None:
     loop = asyncio.get_running_loop()
     if NAME == "late":
         loop.call_later(1.5, _crash)
+    if NAME == "workers":  # this process only: a master that respawns it starts another
+        loop.call_later(1.5, os._exit, 1)
     if NAME == "hang":
         loop.call_later(0.5, time.sleep, 3600)
 

@@ -3,7 +3,8 @@
 ``$ROLLBACK_RELEASE`` names a file holding the release's name, read as each worker imports
 the app (gunicorn without ``--preload``, as in production): ``v1``/``v2``/... answer 200 with
 their name; ``import-error`` raises; ``exit0`` exits 0; ``never-ready`` hangs at import;
-``late`` kills its master 1.5 s after import (a crash after READY); ``err500`` answers 500;
+``late`` kills its master 1.5 s after import (a crash after READY); ``workers``: each worker
+exits 1 1.5 s after import (its master starts another); ``err500`` answers 500;
 ``hang`` blocks every request from 0.5 s after import on.
 
     ROLLBACK_RELEASE=release gunicorn -w 2 --chdir bench/apps rollback_wsgi:app
@@ -30,6 +31,8 @@ if NAME == "never-ready":
 if NAME == "late":
     _master = os.getppid()  # read now: once the master is gone, the parent is someone else
     threading.Timer(1.5, lambda: os.kill(_master, signal.SIGKILL)).start()
+if NAME == "workers":  # each worker crashes; the master starts another, which crashes too
+    threading.Timer(1.5, os._exit, (1,)).start()
 
 
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -34,6 +34,7 @@ SAMPLES = {
     "drain_timeout": "20s",
     "upgrade_check": "./check.sh --quick",
     "upgrade_confirm": "30s",
+    "upgrade_confirm_url": "http://127.0.0.1:8000/healthz",
     "memory_limit": "512M",
     "memory_warn_signal": "USR1",
     "recycle_at": "high",
@@ -92,6 +93,12 @@ def test_without_flags_the_value_has_the_fields_defaults_but_the_control_path() 
         ("on_hup", "restart", "on_hup='restart' is not a SIGHUP action"),
         ("stop_signal", signal.SIGSTOP, "SIGSTOP freezes a program"),
         ("backoff_initial", 60, "backoff initial 60s is above its maximum 30s"),
+        (
+            "upgrade_confirm_url",
+            "https://127.0.0.1/",
+            "upgrade_confirm_url='https://127.0.0.1/' is not an http:// URL",
+        ),
+        ("upgrade_confirm_url", "http://127.0.0.1/", "needs a host and a port"),
     ],
 )
 def test_a_value_built_directly_is_checked_as_its_flag_is(
@@ -99,6 +106,12 @@ def test_a_value_built_directly_is_checked_as_its_flag_is(
 ) -> None:
     values: dict[str, Any] = {field: value}
     with pytest.raises(ConfigurationError, match=message):
+        SupervisorOptions(command=("x",), **values)
+
+
+def test_a_confirm_url_needs_a_window() -> None:
+    values: dict[str, Any] = {"upgrade_confirm": 0, "upgrade_confirm_url": "http://[::1]:80/"}
+    with pytest.raises(ConfigurationError, match="checked in the --upgrade-confirm window"):
         SupervisorOptions(command=("x",), **values)
 
 

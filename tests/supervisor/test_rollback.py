@@ -13,9 +13,11 @@ import os
 import signal
 import threading
 
+import pytest
+
 from tests.supervisor._systemd_peers import free_port
 from tests.supervisor.conftest import Processes, wait_until
-from tests.supervisor.test_upgrade import Load, Service, gone
+from tests.supervisor.test_upgrade import Load, Service, control, gone
 
 WINDOW = ("--upgrade-confirm", "3s", "--ready-timeout", "3s")
 
@@ -160,3 +162,62 @@ def test_new_release_dying_during_the_drain_is_a_failure_and_spares_the_old(
     assert service.warden.proc.poll() is None
     assert service.program()["pid"] == v2
     assert service.stop() == 0
+
+
+#: A release serving HTTP on a TCP port it binds itself (SO_REUSEPORT: two releases at once),
+#: beside the UNIX socket warden holds for it.
+SELF_BOUND = """\
+import os, signal, socket, sys
+from pathlib import Path
+
+name = Path(sys.argv[2]).read_text().split()[0]
+signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+server.bind(("127.0.0.1", int(sys.argv[1])))
+server.listen()
+notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+notify.connect(os.environ["NOTIFY_SOCKET"])
+notify.send(b"READY=1")
+print(f"started {name} {os.getpid()}", flush=True)
+while True:
+    conn, _ = server.accept()
+    with conn:
+        conn.recv(65536)
+        body = f"{name} {os.getpid()}".encode()
+        conn.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: %d\\r\\n\\r\\n%s" % (len(body), body))
+"""
+
+
+@pytest.mark.parametrize("gate", ["http", "notify"])
+def test_a_unix_socket_deployment_upgrades_and_says_when_its_probe_cannot_tell_releases_apart(
+    procs: Processes, gate: str
+) -> None:
+    """Only a UNIX socket held: nothing can steer a probe to the new release, so an http gate
+    on the program's own port asks whichever release accepts first. The upgrade goes on as
+    before, with a warning that says so; a notify gate needs no probe and gets none."""
+    port = free_port()
+    release = procs.tmp_path / "release"
+    release.write_text("v1")
+    script = procs.script("self_bound.py", SELF_BOUND)
+    ready = f"http://127.0.0.1:{port}/" if gate == "http" else "notify"
+    warden = procs.warden(
+        *("--listen", f"unix:{procs.tmp_path}/app.sock", "--ready", ready),
+        *("--upgrade-confirm", "0.5s", "--", script, str(port), str(release)),
+    )
+    warden.err.wait_for(r'"event": "state", "state": "ready"')
+    release.write_text("v2")
+    reply = control(procs.control, "upgrade")
+    assert reply["ok"] is True, reply
+    warden.out.wait_for("^started v2 ")
+    warnings = [e for e in warden.events("upgrade") if e.get("outcome") == "warning"]
+    if gate == "notify":
+        assert warnings == []
+    else:
+        assert len(warnings) == 1, warnings
+        assert (
+            f"--ready http://127.0.0.1:{port}/ cannot reach the new release alone (its port is "
+            "not a TCP socket warden holds with --listen)"
+        ) in str(warnings[0]["detail"]), warnings
+    warden.kill(signal.SIGTERM)
+    assert warden.wait() == 0

@@ -1,25 +1,25 @@
-"""Broken releases of real servers under load: uvicorn, hypercorn and examples/http_service.py.
+"""Broken releases of real servers under load: the fault matrix, for four servers and one gate.
 
-gunicorn's rows are in ``test_rollback_servers``. Each case starts a warden serving ``v1`` of a
-real server, deploys one broken release (the app reads its name from a file the test rewrites,
-as a deploy rewrites the code) and upgrades to it with a load of new connections running:
+gunicorn (``-w 2``, sync workers, no ``--preload``), ``uvicorn --fd 3``, hypercorn with one
+``--bind fd://3`` and ``examples/http_service.py``, each gated with one ``--ready
+http://HOST:PORT/`` on the port warden holds: during an upgrade warden's probes reach the new
+release alone through that port (reuseport steering, ``sockets/_steering.py``), whatever the
+server serves. Each case starts a warden serving ``v1``, deploys one broken release (the app
+reads its name from a file the test rewrites, as a deploy rewrites the code) and upgrades to
+it with a load of new connections running:
 
-``import-error`` raises at import; ``exit0`` exits 0 at once; ``never-ready`` never finishes
-its start-up; ``late`` crashes 1.5 s after it is ready (inside the window); ``err500`` answers
-every request with 500; ``hang`` blocks its event loop 0.5 s after it is ready (its watchdog
-pings stop, its health check goes unanswered); ``old-dies``: the new release is good, but the
+``import-error`` raises at import; ``exit0`` exits 0 at once (gunicorn: each worker, and its
+master respawns them); ``never-ready`` never finishes its start-up; ``late`` crashes 1.5 s
+after it is ready (gunicorn: its master is SIGKILLed 1 s after its workers import the app);
+``workers``: its worker processes crash 1.5 s after they are ready and its master starts new
+ones (gunicorn ``-w 2``; uvicorn with ``--workers 2``; hypercorn's master ends with its worker;
+the example has no workers); ``err500`` answers every request with 500; ``hang`` stops
+answering 0.5 s after its first answer (the gate's probe: a hang that began before the gate
+passed would fail the gate, not the window); ``old-dies``: the new release is good, but the
 old one is SIGKILLed inside the window. ``good`` is a good release.
 
-Each server is gated the way docs/supervisor.md says, and is protected from what that gate and the
-window can see:
-
-- uvicorn ``--fd 3`` serves fd 3 only, so nothing can probe a new release alone: ``--ready
-  notify`` (READY=1 from the app's lifespan startup) and ``--watchdog``. A release answering
-  500 passes both and is promoted; its 500s reach clients only once it is (the test checks it).
-- hypercorn ``--bind fd://3 --bind fd://4`` serves the shared socket and the release's private
-  probe socket: ``--ready http://`` probes the new release alone, in the gate and the window.
-- ``examples/http_service.py`` serves every socket it is handed: ``--ready http://`` and
-  ``--watchdog`` (it pings from its event loop through ``warden.notify_systemd``).
+Then the same servers under ``--ready notify --upgrade-confirm-url http://...``: READY=1 says
+nothing of the answers, the URL checked in the window does.
 
 Every case: no failed request, warden still running, the old version answering afterwards
 (the new one for ``good`` and ``old-dies``), and the status naming the outcome and its reason.
@@ -35,7 +35,6 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -45,22 +44,56 @@ from tests.supervisor._systemd_peers import free_port, needs
 from tests.supervisor.conftest import DEADLINE, Processes, Warden, wait_until
 from tests.supervisor.test_upgrade import Load, control, gone
 
+#: gunicorn's app: read as each worker imports it (no --preload, as in production).
+WSGI = """\
+import os, signal, threading, time
+from pathlib import Path
+
+here = Path(__file__).parent
+name = (here / "release").read_text().split()[0]
+with open(here / "boots", "a") as boots:  # one line per worker that imports the app
+    boots.write(f"{name} {os.getpid()}\\n")
+if name == "import-error":
+    raise RuntimeError("a broken release")
+if name == "exit0":
+    os._exit(0)
+if name == "never-ready":
+    time.sleep(3600)
+if name == "late":  # serve a little, then the whole release dies (a crash after READY)
+    master = os.getppid()  # read now: once the master is gone, the parent is warden
+    threading.Timer(1.0, lambda: os.kill(master, signal.SIGKILL)).start()
+if name == "workers":  # each worker crashes; its master starts another, which crashes too
+    threading.Timer(1.5, os._exit, (1,)).start()
+served = []
+
+
+def app(environ, start_response):
+    served.append(time.monotonic())
+    if name == "hang" and served[-1] - served[0] > 0.5:  # a worker stops answering
+        time.sleep(3600)
+    body = f"{name} {os.getpid()}".encode()
+    status = "500 Internal Server Error" if name == "err500" else "200 OK"
+    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
 #: One app for uvicorn and hypercorn. ``$APP_MASTER=parent``: the server's master is this
-#: process's parent (hypercorn's worker), and a crash of the release takes it down too.
+#: process's parent (hypercorn's worker), and a ``late`` crash takes it down too.
 ASGI = """\
 import asyncio, os, signal, time
 from pathlib import Path
 
 import warden
-from warden.systemd import ping_forever, watchdog_interval
 
 name = (Path(__file__).parent / "release").read_text().split()[0]
+with open(Path(__file__).parent / "boots", "a") as boots:  # one line per process importing it
+    boots.write(f"{name} {os.getpid()}\\n")
 if name == "import-error":
     raise RuntimeError("a broken release")
 if name == "exit0":
     os._exit(0)
 master = os.getppid() if os.environ.get("APP_MASTER") == "parent" else os.getpid()
-tasks = set()
+served = []
 
 
 def crash():
@@ -73,14 +106,11 @@ def started():
     notifier = warden.Notifier.from_environment()
     if notifier is not None:
         notifier.ready()
-        interval = watchdog_interval()
-        if interval is not None:
-            tasks.add(asyncio.ensure_future(ping_forever(notifier, interval)))
     loop = asyncio.get_running_loop()
     if name == "late":
         loop.call_later(1.5, crash)
-    if name == "hang":
-        loop.call_later(0.5, time.sleep, 3600)
+    if name == "workers":  # this process only: a master that respawns it starts another
+        loop.call_later(1.5, os._exit, 1)
 
 
 async def app(scope, receive, send):
@@ -94,6 +124,9 @@ async def app(scope, receive, send):
             await send({"type": message["type"] + ".complete"})
             if message["type"] == "lifespan.shutdown":
                 return
+    if name == "hang" and not served:  # its event loop blocks 0.5 s after its first answer
+        asyncio.get_running_loop().call_later(0.5, time.sleep, 3600)
+    served.append(1)
     body = f"{name} {os.getpid()}".encode()
     status = 500 if name == "err500" else 200
     headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
@@ -117,11 +150,16 @@ service = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(service)
 service._REASONS[500] = "Internal Server Error"
 handle = service.Http._handle
+served = []
 
 
 async def answer(self, request_line, body):
     if request_line.split()[1] != "/":
         return await handle(self, request_line, body)
+    if name == "hang" and not served:  # its event loop blocks a while after its first answer
+        delay = float(words[1]) if len(words) > 1 else 0.5
+        asyncio.get_running_loop().call_later(delay, time.sleep, 3600)
+    served.append(1)
     return (500 if name == "err500" else 200), f"{{name}} {{os.getpid()}}\\n"
 
 
@@ -133,8 +171,6 @@ async def fault():
     loop = asyncio.get_running_loop()
     if name == "late":
         loop.call_later(1.5, os._exit, 1)
-    if name == "hang":
-        loop.call_later(float(words[1]) if len(words) > 1 else 0.5, time.sleep, 3600)
 
 
 service.Http._handle = answer
@@ -153,84 +189,125 @@ WINDOW = "3s"
 @dataclass(frozen=True)
 class Server:
     name: str
-    start: Callable[[Processes, Path, int], Warden]
-    #: The faults its gate and window cannot see: the upgrade is "ok" for them.
-    unseen: frozenset[str] = frozenset()
+    #: (procs, app dir, port, gate options, fault) -> a warden serving v1 of it.
+    start: Callable[[Processes, Path, int, tuple[str, ...], str], Warden]
+    #: fault -> how many processes import the app (and write a line to ``boots``): each has
+    #: imported v1 before anything is deployed, or one that boots later would import the
+    #: broken release into the old one (no --preload, as in production).
+    workers: Callable[[str], int] = lambda fault: 0
 
 
-def _common(port: int, ready: str) -> tuple[str, ...]:
+def gate_options(gate: str, port: int) -> tuple[str, ...]:
+    url = f"http://127.0.0.1:{port}/"
+    if gate == "http":
+        return ("--ready", url)
+    return ("--ready", "notify", "--upgrade-confirm-url", url)
+
+
+def _common(port: int, gate: tuple[str, ...]) -> tuple[str, ...]:
     return (
-        *("--listen", f"tcp://127.0.0.1:{port}", "--ready", ready),
-        *("--upgrade-confirm", WINDOW, "--ready-timeout", "2s", "--drain-timeout", "2s"),
+        *("--listen", f"tcp://127.0.0.1:{port}", *gate),
+        *("--upgrade-confirm", WINDOW, "--ready-timeout", "5s", "--drain-timeout", "2s"),
     )
 
 
-def _asgi(procs: Processes, app_dir: Path) -> dict[str, str]:
+def gunicorn(
+    procs: Processes, app_dir: Path, port: int, gate: tuple[str, ...], fault: str
+) -> Warden:
+    (app_dir / "wsgiapp.py").write_text(WSGI)
+    return procs.warden(
+        *_common(port, gate),
+        "--",
+        *(sys.executable, "-m", "gunicorn", "-w", "2", "--chdir", str(app_dir), "wsgiapp:app"),
+        env={"HOME": str(app_dir)},  # gunicorn 27 opens a control socket under ~/.gunicorn
+    )
+
+
+def _asgi(app_dir: Path) -> dict[str, str]:
     (app_dir / "asgiapp.py").write_text(ASGI)
-    return {"PYTHONPATH": str(app_dir)}
+    path = os.pathsep.join(filter(None, (str(app_dir), os.environ.get("PYTHONPATH"))))
+    return {"PYTHONPATH": path}
 
 
-def uvicorn(procs: Processes, app_dir: Path, port: int) -> Warden:
+def uvicorn(
+    procs: Processes, app_dir: Path, port: int, gate: tuple[str, ...], fault: str
+) -> Warden:
     return procs.warden(
-        *_common(port, "notify"),
-        *("--watchdog", "1s", "--"),
-        *(sys.executable, "-m", "uvicorn", "--fd", "3", "asgiapp:app"),
-        *("--http", "warden.integrations.uvicorn:H11Protocol", "--no-access-log"),
-        env=_asgi(procs, app_dir),
-    )
-
-
-def hypercorn(procs: Processes, app_dir: Path, port: int) -> Warden:
-    return procs.warden(
-        *_common(port, f"http://127.0.0.1:{port}/"),
+        *_common(port, gate),
         "--",
-        *(sys.executable, "-m", "hypercorn", "--bind", "fd://3", "--bind", "fd://4"),
-        "asgiapp:app",
-        env={**_asgi(procs, app_dir), "APP_MASTER": "parent"},
+        *(sys.executable, "-m", "uvicorn", "--fd", "3", "asgiapp:app", "--no-access-log"),
+        *("--http", "warden.integrations.uvicorn:H11Protocol"),
+        *(("--workers", "2") if fault == "workers" else ()),
+        env=_asgi(app_dir),
     )
 
 
-def example(procs: Processes, app_dir: Path, port: int, *, watchdog: bool = True) -> Warden:
+def hypercorn(
+    procs: Processes, app_dir: Path, port: int, gate: tuple[str, ...], fault: str
+) -> Warden:
+    return procs.warden(
+        *_common(port, gate),
+        "--",
+        *(sys.executable, "-m", "hypercorn", "--bind", "fd://3", "asgiapp:app"),
+        env={**_asgi(app_dir), "APP_MASTER": "parent"},
+    )
+
+
+def example(
+    procs: Processes, app_dir: Path, port: int, gate: tuple[str, ...], fault: str
+) -> Warden:
     script = procs.script("example_release.py", EXAMPLE)
-    return procs.warden(
-        *_common(port, f"http://127.0.0.1:{port}/"),
-        *(("--watchdog", "1s") if watchdog else ()),
-        "--",
-        *(script, str(app_dir / "jobs.json")),
-    )
+    return procs.warden(*_common(port, gate), "--", script, str(app_dir / "jobs.json"))
 
 
 SERVERS = {
-    "uvicorn": Server("uvicorn", uvicorn, unseen=frozenset({"err500"})),
+    "gunicorn": Server("gunicorn", gunicorn, workers=lambda fault: 2),
+    "uvicorn": Server("uvicorn", uvicorn, workers=lambda fault: 2 if fault == "workers" else 1),
     "hypercorn": Server("hypercorn", hypercorn),
     "example": Server("example", example),
 }
 
-#: What each broken release's upgrade ends as, and a word of its reason.
+#: What each broken release's upgrade ends as under ``--ready http``, and a word of its reason.
 FAULTS = {
     "import-error": ("failed", "not ready"),
     "exit0": ("failed", "not ready"),
-    "never-ready": ("failed", "failed to become ready within 2s"),
+    "never-ready": ("failed", "not ready"),
     "late": ("rolled back", "after it was ready"),
+    "workers": ("rolled back", "after it was ready"),
     "err500": ("failed", "(its probe was answered 500)"),
-    "hang": ("rolled back", ""),  # the watchdog's or the health check's words, below
+    "hang": ("rolled back", "did not answer 2xx/3xx"),
 }
-HANG_REASON = {"uvicorn": "watchdog timeout", "hypercorn": "health check", "example": "watchdog"}
+#: Under ``--ready notify --upgrade-confirm-url``: READY=1 passes, the window sees the rest.
+NOTIFY_FAULTS = {
+    "workers": ("rolled back", "after it was ready"),
+    "err500": ("rolled back", "did not answer 2xx/3xx (its probe was answered 500)"),
+}
+#: The example is one process: it has no workers to crash (its own crash is ``late``).
+NO_WORKERS = {"example"}
 
 
 class Deployed:
     """A warden running ``v1`` of one server, with the test's way to deploy and upgrade."""
 
-    def __init__(self, procs: Processes, server: Server) -> None:
+    def __init__(self, procs: Processes, server: Server, gate: str, fault: str) -> None:
         self.procs = procs
         self.app_dir = procs.tmp_path / "app"
         self.app_dir.mkdir()
         self.deploy("v1")
         self.port = free_port()
-        self.warden = server.start(procs, self.app_dir, self.port)
+        self.warden = server.start(
+            procs, self.app_dir, self.port, gate_options(gate, self.port), fault
+        )
         self.warden.err.wait_for(r'"event": "state", "state": "ready"')
         self.first = self.program_pid()
         procs.track(self.first)
+        workers = server.workers(fault)
+        if workers:
+            boots = self.app_dir / "boots"
+            wait_until(
+                lambda: boots.exists() and boots.read_text().count("v1 ") >= workers,
+                f"{workers} v1 workers",
+            )
 
     def deploy(self, *release: str) -> None:
         (self.app_dir / "release").write_text(" ".join(release))
@@ -263,29 +340,32 @@ class Deployed:
 def cases() -> list[object]:
     made: list[object] = []
     for name, server in SERVERS.items():
+        marks = [needs(name), pytest.mark.slow] if name != "example" else [pytest.mark.slow]
         for fault in (*FAULTS, "old-dies", "good"):
-            marks = [needs(name)] if name != "example" else []
-            made.append(pytest.param(server, fault, id=f"{name}-{fault}", marks=marks))
+            if fault == "workers" and name in NO_WORKERS:
+                continue
+            made.append(pytest.param(server, "http", fault, id=f"{name}-http-{fault}", marks=marks))
+        for fault in (*NOTIFY_FAULTS, "good"):
+            if fault == "workers" and name in NO_WORKERS:
+                continue
+            made.append(
+                pytest.param(server, "notify", fault, id=f"{name}-notify-{fault}", marks=marks)
+            )
     return made
 
 
-@pytest.mark.parametrize(("server", "fault"), cases())
+@pytest.mark.parametrize(("server", "gate", "fault"), cases())
 def test_broken_release_leaves_the_old_one_serving(
-    procs: Processes, server: Server, fault: str
+    procs: Processes, server: Server, gate: str, fault: str
 ) -> None:
-    service = Deployed(procs, server)
+    service = Deployed(procs, server, gate, fault)
     if fault in ("old-dies", "good"):
         promoted(service, fault)
         return
     with Load(service.port) as load:
         load.wait_for("v1")
-        if fault in server.unseen:
-            unseen(service, load, fault)
-            return
         record = service.upgrade(fault)
-        result, why = FAULTS[fault]
-        if fault == "hang":
-            why = HANG_REASON[server.name]
+        result, why = (FAULTS if gate == "http" else NOTIFY_FAULTS)[fault]
         detail = str(record["detail"])
         assert record["result"] == result, record
         assert why in detail and f"pid {service.first} keeps serving" in detail, record
@@ -314,23 +394,8 @@ def test_broken_release_leaves_the_old_one_serving(
         assert "0 ok, 0 failed, 1 rolled back" in shown, shown
     outcomes = [e for e in service.warden.events("upgrade") if e.get("outcome") == result]
     assert len(outcomes) == 1 and outcomes[0]["level"] == "warning", outcomes
-    service.stop()
-
-
-def unseen(service: Deployed, load: Load, fault: str) -> None:
-    """A fault the server's gate cannot see (uvicorn answering 500): it is promoted, and its
-    500s reach clients only from then on: the window kept real traffic off it."""
-    replies: list[dict[str, object]] = []
-    asking = threading.Thread(target=lambda: replies.append(service.upgrade(fault)))
-    asking.start()
-    service.warden.err.wait_for('"outcome": "promoted"')
-    before = len(load.failures)  # at most the few that raced the log line
-    asking.join(DEADLINE)
-    assert replies and replies[0]["result"] == "ok", replies
-    wait_until(lambda: len(load.failures) > before + 10, "500s of the promoted release")
-    assert before <= 3, load.failures[:before]
-    assert service.warden.proc.poll() is None
-    assert set(load.answers) == {"v1"} and set(load.failures) == {"status 500"}
+    # Every probe reached the new release alone: nothing warned that it could not.
+    assert not [e for e in service.warden.events("upgrade") if e.get("outcome") == "warning"]
     service.stop()
 
 
@@ -377,10 +442,11 @@ def promoted(service: Deployed, fault: str) -> None:
 
 
 def test_a_release_hanging_late_in_the_window_is_not_promoted(procs: Processes) -> None:
-    """No watchdog: only the health check sees the hang, 2.2 s into a 3 s window. Its first
-    unanswered probe fails after the window's end (the probe's own timeout); the window waits
-    for a passed check, and the second failure rolls back."""
-    service = Deployed(procs, Server("example", partial(example, watchdog=False)))
+    """Only the health check sees the hang, 2.2 s after the gate's probe was answered, near the
+    end of a 3 s window. Its first unanswered
+    probe fails after the window's end (the probe's own timeout); the window waits for a
+    passed check, and the second failure rolls back."""
+    service = Deployed(procs, Server("example", example), "http", "hang")
     with Load(service.port) as load:
         load.wait_for("v1")
         record = service.upgrade("hang", "2.2")
@@ -393,26 +459,31 @@ def test_a_release_hanging_late_in_the_window_is_not_promoted(procs: Processes) 
 
 
 @needs("uvicorn")
-def test_an_http_gate_on_a_server_serving_fd_3_only_fails_every_upgrade_and_says_why(
-    procs: Processes,
-) -> None:
-    """``uvicorn --fd 3`` never serves the probe socket (fd 4): a good release fails its
-    gate, the old one keeps serving, and the reason names the fix."""
-    port = free_port()
-    app_dir = procs.tmp_path / "app"
-    app_dir.mkdir()
-    (app_dir / "release").write_text("v1")
+def test_uvicorn_serving_fd_3_only_is_probed_alone_by_an_http_gate(procs: Processes) -> None:
+    """The case the private probe socket could not serve (uvicorn serves fd 3 only): a good
+    release passes its gate and is promoted, a release answering 500 fails its gate; the
+    load never sees either before it is promoted."""
+    service = Deployed(procs, SERVERS["uvicorn"], "http", "good")
+    with Load(service.port) as load:
+        load.wait_for("v1")
+        record = service.upgrade("err500")
+        assert record["result"] == "failed", record
+        assert "(its probe was answered 500)" in str(record["detail"]), record
+        record = service.upgrade("v2")
+        assert record["result"] == "ok", record
+        load.wait_for("v2")
+    assert load.failures == [], load.failures[:5]
+    assert set(load.answers) == {"v1", "v2"}
+    service.stop()
+
+
+def test_upgrade_confirm_url_must_be_an_http_url(procs: Processes) -> None:
     warden = procs.warden(
-        *_common(port, f"http://127.0.0.1:{port}/"),
-        *("--", sys.executable, "-m", "uvicorn", "--fd", "3", "asgiapp:app"),
-        env=_asgi(procs, app_dir),
+        *("--ready", "notify", "--upgrade-confirm-url", "tcp://127.0.0.1:80"), "--", "true"
     )
-    warden.err.wait_for(r'"event": "state", "state": "ready"')  # probed on fd 3 at start
-    (app_dir / "release").write_text("v2")
-    reply = control(procs.control, "upgrade", timeout=DEADLINE)
-    record = reply["upgrade"]
-    assert isinstance(record, dict) and record["result"] == "failed", reply
-    assert "nothing answered on its warden-probe socket" in str(record["detail"]), record
-    assert warden.proc.poll() is None
-    warden.kill(signal.SIGTERM)
-    assert warden.wait() in (0, 128 + signal.SIGTERM)
+    assert warden.wait() == 2
+    lines = [line for line in warden.err.lines if not line.startswith("{")]
+    assert lines == [
+        "warden run: error: --upgrade-confirm-url='tcp://127.0.0.1:80' is not an http:// URL; "
+        "give e.g. http://127.0.0.1:8000/healthz"
+    ], warden.err.lines

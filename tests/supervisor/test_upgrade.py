@@ -61,7 +61,7 @@ if name == "gated":
         fifo.read()
     on_sigterm()
 
-# Every socket handed over (the shared ones and warden's private probe socket), as gunicorn
+# Every socket handed over (one per --listen), as gunicorn
 # and warden.listen_fds() serve them.
 listeners = [socket.socket(fileno=3 + i) for i in range(int(os.environ.get("LISTEN_FDS", "1")))]
 for listener in listeners:
@@ -121,7 +121,7 @@ class Load:
         while not self._stop.is_set():
             try:
                 status, body = http_get(("127.0.0.1", self.port), "/")
-            except (OSError, http.client.HTTPException) as exc:  # a reply cut short counts too
+            except (OSError, http.client.HTTPException) as exc:  # IncompleteRead: cut short
                 self.failures.append(repr(exc))
                 continue
             if status != 200:

@@ -576,10 +576,18 @@ class UpgradeStarted(Reloading):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UpgradeGateShared(Fact):
-    """The readiness gate probes a socket both releases share: it cannot tell them apart."""
+    """A probe of the new release (``check``: the gate, or ``--upgrade-confirm-url``) reaches
+    whichever release accepts first, not the new one alone: it cannot tell them apart.
+
+    ``cause``: ``connect`` (a ``tcp`` gate: warden's own socket completes the handshake),
+    ``not held`` (the probe's port is not a TCP socket warden holds: UNIX sockets only, or the
+    program's own port), ``shared`` (the new release shares the old one's sockets: no
+    ``SO_REUSEPORT``, so no steering).
+    """
 
     kind: ClassVar[str] = "upgrade.gate_shared"
-    gate: str
+    check: str
+    cause: Literal["connect", "not held", "shared"]
 
     @property
     def outcome(self) -> str:
@@ -587,9 +595,20 @@ class UpgradeGateShared(Fact):
 
     @property
     def detail(self) -> str:
+        if self.cause == "connect":
+            return (
+                f"{self.check} reaches a socket both releases share, and a connect proves "
+                "nothing: it cannot tell the new release from the old; gate upgrades with "
+                "--ready http://, notify or exec:"
+            )
+        why = {
+            "not held": "its port is not a TCP socket warden holds with --listen",
+            "shared": "the releases share their sockets: no SO_REUSEPORT (systemd: ReusePort=yes)",
+        }[self.cause]
         return (
-            f"--ready {self.gate} reaches a socket both releases share: it cannot tell the new "
-            "one from the old; use --ready notify or exec: to gate upgrades"
+            f"{self.check} cannot reach the new release alone ({why}): whichever release "
+            "accepts first answers it, so a broken release may pass; probe a port warden "
+            "holds, or gate upgrades with --ready notify or exec:"
         )
 
 

@@ -38,7 +38,7 @@ from ._declare import (
 from ._reload_on_change import watched_files
 from .notify._server import Access
 from .process._signals import parse_signal
-from .release._readiness import ReadySpec, parse_ready
+from .release._readiness import ReadySpec, parse_check_url, parse_ready
 from .release._restart import Backoff, RestartPolicy
 from .sockets._listenspec import ListenSpec, parse_listen
 
@@ -82,6 +82,12 @@ def _policy(value: object, what: str) -> RestartPolicy:
 
 def _ready(value: object, what: str) -> ReadySpec:
     return value if isinstance(value, ReadySpec) else parse_ready(str(value).strip())
+
+
+def _check_url(value: object, what: str) -> ReadySpec:
+    if isinstance(value, ReadySpec) and value.kind == "http":
+        return value
+    return parse_check_url(str(value).strip(), what)
 
 
 def _listens(value: object, what: str) -> tuple[ListenSpec, ...]:
@@ -374,9 +380,19 @@ class SupervisorOptions:
         default=DEFAULT_UPGRADE_CONFIRM,
         convert=duration,
         metavar="DURATION",
-        help="after the gate passes, the new release serves beside the old one this long; "
-        "if it ends, misses its watchdog or fails its health check meanwhile, it is stopped "
-        "and the old release, never told to stop, keeps serving (default 5s; 0: no window)",
+        help="after the gate passes, the new release serves beside the old one this long "
+        "(and gets no client's connection); if it ends, any process of it ends, it misses its "
+        "watchdog or fails its health check meanwhile, it is stopped and the old release, "
+        "never told to stop, keeps serving (default 5s; 0: no window)",
+    )
+    upgrade_confirm_url: ReadySpec | None = option(  # noqa: RUF009
+        "--upgrade-confirm-url",
+        default=None,
+        convert=optional(_check_url),
+        metavar="URL",
+        help="in the --upgrade-confirm window, GET this http://HOST:PORT/PATH of the new "
+        "release alone too (200-399; two failures in a row roll back): a health check for "
+        "gates that have none of their own, such as --ready notify",
     )
     memory_limit: int | None = option(
         "--memory-limit",
@@ -443,6 +459,12 @@ class SupervisorOptions:
                 "no command to run; give it after '--', e.g. warden run -- python -m http.server"
             )
         convert_fields(self, OPTIONS)
+        if self.upgrade_confirm_url is not None and self.upgrade_confirm <= 0:
+            raise ConfigurationError(
+                f"--upgrade-confirm-url {self.upgrade_confirm_url} is checked in the "
+                "--upgrade-confirm window, which is 0; give the window a length (e.g. 5s) or "
+                "drop the URL"
+            )
         if self.backoff_initial > self.backoff_max:
             raise ConfigurationError(
                 f"backoff initial {self.backoff_initial:g}s is above its maximum "

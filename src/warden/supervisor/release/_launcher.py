@@ -39,9 +39,9 @@ from ..process._reaper import Reaper
 from ..process._reason import ExitKind, ExitReason
 from ..process._spawn import spawn_child
 from ..sockets._held import HeldSockets
-from ..sockets._probe import ProbeSocket
+from ..sockets._steering import Steering
 from ._memory import ProgramMemory
-from ._readiness import GateInputs, http_ok, wait_ready
+from ._readiness import GateInputs, ReadySpec, Seen, http_ok, wait_ready
 from ._run import RunningChild
 from ._runs import Runs
 from ._watchdog import ChildWatchdog
@@ -113,20 +113,13 @@ class Launcher:
 
         notify = NotifyServer(on_message, access=self._options.notify_access, tally=self._tally)
         pid_variables = ("LISTEN_PID", "WATCHDOG_PID") if self._options.watchdog else ()
-        named = given.named_fds
-        probe = None
-        probe_port = None
         # Before the spawn: at a small limit the run can be OOM-killed before it returns.
         kills_before = self._memory.before_spawn()
         try:
-            if self._options.ready.kind == "http" and self.probes_held_socket():
-                probe = ProbeSocket.open()
-                probe_port = probe.port
-                named = (*named, probe.named_fd)
             with self._footprint.child_defaults():
                 pid = spawn_with_sockets(
                     argv,
-                    sockets=named,
+                    sockets=given.named_fds,
                     env=self._environment(notify.path),
                     pid_variables=pid_variables or ("LISTEN_PID",),
                     cgroup_procs=self._memory.cgroup_procs,
@@ -136,15 +129,10 @@ class Launcher:
         except BaseException:
             notify.close()
             raise
-        finally:
-            if probe is not None:
-                probe.close()  # the run holds it now; warden's copy would keep it alive
         # Same loop callback as the spawn: nothing has been read from the socket yet.
         notify.set_main_pid(pid)
         notify.start()
         child = RunningChild(pid, argv, self._clock.now(), notify=notify, sockets=given)
-        if probe is not None:
-            child.probe_port = probe_port
         run = child
         self._memory.spawned(run, kills_before)
         self._reaper.watch(pid, lambda status: self._ended(run, status))
@@ -169,20 +157,25 @@ class Launcher:
     # -- the readiness gate -----------------------------------------------------------
 
     async def gate(
-        self, child: RunningChild, *, alone: bool = False, stop_within: float | None = None
+        self,
+        child: RunningChild,
+        *,
+        route: Steering | None = None,
+        stop_within: float | None = None,
     ) -> str | None:
         """Wait for ``child``'s readiness gate; a late one is stopped. Returns why it failed.
 
-        ``alone``: another release serves the same sockets (an upgrade), so an ``http`` gate
-        on one of them probes this run's private listener instead. ``stop_within``: how long
-        a run that missed its gate gets between its stop signal and SIGKILL (``--stop-timeout``
-        by default; an upgrade's new release gets ``--drain-timeout``).
+        ``route``: an upgrade's steering, through which an ``http`` gate on a held port asks
+        this run alone (another release serves the same port). ``stop_within``: how long a run
+        that missed its gate gets between its stop signal and SIGKILL (``--stop-timeout`` by
+        default; an upgrade's new release gets ``--drain-timeout``).
         """
+        ready = self._options.ready
         inputs = GateInputs(
             notified=child.notified,
             ended=child.ended,
             held_tcp=self.held_tcp_address(),
-            probe_address=self.probe_address(child) if alone else None,
+            route=route if ready.kind == "http" and self.holds_port(ready.port) else None,
             run_check=self.run_check,
         )
         try:
@@ -226,33 +219,38 @@ class Launcher:
     def probes_held_socket(self) -> bool:
         """Whether the ``--ready`` gate connects to a socket every release shares."""
         ready = self._options.ready
-        if ready.kind not in ("http", "tcp"):
-            return False
         if ready.kind == "tcp" and not ready.port:
             return True
+        return ready.kind in ("http", "tcp") and self.holds_port(ready.port)
+
+    def holds_port(self, port: int) -> bool:
+        """Whether ``port`` is one of the TCP sockets warden holds for the program."""
         inet = (socket.AF_INET, socket.AF_INET6)
-        ports = {h.sock.getsockname()[1] for h in self._sockets() if h.sock.family in inet}
-        return ready.port in ports
+        held = self._sockets()
+        return any(h.sock.getsockname()[1] == port for h in held if h.sock.family in inet)
 
-    def probe_address(self, child: RunningChild) -> tuple[str, int] | None:
-        """Where an ``http`` probe reaches ``child`` alone, if it has a private listener."""
-        if self._options.ready.kind != "http" or child.probe_port is None:
-            return None
-        return "127.0.0.1", child.probe_port
-
-    async def healthy(self, child: RunningChild) -> str | None:
-        """One health check of ``child`` alone (the confirmation window's): None if it passed,
-        else why not. Checks what the gate checks, where the gate can tell runs apart: an
-        ``http`` gate on the run's private listener, an ``exec:`` gate's command."""
+    def health_checks(self) -> tuple[ReadySpec, ...]:
+        """What the confirmation window asks of a new release: the ``http`` or ``exec:`` gate,
+        and ``--upgrade-confirm-url``."""
         ready = self._options.ready
-        if ready.kind == "http":
-            address = self.probe_address(child) or (ready.host, ready.port)
-            if await http_ok(*address, ready.path, host_header=ready.authority):
-                return None
-            return f"its health check {ready} did not answer 2xx/3xx"
-        if ready.kind == "exec":
-            code = await self.run_check(ready.command)
-            return None if code == 0 else f"its health check {ready} exited with {code}"
+        checks = (ready,) if ready.kind in ("http", "exec") else ()
+        url = self._options.upgrade_confirm_url
+        return checks if url is None else (*checks, url)
+
+    async def healthy(self, child: RunningChild, route: Steering | None = None) -> str | None:
+        """One round of health checks of ``child`` (the confirmation window's): None if each
+        passed, else why not. ``http`` checks of a held port go through ``route``, so ``child``
+        alone answers them; an ``exec:`` gate's command is run again."""
+        for check in self.health_checks():
+            if check.kind == "http":
+                seen = Seen()
+                via = route if self.holds_port(check.port) else None
+                if not await http_ok(check, route=via, seen=seen):
+                    return f"its health check {check} did not answer 2xx/3xx ({seen})"
+            else:
+                code = await self.run_check(check.command)
+                if code != 0:
+                    return f"its health check {check} exited with {code}"
         return None
 
     def held_tcp_address(self) -> tuple[str, int] | None:

@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shlex
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
 from ..._exceptions import ConfigurationError, NotReady
-from ..sockets._probe import PROBE_NAME
+from ..sockets._steering import Steering
 
 GateKind = Literal["none", "notify", "http", "tcp", "exec"]
 _FIRST_INTERVAL = 0.01
@@ -45,11 +47,6 @@ class ReadySpec:
     port: int = 0
     path: str = "/"
     command: tuple[str, ...] = ()
-
-    @property
-    def authority(self) -> str:
-        """``HOST:PORT`` (``[v6]:PORT``), as an HTTP Host header names it."""
-        return _hostport(self.host, self.port)
 
     def __str__(self) -> str:
         if self.kind == "http":
@@ -73,25 +70,41 @@ def parse_ready(text: str) -> ReadySpec:
         if not command:
             raise ConfigurationError(f"--ready {text!r} has no command; write exec:CMD ARGS")
         return ReadySpec("exec", command=command)
-    if text.startswith(("http://", "tcp://")):
-        url = urlsplit(text)
-        try:
-            port = url.port
-        except ValueError:
-            port = None
-        if not url.hostname or not port:  # port 0 is "any port" to bind, none to connect to
-            raise ConfigurationError(
-                f"--ready {text!r} needs a host and a port (1-65535), like "
-                "http://127.0.0.1:8000/readyz"
-            )
-        if url.scheme == "tcp":
-            return ReadySpec("tcp", host=url.hostname, port=port)
-        path = (url.path or "/") + (f"?{url.query}" if url.query else "")
-        return ReadySpec("http", host=url.hostname, port=port, path=path)
+    if text.startswith("tcp://"):
+        host, port, _ = _address(text, f"--ready {text!r}")
+        return ReadySpec("tcp", host=host, port=port)
+    if text.startswith("http://"):
+        host, port, path = _address(text, f"--ready {text!r}")
+        return ReadySpec("http", host=host, port=port, path=path)
     raise ConfigurationError(
         f"--ready {text!r} is not a gate; use notify, http://HOST:PORT/PATH, tcp, "
         "tcp://HOST:PORT, exec:CMD or none"
     )
+
+
+def parse_check_url(text: str, what: str) -> ReadySpec:
+    """An ``http://HOST:PORT/PATH`` a health check GETs (``--upgrade-confirm-url``); ``what``
+    names the option (or its variable) in the error."""
+    if not text.startswith("http://"):
+        raise ConfigurationError(
+            f"{what}={text!r} is not an http:// URL; give e.g. http://127.0.0.1:8000/healthz"
+        )
+    host, port, path = _address(text, f"{what}={text!r}")
+    return ReadySpec("http", host=host, port=port, path=path)
+
+
+def _address(text: str, given: str) -> tuple[str, int, str]:
+    """``text``'s host, port and path (with its query); ``given`` names it in the error."""
+    url = urlsplit(text)
+    try:
+        port = url.port
+    except ValueError:
+        port = None
+    if not url.hostname or not port:  # port 0 is "any port" to bind, none to connect to
+        raise ConfigurationError(
+            f"{given} needs a host and a port (1-65535), like http://127.0.0.1:8000/readyz"
+        )
+    return url.hostname, port, (url.path or "/") + (f"?{url.query}" if url.query else "")
 
 
 @dataclass
@@ -104,9 +117,10 @@ class GateInputs:
     ended: asyncio.Event
     #: The address of the first TCP socket warden holds, for a bare ``tcp`` gate.
     held_tcp: tuple[str, int] | None = None
-    #: Where an ``http`` gate connects instead of the spec's address: the run's private probe
-    #: listener, so only that run can answer (the Host header still names the spec's address).
-    probe_address: tuple[str, int] | None = None
+    #: An upgrade's steering, when the new release has sockets of its own: an ``http`` probe
+    #: of a held port then reaches the new release alone, through the port both releases share
+    #: (``sockets/_steering.py``). None: the probe connects as anyone does.
+    route: Steering | None = None
     #: Runs a command as warden's child and returns its exit code (for ``exec:``).
     run_check: Callable[[Sequence[str]], Awaitable[int]] | None = None
 
@@ -117,8 +131,8 @@ async def wait_ready(spec: ReadySpec, inputs: GateInputs, timeout: float) -> Non
     A gate that cannot work at all (a bare ``tcp`` with no TCP socket held) raises
     :class:`ConfigurationError` at once.
     """
-    answers: list[int] = []  # the status codes an http gate's probes got
-    probe = None if spec.kind in ("none", "notify") else _probe_for(spec, inputs, answers)
+    seen = Seen()  # what an http gate's probes got
+    probe = None if spec.kind in ("none", "notify") else _probe_for(spec, inputs, seen)
     gate = asyncio.ensure_future(_gate(spec, inputs, probe))
     ended = asyncio.ensure_future(inputs.ended.wait())
     try:
@@ -136,20 +150,27 @@ async def wait_ready(spec: ReadySpec, inputs: GateInputs, timeout: float) -> Non
         raise NotReady(f"readiness check {spec} failed: {gate.exception()}")
     if ended in done:
         raise NotReady("ended before it was ready")
-    raise NotReady(f"{timeout:g}s{_what_the_probe_saw(spec, inputs, answers)}")
+    raise NotReady(f"{timeout:g}s{_what_the_probe_saw(spec, inputs, seen)}")
 
 
-def _what_the_probe_saw(spec: ReadySpec, inputs: GateInputs, answers: list[int]) -> str:
-    """For an http gate that probed one run alone: what it got, the way to tell a broken
-    release (answered, not 2xx/3xx) from a server that never serves the probe socket."""
-    if spec.kind != "http" or inputs.probe_address is None:
+@dataclass
+class Seen:
+    """What the last HTTP probe got: a status code, or why there was none."""
+
+    last: int | str | None = None
+
+    def __str__(self) -> str:
+        if isinstance(self.last, int):
+            return f"its probe was answered {self.last}"
+        return f"its probe got {self.last}"
+
+
+def _what_the_probe_saw(spec: ReadySpec, inputs: GateInputs, seen: Seen) -> str:
+    """For an http gate that probed an upgrade's new release alone: what it got, the way to
+    tell a broken release (answered, not 2xx/3xx) from one that never answered."""
+    if spec.kind != "http" or inputs.route is None or seen.last is None:
         return ""
-    if answers:
-        return f" (its probe was answered {answers[-1]})"
-    return (
-        f" (nothing answered on its {PROBE_NAME} socket, the last LISTEN_FDS entry: a server "
-        "that does not serve every socket it is handed never will; gate it with --ready notify)"
-    )
+    return f" ({seen})"
 
 
 async def _gate(
@@ -166,19 +187,9 @@ async def _gate(
         interval = min(interval * 1.5, _MAX_INTERVAL)
 
 
-def _probe_for(
-    spec: ReadySpec, inputs: GateInputs, answers: list[int]
-) -> Callable[[], Awaitable[bool]]:
+def _probe_for(spec: ReadySpec, inputs: GateInputs, seen: Seen) -> Callable[[], Awaitable[bool]]:
     if spec.kind == "http":
-        host, port = inputs.probe_address or (spec.host, spec.port)
-
-        async def probe() -> bool:
-            status = await http_status(host, port, spec.path, host_header=spec.authority)
-            if status is not None:
-                answers.append(status)
-            return status is not None and 200 <= status < 400
-
-        return probe
+        return lambda: http_ok(spec, route=inputs.route, seen=seen)
     if spec.kind == "tcp":
         address = (spec.host, spec.port) if spec.port else inputs.held_tcp
         if address is None:
@@ -191,39 +202,79 @@ def _probe_for(
     return lambda: _command_ok(run_check, spec.command)
 
 
-async def http_ok(host: str, port: int, path: str, *, host_header: str | None = None) -> bool:
-    """One HTTP probe: True for a 2xx or 3xx status line; False for anything else."""
-    status = await http_status(host, port, path, host_header=host_header)
+async def http_ok(
+    spec: ReadySpec, *, route: Steering | None = None, seen: Seen | None = None
+) -> bool:
+    """One HTTP probe of ``spec``'s URL: True for a 2xx or 3xx status line, False for anything
+    else. ``route``: an upgrade's steering, so the new release alone answers; ``seen`` gets
+    what the probe got."""
+    status = await http_status(spec.host, spec.port, spec.path, route=route, why=seen)
     return status is not None and 200 <= status < 400
 
 
 async def http_status(
-    host: str, port: int, path: str, *, host_header: str | None = None
+    host: str,
+    port: int,
+    path: str,
+    *,
+    route: Steering | None = None,
+    why: Seen | None = None,
 ) -> int | None:
     """One HTTP probe: the status code of the answer, or None when nothing HTTP answered.
 
     Nothing HTTP includes a reply that is not HTTP at all (a status line longer than the
     stream's 64 KiB limit, binary, a closed connection): "not ready yet", never a reason to
-    give up before the gate's timeout.
+    give up before the gate's timeout. ``why`` gets the status, or why there was none.
     """
+    seen = why if why is not None else Seen()
     try:
         async with asyncio.timeout(_PROBE_TIMEOUT):
-            reader, writer = await asyncio.open_connection(host, port)
+            reader, writer = await _open(host, port, route)
             try:
                 writer.write(
-                    f"GET {path} HTTP/1.1\r\nHost: {host_header or _hostport(host, port)}\r\n"
+                    f"GET {path} HTTP/1.1\r\nHost: {_hostport(host, port)}\r\n"
                     "User-Agent: warden-readiness\r\nConnection: close\r\n\r\n".encode()
                 )
                 status_line = await reader.readline()
             finally:
                 writer.close()
-    except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
+    except TimeoutError:
+        seen.last = f"no answer within {_PROBE_TIMEOUT:g}s"
+        return None
+    except OSError as exc:
+        # By errno: asyncio's own strerror is "Connect call failed ('127.0.0.1', 8000)".
+        seen.last = (os.strerror(exc.errno) if exc.errno else str(exc)).lower()
+        return None
+    except (ValueError, asyncio.IncompleteReadError):
         # ValueError: readline() past the limit without a newline (LimitOverrunError's base)
+        seen.last = "an answer that is not HTTP"
         return None
     parts = status_line.split()
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        seen.last = "an answer that is not HTTP" if status_line else "its connection closed"
         return None
-    return int(parts[1])
+    status = int(parts[1])
+    seen.last = status
+    return status
+
+
+async def _open(
+    host: str, port: int, route: Steering | None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    if route is None:
+        return await asyncio.open_connection(host, port)
+    loop = asyncio.get_running_loop()
+    # A literal address (the usual) needs no lookup; a name is resolved as a client would.
+    family, _, _, _, address = (
+        await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    )[0]
+    with route.probing(family) as sock:
+        await loop.sock_connect(sock, address)
+    try:
+        return await asyncio.open_connection(sock=sock)
+    except BaseException:
+        sock.close()
+        raise
 
 
 async def _connects(host: str, port: int) -> bool:

@@ -38,8 +38,6 @@ class RunningChild:
     reloading: bool = False
     #: When the readiness gate passed, if it has.
     ready_at: float | None = None
-    #: The port of this run's private probe listener (``sockets/_probe.py``), if it has one.
-    probe_port: int | None = None
     #: The last STATUS= the program sent, if any.
     status: str | None = None
     reason: ExitReason | None = None

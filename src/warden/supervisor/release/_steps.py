@@ -26,9 +26,10 @@ from .._events import (
 )
 from .._options import SupervisorOptions
 from ..process._ladder import StopLadder
+from ..process._members import Descendants, exited
 from ..process._spawn import Terminal
 from ..sockets._held import HeldSockets
-from ..sockets._steering import close_own, queued, siblings, steer, steerable
+from ..sockets._steering import Steering, queued, steerable
 from ._launcher import Launcher
 from ._restart import RestartTracker
 from ._run import RunningChild
@@ -67,8 +68,7 @@ class ReleaseSwap:
         self._sockets = sockets
         self._adopt = adopt
         #: While an upgrade steers: the old release's sockets and the new release's siblings.
-        self._old_sockets: HeldSockets | None = None
-        self._new_sockets: HeldSockets | None = None
+        self._steering: Steering | None = None
         self._old_watch: asyncio.Future[object] | None = None
         self._publish = publish
         self._clock = clock
@@ -89,8 +89,6 @@ class ReleaseSwap:
         return child
 
     def began(self, old: RunningChild) -> None:
-        if self._options.ready.kind == "tcp" and self._launcher.probes_held_socket():
-            self._publish(UpgradeGateShared(gate=str(self._options.ready)))
         self._publish(UpgradeStarted(old_pid=old.pid))
 
     async def check(self) -> None:
@@ -110,6 +108,7 @@ class ReleaseSwap:
 
     async def start_new(self) -> RunningChild:
         given = self._steer_to_old()
+        self._warn_unsteered()
         try:
             new = self._launcher.spawn(given)
         except OSError as exc:  # cannot be run (SpawnError), or out of descriptors (EMFILE)
@@ -118,7 +117,7 @@ class ReleaseSwap:
         self._runs.propose(new)  # until promoted or gone; a stop meanwhile stops it too
         try:
             failure = await self._launcher.gate(
-                new, alone=True, stop_within=self._options.drain_seconds
+                new, route=self._steering, stop_within=self._options.drain_seconds
             )
         except BaseException:
             self._unsteer()
@@ -132,35 +131,23 @@ class ReleaseSwap:
     async def confirm(self, new: RunningChild, old: RunningChild) -> None:
         """The confirmation window: ``new`` serves beside ``old`` for ``--upgrade-confirm``.
 
-        Returns once ``new`` stayed up (and passed every health check) for the whole window,
-        or at once when ``old`` ends meanwhile (``new`` is all there is). Otherwise ``new`` is
-        stopped and :class:`UpgradeRolledBack` raised: ``old`` was never told to stop.
+        Returns once ``new`` stayed up (every process of it, and every health check passed)
+        for the whole window, or at once when ``old`` ends meanwhile (``new`` is all there
+        is). Otherwise ``new`` is stopped and :class:`UpgradeRolledBack` raised: ``old`` was
+        never told to stop.
         """
         window = self._options.upgrade_confirm
         if window <= 0:
             return
         ready_at = new.ready_at if new.ready_at is not None else self._clock.now()
         self._publish(UpgradeConfirming(new_pid=new.pid, window=window))
-        deadline = self._clock.now() + window
-        failures = 0
-        why: str | None = None
-        # The window ends on a passed health check: one that failed near its end (a release
-        # hanging: each unanswered probe takes the probe's whole timeout) is checked again at
-        # once, and a second failure rolls back, however late in the window the first came.
-        while why is None and (self._clock.now() < deadline or failures > 0):
-            now = self._clock.now()
-            tick = max(now, min(deadline, now + _health_interval(window)))
-            await self._clock.wait_until(first_of(new.ended, old.ended), tick)
-            if not new.running:
-                after = (new.ended_at or self._clock.now()) - ready_at
-                why = f"new release pid {new.pid} {new.reason} {after:.3g}s after it was ready"
-            elif not old.running:
-                return  # the old release is gone: the new one is promoted at once
-            elif self._clock.now() < deadline or failures > 0:
-                problem = await self._launcher.healthy(new)
-                failures = 0 if problem is None else failures + 1
-                if failures >= _HEALTH_FAILURES:
-                    why = f"new release pid {new.pid}: {problem}"
+        # Its workers too: a master that respawns crashing workers stays up, and between
+        # crashes its probes pass (process/_members.py says how their ends are seen).
+        members = Descendants(new.pid)
+        try:
+            why = await self._watch(new, old, members, window, ready_at)
+        finally:
+            members.close()
         if why is None:
             return
         # Its whole group, even when its leader is gone: workers a dead master left behind
@@ -169,6 +156,50 @@ class ReleaseSwap:
         self._unsteer()
         self._runs.withdraw(new)
         raise UpgradeRolledBack(why, new_pid=new.pid)
+
+    async def _watch(
+        self,
+        new: RunningChild,
+        old: RunningChild,
+        members: Descendants,
+        window: float,
+        ready_at: float,
+    ) -> str | None:
+        """The window itself: why ``new`` failed in it, or None."""
+        deadline = self._clock.now() + window
+        failures = 0
+        members.scan()
+        # The window ends on a passed health check: one that failed near its end (a release
+        # hanging: each unanswered probe takes the probe's whole timeout) is checked again at
+        # once, and a second failure rolls back, however late in the window the first came.
+        while self._clock.now() < deadline or failures > 0:
+            now = self._clock.now()
+            tick = max(now, min(deadline, now + _health_interval(window)))
+            await self._clock.wait_until(first_of(new.ended, old.ended, members.changed), tick)
+            if members.ended and new.running and exited(new.pid):
+                # Its main process ended too (its workers' ends may be seen first): its exit
+                # reason says more, and the reaper has it at its next SIGCHLD.
+                await self._clock.wait_until(new.ended.wait(), self._clock.now() + _REAP_GRACE)
+            after = self._clock.now() - ready_at
+            if not new.running:
+                after = (new.ended_at or self._clock.now()) - ready_at
+                return f"new release pid {new.pid} {new.reason} {after:.3g}s after it was ready"
+            if not old.running:
+                return None  # the old release is gone: the new one is promoted at once
+            if members.ended:
+                ended = ", ".join(map(str, members.ended))
+                which = "process" if len(members.ended) == 1 else "processes"
+                return (
+                    f"new release pid {new.pid}: its {which} {ended} ended {after:.3g}s after "
+                    "it was ready"
+                )
+            members.scan()  # workers started since (a respawned one) are watched too
+            if self._clock.now() < deadline or failures > 0:
+                problem = await self._launcher.healthy(new, self._steering)
+                failures = 0 if problem is None else failures + 1
+                if failures >= _HEALTH_FAILURES:
+                    return f"new release pid {new.pid}: {problem}"
+        return None
 
     async def abandon(self) -> None:
         """A step failed in a way none foresaw (out of processes or descriptors in a health
@@ -181,8 +212,8 @@ class ReleaseSwap:
             self._runs.withdraw(new)
 
     def promote(self, new: RunningChild, old: RunningChild) -> None:
-        if self._new_sockets is not None:
-            steer(self._new_sockets, 1)  # new connections go to the new release from now on
+        if self._steering is not None:
+            self._steering.to_new()  # new connections go to the new release from now on
         self._runs.promote(new)
         self._terminal.give_to(new.pgid)
         self._restarts.child_started()
@@ -197,12 +228,12 @@ class ReleaseSwap:
         deadline = self._clock.now() + timeout
         signalled = False
         if old.running:
-            if self._old_sockets is not None:
+            if self._steering is not None:
                 # Still serving, no longer given new connections: told to stop only once it
                 # has taken every connection queued for it, or they would wait on a socket no
                 # one accepts from. A bounded wait of a few milliseconds under load.
                 while (
-                    old.running and queued(self._old_sockets) > 0 and self._clock.now() < deadline
+                    old.running and queued(self._steering.old) > 0 and self._clock.now() < deadline
                 ):
                     await self._clock.sleep(_QUEUE_CHECK)
             old.send(self._options.stop_signal, group=self._options.group)
@@ -231,14 +262,11 @@ class ReleaseSwap:
         if not steerable(current):
             return current
         try:
-            # The program first: a sibling that joined the group before it would get its
-            # share of connections by the kernel's hash until then.
-            steer(current, 0)  # the group: the old release's socket (0), then its sibling (1)
-            given = siblings(current)
+            steering = Steering(current)
         except OSError as exc:
             self._publish(SteeringUnavailable(error=str(exc)))
             return current
-        self._old_sockets, self._new_sockets = current, given
+        self._steering = steering
         old = self._runs.current
         if old is not None:
             # The old release dying mid-upgrade: the new one is all there is, so it gets the
@@ -246,11 +274,27 @@ class ReleaseSwap:
             watch: asyncio.Future[object] = asyncio.ensure_future(old.ended.wait())
             watch.add_done_callback(self._old_ended)
             self._old_watch = watch
-        return given
+        return steering.new
+
+    def _warn_unsteered(self) -> None:
+        """Say so when a probe of the new release cannot reach it alone: it then asks
+        whichever release accepts first, usually the old one."""
+        ready = self._options.ready
+        if ready.kind == "tcp" and self._launcher.probes_held_socket():
+            # Even steered, a connect proves nothing: warden's sibling accepts the handshake.
+            self._publish(UpgradeGateShared(check=f"--ready {ready}", cause="connect"))
+        checks = [("--ready", ready)] if ready.kind == "http" else []
+        if self._options.upgrade_confirm_url is not None:
+            checks.append(("--upgrade-confirm-url", self._options.upgrade_confirm_url))
+        for flag, check in checks:
+            if not self._launcher.holds_port(check.port):
+                self._publish(UpgradeGateShared(check=f"{flag} {check}", cause="not held"))
+            elif self._steering is None:
+                self._publish(UpgradeGateShared(check=f"{flag} {check}", cause="shared"))
 
     def _old_ended(self, watch: asyncio.Future[object]) -> None:
-        if not watch.cancelled() and self._new_sockets is not None:
-            steer(self._new_sockets, 1)
+        if not watch.cancelled() and self._steering is not None:
+            self._steering.to_new()
 
     def _stop_watching_old(self) -> None:
         if self._old_watch is not None:
@@ -258,32 +302,25 @@ class ReleaseSwap:
             self._old_watch = None
 
     def _unsteer(self) -> None:
-        """The new release failed: warden's copies of its siblings closed. The program stays
-        attached (``ret #0``, the old socket): while the new release lives its sibling is
-        still in the group, and the kernel's hash would give it connections to reset."""
-        old, new = self._old_sockets, self._new_sockets
-        self._old_sockets = self._new_sockets = None
+        """The new release failed: warden's copies of its siblings closed."""
+        steering, self._steering = self._steering, None
         self._stop_watching_old()
-        if old is not None and new is not None:
-            close_own(new, keep=old)
+        if steering is not None:
+            steering.abandon()
 
     def _retire_old_sockets(self) -> None:
         """The old release is gone: its sockets closed, the siblings the program's now."""
-        old, new = self._old_sockets, self._new_sockets
-        self._old_sockets = self._new_sockets = None
+        steering, self._steering = self._steering, None
         self._stop_watching_old()
-        if old is not None and new is not None:
-            self._adopt(new)
-            close_own(old, keep=new)  # the group shrinks: the sibling is its member 0
-            steer(new, 0)
+        if steering is not None:
+            self._adopt(steering.retire())
 
     def close(self) -> None:
         """warden stops: whatever an upgrade under way still holds."""
         self._stop_watching_old()
-        for held in (self._old_sockets, self._new_sockets):
-            if held is not None:
-                close_own(held, keep=self._sockets())
-        self._old_sockets = self._new_sockets = None
+        steering, self._steering = self._steering, None
+        if steering is not None:
+            steering.close(keep=self._sockets())
 
     def finished(self, result: UpgradeResult) -> None:
         self._publish(
@@ -307,3 +344,6 @@ _QUEUE_CHECK = 0.002
 
 #: Consecutive failed health checks that roll back (one slow probe under load is not enough).
 _HEALTH_FAILURES = 2
+
+#: How long the window waits for the reaper to report a main process seen to have exited.
+_REAP_GRACE = 1.0

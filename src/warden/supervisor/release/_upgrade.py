@@ -4,11 +4,13 @@
 
     request      --upgrade-check CMD, if given (non-zero: the upgrade fails here)
     spawn        the new release gets the *same* listening sockets and its own notify socket
-    gate         --ready, within --ready-timeout, probing the new release alone (its private
-                 probe socket); a new release that ends or is late is stopped
-    confirm      --upgrade-confirm: the new release serves beside the old one; if it exits,
-                 misses its watchdog or fails its health check, it is stopped: rolled back,
-                 and the old release, never told to stop, keeps serving
+    gate         --ready, within --ready-timeout, probing the new release alone (through the
+                 shared port: sockets/_steering.py); a new release that ends or is late is
+                 stopped
+    confirm      --upgrade-confirm: the new release serves beside the old one (no client's
+                 connection reaches it); if it exits, a process of it ends, it misses its
+                 watchdog or fails its health check, it is stopped: rolled back, and the old
+                 release, never told to stop, keeps serving
     promote      the new release is the program from now on (signals, status, restarts)
     drain        the old release gets its stop signal, --drain-timeout, then SIGKILL to its group
 
