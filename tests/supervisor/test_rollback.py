@@ -79,6 +79,19 @@ def test_health_check_failing_inside_the_window_rolls_back(procs: Processes) -> 
     assert service.stop() == 0
 
 
+def test_a_release_failing_every_other_check_is_rolled_back(procs: Processes) -> None:
+    """Two failed checks in the window roll back, in a row or not: a release with one worker
+    of two hung answers every other probe, and passed when only a streak counted."""
+    port = free_port()
+    service = Service(procs, *WINDOW, port=port, ready=f"http://127.0.0.1:{port}/")
+    with Load(service.port) as load:
+        load.wait_for("v1")
+        rolled_back(service, ("fitful", "0.3"), "did not answer 2xx/3xx")
+        still_serving_v1(service, load)
+    assert load.failures == []  # steered to the old release all along
+    assert service.stop() == 0
+
+
 def test_http_gate_probes_the_new_release_alone(procs: Processes) -> None:
     """A release answering 500 fails an http gate on the shared port: the gate asks the new
     release on its private probe socket, not whoever accepts on the shared one first."""

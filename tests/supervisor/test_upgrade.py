@@ -73,8 +73,10 @@ if name != "hang":
 if name == "flaky":
     sys.exit(1)
 # "late S": serves, then exits 1 S seconds after READY=1; "sick S": answers 500 from S seconds
-# after READY=1; "wedge S": stops its watchdog pings S seconds after READY=1 (still serving).
-after = float(words[1]) if name in ("late", "sick", "wedge") else None
+# after READY=1; "fitful S": from then on, 500 to every other request (one worker of two
+# hung); "wedge S": stops its watchdog pings S seconds after READY=1 (still serving).
+after = float(words[1]) if name in ("late", "sick", "fitful", "wedge") else None
+answered = 0
 ready_at = time.monotonic()
 last_ping = 0.0
 while True:
@@ -98,7 +100,9 @@ while True:
         conn.setblocking(True)
         with conn:
             conn.recv(65536)
-            broken = name == "err500" or (name == "sick" and late)
+            answered += 1
+            fitful = name == "fitful" and late and answered % 2 == 0
+            broken = name == "err500" or (name == "sick" and late) or fitful
             status = "500 Internal Server Error" if broken else "200 OK"
             body = f"{name} {os.getpid()}\\n".encode()
             head = f"HTTP/1.1 {status}\\r\\nContent-Length: {len(body)}\\r\\n"

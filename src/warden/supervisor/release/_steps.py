@@ -167,12 +167,14 @@ class ReleaseSwap:
     ) -> str | None:
         """The window itself: why ``new`` failed in it, or None."""
         deadline = self._clock.now() + window
-        failures = 0
+        failures = 0  # in the whole window, not only in a row: a release with one worker of
+        # two hung answers every other probe, and must not pass on the ones it answers
+        last_failed = False
         members.scan()
         # The window ends on a passed health check: one that failed near its end (a release
         # hanging: each unanswered probe takes the probe's whole timeout) is checked again at
         # once, and a second failure rolls back, however late in the window the first came.
-        while self._clock.now() < deadline or failures > 0:
+        while self._clock.now() < deadline or last_failed:
             now = self._clock.now()
             tick = max(now, min(deadline, now + _health_interval(window)))
             await self._clock.wait_until(first_of(new.ended, old.ended, members.changed), tick)
@@ -194,9 +196,10 @@ class ReleaseSwap:
                     "it was ready"
                 )
             members.scan()  # workers started since (a respawned one) are watched too
-            if self._clock.now() < deadline or failures > 0:
+            if self._clock.now() < deadline or last_failed:
                 problem = await self._launcher.healthy(new, self._steering)
-                failures = 0 if problem is None else failures + 1
+                last_failed = problem is not None
+                failures += last_failed
                 if failures >= _HEALTH_FAILURES:
                     return f"new release pid {new.pid}: {problem}"
         return None
@@ -342,7 +345,8 @@ def _health_interval(window: float) -> float:
 #: How often the old release's accept queue is looked at before it is told to stop.
 _QUEUE_CHECK = 0.002
 
-#: Consecutive failed health checks that roll back (one slow probe under load is not enough).
+#: Failed health checks in one window that roll back (one slow probe under load is not
+#: enough; two, in a row or not, are a release that does not answer as it should).
 _HEALTH_FAILURES = 2
 
 #: How long the window waits for the reaper to report a main process seen to have exited.
