@@ -391,7 +391,7 @@ class SupervisorOptions:
         convert=optional(_check_url),
         metavar="URL",
         help="in the --upgrade-confirm window, GET this http://HOST:PORT/PATH of the new "
-        "release alone too (200-399; two failed checks in the window roll back): a health check for "
+        "release alone too (200-399; two failed checks roll back): a health check for "
         "gates that have none of their own, such as --ready notify",
     )
     memory_limit: int | None = option(
