@@ -173,3 +173,27 @@ def test_log_events_routes_to_journald_only_when_the_stream_matches(
         journal.settimeout(0.2)
         with pytest.raises(TimeoutError):
             journal.recv(10)
+
+
+@pytest.mark.parametrize("matches", [True, False])
+def test_why_warden_run_exits_has_the_error_priority_on_the_journals_stream(
+    tmp_path: Path, matches: bool
+) -> None:
+    """A stream line is info to journald unless it starts with a level prefix: warden's last
+    line (why it exits) is an error (seen under the real systemd: the system suite)."""
+    stderr_path = tmp_path / "stderr"
+    with stderr_path.open("w") as err:
+        st = os.fstat(err.fileno())
+        stream = f"{st.st_dev}:{st.st_ino}" if matches else f"{st.st_dev}:{st.st_ino + 1}"
+        done = subprocess.run(
+            [sys.executable, "-m", "warden", "run", "--ready", "notify", "--ready-timeout",
+             "0.5s", "--", sys.executable, "-c", "import time; time.sleep(30)"],
+            check=False,
+            stderr=err,
+            env={**os.environ, "JOURNAL_STREAM": stream},
+            timeout=30,
+        )  # fmt: skip
+    assert done.returncode == 4
+    last = stderr_path.read_text().splitlines()[-1]
+    prefix = "<3>" if matches else ""
+    assert last == f"{prefix}warden run: the program failed to become ready within 0.5s"
