@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from . import _boot, _image
+from . import _boot, _image, _runc
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Seconds for one boot with every check (measured about 6 minutes; TCG on a busy host).
@@ -105,7 +105,9 @@ def _new_share() -> Path:
 
 
 @pytest.fixture(scope="session")
-def guest(request: pytest.FixtureRequest) -> Guest:
+def image(request: pytest.FixtureRequest) -> Path:
+    """The guest image (built when no cached one exists); a machine that cannot run a guest
+    ends the session with one line."""
     why = _boot.qemu_missing()
     if why is not None:
         pytest.exit(why, returncode=1)
@@ -119,6 +121,12 @@ def guest(request: pytest.FixtureRequest) -> Guest:
         pytest.exit(f"the system suite cannot run: the guest image did not build: {exc}", 1)
     if not built:
         timings["image build"] = time.monotonic() - started
+    return cache
+
+
+@pytest.fixture(scope="session")
+def share(request: pytest.FixtureRequest) -> Path:
+    """warden from this checkout, and what the checks the collected tests need use."""
     only = sorted(
         {
             str(getattr(item.module, "CHECK", ""))
@@ -127,11 +135,19 @@ def guest(request: pytest.FixtureRequest) -> Guest:
         }
         - {""}
     )
-    share = request.config.stash[_SHARE] = _new_share()
+    timings = request.config.stash.setdefault(_TIMINGS, {})
+    folder = request.config.stash[_SHARE] = _new_share()
     started = time.monotonic()
-    _prepare_share(share, only)
+    _prepare_share(folder, only)
     timings["share (warden installed from the checkout)"] = time.monotonic() - started
-    boot = _boot.boot(share, cache, timeout=BOOT_TIMEOUT)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def guest(request: pytest.FixtureRequest, image: Path, share: Path) -> Guest:
+    """One boot of the guest with the checks; what they saw."""
+    timings = request.config.stash.setdefault(_TIMINGS, {})
+    boot = _boot.boot(share, image, timeout=BOOT_TIMEOUT)
     timings["boot, checks and power-off"] = boot.seconds
     console = boot.console.read_text(errors="replace")
     results_file = share / "out" / "results.json"
@@ -144,6 +160,20 @@ def guest(request: pytest.FixtureRequest) -> Guest:
     for name, found in results["checks"].items():
         timings[f"  check {name}"] = found["seconds"]
     return Guest(share, results, console)
+
+
+@pytest.fixture(scope="session")
+def host_runc(request: pytest.FixtureRequest, image: Path, share: Path) -> Guest:
+    """The container checks with runc on this host (cgroup v1), reported as a guest's are."""
+    why = _runc.runc_missing()
+    if why is not None:
+        pytest.fail(why)
+    started = time.monotonic()
+    facts = _runc.run_on_host(share, image)
+    took = time.monotonic() - started
+    request.config.stash.setdefault(_TIMINGS, {})["container checks on this host (v1)"] = took
+    results = {"guest": {}, "checks": {"container": {"seconds": took, "facts": facts}}}
+    return Guest(share, results, "")
 
 
 def pytest_terminal_summary(

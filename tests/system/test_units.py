@@ -84,3 +84,14 @@ def test_systemctl_stop_ends_in_time_with_the_request_answered(guest: Guest) -> 
     assert stop["slow_request"] == [[200, "slept 2000 ms\n"]]
     assert (stop["ActiveState"], stop["Result"]) == ("inactive", "success")
     assert (stop["ExecMainCode"], stop["ExecMainStatus"]) == ("1", "0")  # exited, 0
+
+
+def test_a_program_that_ignores_sigterm_is_killed_within_timeoutstopsec(guest: Guest) -> None:
+    stubborn = guest.saw(CHECK, "stubborn")
+    assert stubborn["systemctl_rc"] == 0
+    # warden's ladder: SIGTERM, --stop-timeout 20s, SIGKILL; before systemd's 30 s.
+    assert 20 <= stubborn["seconds"] < 30, stubborn
+    kinds = [kind for kind, _ in stubborn["ladder"]]
+    assert "stop_ladder.killed" in kinds, stubborn["ladder"]
+    assert not any("timed out" in line for line in stubborn["manager"]), stubborn["manager"]
+    assert (stubborn["ExecMainCode"], stubborn["ExecMainStatus"]) == ("1", "137")

@@ -33,16 +33,16 @@ APP_UID = 10001
 WARDEN = "/usr/local/bin/warden"
 
 
-def config() -> dict[str, Any]:
+def config(share: Path = SHARE) -> dict[str, Any]:
     """What the host asked for: ``only`` (checks to run), ``breaks`` (sabotages)."""
-    path = SHARE / "config.json"
+    path = share / "config.json"
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def broken(name: str) -> bool:
+def broken(name: str, share: Path = SHARE) -> bool:
     """Whether the host asked to break this check's precondition on purpose (to show the
     check fails then); ``all`` breaks every one."""
-    breaks = config().get("breaks", [])
+    breaks = config(share).get("breaks", [])
     return name in breaks or "all" in breaks
 
 
@@ -81,11 +81,13 @@ def write_unit(name: str, text: str) -> Path:
     return path
 
 
-def drop_in(unit: str, text: str) -> None:
+def drop_in(unit: str, text: str, name: str = "break") -> Path:
     """An override for ``unit`` (a sabotage: the shipped file itself stays untouched)."""
     folder = UNITS / f"{unit}.d"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "break.conf").write_text(text)
+    path = folder / f"{name}.conf"
+    path.write_text(text)
+    return path
 
 
 def remove_units(*names: str) -> None:

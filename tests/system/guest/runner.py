@@ -20,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ._util import APP_UID, CHECKOUT, OUT, PYTHON, SHARE, WARDEN, Facts, config, run
+from ._util import APP_UID, CHECKOUT, OUT, PROGRAMS, PYTHON, SHARE, WARDEN, Facts, config, run
 
 #: In boot order; each is a module of this package with ``check(facts)`` and ``LIMIT``.
 CHECKS = ("units", "watchdog", "journal", "privdrop", "memory", "container")
@@ -34,10 +34,12 @@ sys.exit(main())
 """
 
 #: app.service runs /usr/local/bin/app: the repository's example service, on the socket the
-#: unit hands over. /etc/app/start-delay (seconds) makes its start slow, as a check needs.
+#: unit hands over. /etc/app/start-delay (seconds) makes its start slow, /etc/app/stubborn
+#: makes it a program that ignores SIGTERM, as checks need.
 APP_SCRIPT = f"""\
 #!/bin/sh
 [ -f /etc/app/start-delay ] && sleep "$(cat /etc/app/start-delay)"
+[ -f /etc/app/stubborn ] && exec {PYTHON} {PROGRAMS}/notify_ready.py --ignore-term
 exec {PYTHON} {CHECKOUT}/examples/http_service.py --data /var/lib/app/jobs.json "$@"
 """
 

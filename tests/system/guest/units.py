@@ -49,7 +49,7 @@ def check(facts: Facts) -> None:
     begin = time.monotonic()
     try:
         for step in (socket_activation, start_waits_for_gate, reload_upgrades, killed_program,
-                     clean_end, stop):  # fmt: skip
+                     clean_end, stop, stop_stubborn):  # fmt: skip
             try:
                 step(facts)
             except Exception:  # the next step starts from a state of its own
@@ -246,6 +246,40 @@ def stop(facts: Facts) -> None:
             "seconds": took,
             "timeout_stop_sec": show(SERVICE, "TimeoutStopUSec")["TimeoutStopUSec"],
             "slow_request": slow[:1],
+            "manager": manager_lines(SERVICE, since=started),
+            **show(SERVICE, *STATE, "ExecMainCode"),
+        }
+    )
+
+
+def stop_stubborn(facts: Facts) -> None:
+    """A program that ignores SIGTERM: warden's ladder (``--stop-timeout 20s``) kills it, and
+    the stop still ends within ``TimeoutStopSec=30s``, with 137 (128 + SIGKILL)."""
+    Path("/etc/app/stubborn").write_text("1\n")
+    # broken: systemd's own SIGKILL, at once: warden's ladder never runs
+    override = drop_in(SERVICE, "[Service]\nKillSignal=SIGKILL\n", name="stubborn")
+    if not broken("units.stubborn"):
+        override.unlink()
+    daemon_reload()
+    try:
+        systemctl("start", SERVICE)
+        started = time.monotonic()
+        done = systemctl("stop", SERVICE)
+        took = time.monotonic() - started
+    finally:
+        Path("/etc/app/stubborn").unlink()
+        override.unlink(missing_ok=True)
+        daemon_reload()
+    ladder = [
+        (e.get("WARDEN_KIND"), e.get("MESSAGE"))
+        for e in warden_entries(SERVICE, since=started)
+        if str(e.get("WARDEN_KIND")).startswith("stop_ladder")
+    ]
+    facts.note(
+        stubborn={
+            "systemctl_rc": done.returncode,
+            "seconds": took,
+            "ladder": ladder,
             "manager": manager_lines(SERVICE, since=started),
             **show(SERVICE, *STATE, "ExecMainCode"),
         }
