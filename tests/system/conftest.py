@@ -4,9 +4,10 @@ Selected explicitly (``pytest -m system``, or ``scripts/system-test``); the defa
 deselects the marker. The first test to ask for :func:`guest` builds the image if no cached
 one exists, installs warden from this checkout into a share, boots the guest once with the
 checks the collected tests need (each test module names its ``CHECK``), and reads the
-results back from the share. A machine that cannot run a guest fails the session with one
-line. ``WARDEN_VMTEST_BREAK=all`` (or a comma-separated list of break names) breaks each
-check's precondition on purpose: every test must then fail.
+results back from the share; :func:`host_runc` runs the container checks on this host too
+(cgroup v1). A machine that cannot run a guest fails the session with one line.
+``WARDEN_VMTEST_BREAK=all`` (or a comma-separated list of break names) breaks each check's
+precondition on purpose: every test must then fail.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,6 @@ class Guest:
     share: Path
     results: dict[str, Any]
     console: str
-    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def facts(self) -> dict[str, Any]:

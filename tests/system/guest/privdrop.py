@@ -31,18 +31,23 @@ SETPRIV = f"/usr/bin/setpriv --reuid={APP_UID} --regid={APP_UID} --clear-groups"
 
 
 def check(facts: Facts) -> None:
-    # Broken: --notify-access all keeps warden's notify directory to warden's uid alone.
-    extra = "--notify-access all --ready-timeout 5s " if broken("privdrop") else ""
     program = f"{PYTHON} {PROGRAMS}/notify_ready.py"
-    for name, user, command in (
-        ("user", "User=app\n", f"{WARDEN} run {extra}--ready notify -- {program}"),
-        ("setpriv", "", f"{WARDEN} run {extra}--ready notify -- {SETPRIV} {program}"),
+    # Broken: the program's READY=1 goes nowhere (User=); --notify-access all keeps warden's
+    # notify directory to warden's uid alone, which the program left (setpriv).
+    user, setpriv = "--ready notify -- ", f"--ready notify -- {SETPRIV} "
+    if broken("privdrop.user"):
+        user = "--ready notify --ready-timeout 5s -- /usr/bin/env -u NOTIFY_SOCKET "
+    if broken("privdrop.setpriv"):
+        setpriv = "--notify-access all --ready-timeout 5s " + setpriv
+    for name, lines, command in (
+        ("user", "User=app\n", user + program),
+        ("setpriv", "", setpriv + program),
     ):
         unit = f"t-{name}.service"
         write_unit(
             unit,
-            f"[Service]\nType=notify\nNotifyAccess=main\n{user}TimeoutStartSec=30s\n"
-            f"ExecStart={command}\n",
+            f"[Service]\nType=notify\nNotifyAccess=main\n{lines}TimeoutStartSec=20s\n"
+            f"ExecStart={WARDEN} run {command}\n",
         )
         daemon_reload()
         try:
