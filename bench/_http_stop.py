@@ -76,7 +76,9 @@ def kill(proc: subprocess.Popen[str]) -> None:
         proc.stdout.close()
 
 
-def _client(port: int, stop: threading.Event, counts: dict[str, int], lock: threading.Lock) -> None:
+def _client(
+    port: int, stop: threading.Event, counts: dict[str, int], lock: threading.Lock, fresh: bool
+) -> None:
     conn: http.client.HTTPConnection | None = None
     while not stop.is_set():
         if conn is None:
@@ -91,7 +93,7 @@ def _client(port: int, stop: threading.Event, counts: dict[str, int], lock: thre
         with lock:
             counts["requests"] += 1
             counts["failed"] += 0 if ok else 1
-        if closing:
+        if closing or fresh:
             conn.close()
             conn = None
     if conn is not None:
@@ -99,8 +101,9 @@ def _client(port: int, stop: threading.Event, counts: dict[str, int], lock: thre
 
 
 def rolling_stop(
-    old_argv: Sequence[str], new_argv: Sequence[str], cwd: str, clients: int
+    old_argv: Sequence[str], new_argv: Sequence[str], cwd: str, clients: int, fresh: bool = False
 ) -> HttpStop:
+    """One rolling stop; ``fresh``: each request on a new connection, else keep-alive."""
     listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
     port = listener.getsockname()[1]
     old = spawn(listener, old_argv, cwd)
@@ -112,7 +115,7 @@ def rolling_stop(
         stop, lock = threading.Event(), threading.Lock()
         counts = {"requests": 0, "failed": 0}
         threads = [
-            threading.Thread(target=_client, args=(port, stop, counts, lock))
+            threading.Thread(target=_client, args=(port, stop, counts, lock, fresh))
             for _ in range(clients)
         ]
         for thread in threads:

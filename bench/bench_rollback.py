@@ -18,7 +18,7 @@ rollback_*.py`` read the release's name from a file, as a deploy rewrites the co
 - ``old-dies``: the new release is good, and the old one is SIGKILLed inside the window;
 - ``good``: a good release (three upgrades in a row, for the upgrade time).
 
-The servers under warden, each gated as the README says (``--ready-timeout 3s
+The servers under warden, each gated as docs/supervisor.md says (``--ready-timeout 3s
 --drain-timeout 3s`` and the default ``--upgrade-confirm``), and gunicorn's own SIGHUP (no
 warden) with the same broken releases. The load runs from the upgrade's trigger to
 :data:`AFTER` seconds after it has finished (for gunicorn's HUP: :data:`HUP_WATCH` seconds).
@@ -420,7 +420,7 @@ def hup_row(fault: str, logs: Path) -> Row:
 
 # -- report -------------------------------------------------------------------------------------
 
-#: Faults a server's gate and window cannot see (the README says so): promoted as measured.
+#: Faults a server's gate and window cannot see (docs/supervisor.md says so): promoted as measured.
 UNSEEN = {("uvicorn", "err500")}
 
 

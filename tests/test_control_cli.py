@@ -358,3 +358,50 @@ def test_the_client_does_not_load_asyncio() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+# -- exit codes whatever stderr is (issue 19, item 8) ------------------------------------------
+
+
+def warden_stderr(stderr: str, *args: str) -> int:
+    """The exit code of ``warden ARGS`` with its stderr closed (``2>&-``) or full."""
+    environ = {k: v for k, v in os.environ.items() if k != "WARDEN_CONTROL"}
+    argv = [sys.executable, "-m", "warden", *args]
+    if stderr == "closed":  # as a shell does it: the command starts without a descriptor 2
+        argv = ["sh", "-c", 'exec "$@" 2>&-', "sh", *argv]
+    with open(os.devnull if stderr == "closed" else "/dev/full", "w") as sink:
+        result = subprocess.run(
+            argv, stdout=subprocess.DEVNULL, stderr=sink, timeout=30, check=False, env=environ
+        )
+    return result.returncode
+
+
+@pytest.mark.parametrize("stderr", ["closed", "full"])
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["status", "--control", "/missing/c.sock"], 3),
+        (["upgrade", "--control", "/missing/c.sock"], 3),
+        (["reload", "--control", "/missing/c.sock"], 3),
+        (["stop", "--control", "/missing/c.sock"], 3),
+        (["status", "--json", "--control", "/missing/c.sock"], 3),
+        (["status", "--bogus"], 2),
+        (["upgrade", "--timeout", "soon"], 2),
+        (["no-such-command"], 2),
+        ([], 2),
+        (["run", "--bogus", "--", "true"], 2),
+        (["run"], 2),
+        (["run", "--stop-timeout", "soon", "--", "true"], 2),
+    ],
+)
+def test_the_exit_code_holds_with_stderr_closed_or_full(
+    stderr: str, args: list[str], code: int
+) -> None:
+    assert warden_stderr(stderr, *args) == code
+
+
+@pytest.mark.parametrize("stderr", ["closed", "full"])
+def test_a_refusal_is_1_with_stderr_closed_or_full(served: Served, stderr: str) -> None:
+    served.replies["stop"] = ControlError("warden is stopping already; wait for it to exit")
+    assert warden_stderr(stderr, "stop", "--control", str(served.path)) == 1
+    assert served.requests == [{"command": "stop"}]

@@ -1,4 +1,4 @@
-"""The example service under real traffic and a real SIGTERM, and the README's tour."""
+"""The example service under real traffic and a real SIGTERM."""
 
 from __future__ import annotations
 
@@ -62,10 +62,3 @@ def test_sigterm_drains_finishes_in_flight_work_and_keeps_acknowledged_jobs(
     stops = [e["name"] for e in events if e.get("event") == "stop"]
     assert stops == ["http", "jobs", "store", "settings"]
     assert all(e["outcome"] == "ok" for e in events if e.get("event") == "stop")
-
-
-def test_the_readme_tour_runs_and_loses_nothing(spawn: Spawn) -> None:
-    proc = spawn(python(str(EXAMPLES / "tour.py")))
-    assert proc.wait(timeout=60) == 0, proc.stdout + proc.stderr
-    assert "requests failed                                     0" in proc.stdout
-    assert "acknowledged jobs lost                              0" in proc.stdout

@@ -36,7 +36,11 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "memory": ("lifecycle",),
     "integrations": ("lifecycle", "systemd", "observe"),
     "supervisor": ("lifecycle", "systemd", "observe", "config", "memory"),
-    "cli": ("supervisor", "observe"),
+    "doctor": ("supervisor", "memory"),
+    # The demo drives `warden run` as a process: it asks the kernel through the memory
+    # library, and its bundled service (a process of its own) is built on the library.
+    "demo": ("lifecycle", "systemd", "config", "memory"),
+    "cli": ("supervisor", "observe", "doctor", "demo"),
 }
 
 

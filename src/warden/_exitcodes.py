@@ -1,4 +1,5 @@
-"""Every exit code warden itself chooses, in one table (docs/design.md and README.md show it).
+"""Every exit code warden itself chooses, in one table (docs/design.md and docs/supervisor.md
+show it).
 
 Standard library only and nothing else imported, so the CLI client can use it without
 loading asyncio. A program's own exit code is passed on as it is; these are the others.

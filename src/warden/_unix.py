@@ -36,6 +36,7 @@ __all__ = [
     "is_listening",
     "path_bytes",
     "peer_credentials",
+    "read_only_mount",
     "unlink_if_ours",
     "untrusted_path",
 ]
@@ -126,9 +127,10 @@ def untrusted_path(path: str, *, uid: int | None = None) -> str | None:  # noqa:
     (default: our effective uid) and root can.
 
     Walks ``path`` from ``/``, following symlinks as the kernel would: every directory on the
-    way must be owned by ``uid`` or root and not writable by group or others unless sticky;
-    every symlink must be owned by ``uid`` or root. The last component is checked like the
-    others when it exists (a socket or a file: its owner), and is fine when it does not.
+    way must be owned by ``uid`` or root and not writable by group or others unless sticky
+    (or on a read-only mount); every symlink must be owned by ``uid`` or root. The last
+    component is checked like the others when it exists (a socket or a file: its owner), and
+    is fine when it does not.
     """
     me = os.geteuid() if uid is None else uid
     trusted = (me, 0)
@@ -184,6 +186,15 @@ def _directory_problem(
         return f"{directory} cannot be checked ({exc.strerror})"
     if info.st_uid not in trusted:
         return f"directory {directory} is owned by uid {info.st_uid}"
-    if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+    if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX and not read_only_mount(directory):
         return f"directory {directory} is writable by other users and not sticky"
     return None
+
+
+def read_only_mount(directory: str) -> bool:
+    """Whether ``directory`` is on a read-only mount: there nobody writes, whatever the mode
+    (a Kubernetes ConfigMap volume is a 0777 directory, mounted read-only in the container)."""
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False

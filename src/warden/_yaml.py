@@ -64,6 +64,22 @@ def safe_load(text: str) -> Any:
 
 def safe_load_all(text: str) -> Iterator[Any]:
     """Every document in ``text``, in order, each checked before it is built."""
+    for document, _ in _load_all(text, located=False):
+        yield document
+
+
+Lines = dict[tuple[str | int, ...], int]
+"""Where each value of a document starts: its path (keys and list indexes) -> 1-based line."""
+
+
+def safe_load_all_located(text: str) -> Iterator[tuple[Any, Lines]]:
+    """Every document in ``text`` with the line of each of its values, for messages that
+    name the line: ``lines[("spec", "containers", 0, "image")]``. Checked as
+    :func:`safe_load_all` checks them."""
+    return _load_all(text, located=True)
+
+
+def _load_all(text: str, *, located: bool) -> Iterator[tuple[Any, Lines]]:
     import yaml
 
     loader = yaml.SafeLoader(text)
@@ -77,9 +93,37 @@ def safe_load_all(text: str) -> Iterator[Any]:
                     loader.get_mark().line + 1,
                 ) from None
             _check_expansion(node)
-            yield loader.construct_document(node)
+            lines = _lines(node) if located else {}
+            yield loader.construct_document(node), lines
     finally:
         loader.dispose()
+
+
+def _lines(root: Any) -> Lines:
+    """The line of every value reachable from ``root`` by keys that are scalars. Aliases are
+    followed once per path: the document passed :func:`_check_expansion`, so the paths are
+    bounded by what the file holds."""
+    found: Lines = {}
+    if root is None:
+        return found
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        value = node.value
+        if not isinstance(value, list):
+            continue
+        if value and isinstance(value[0], tuple):  # a mapping
+            for key, child in value:
+                if isinstance(key.value, str):
+                    where = (*path, key.value)
+                    found.setdefault(where, key.start_mark.line + 1)
+                    stack.append((child, where))
+        else:
+            for index, child in enumerate(value):
+                where = (*path, index)
+                found.setdefault(where, child.start_mark.line + 1)
+                stack.append((child, where))
+    return found
 
 
 def _check_expansion(root: Any) -> None:

@@ -9,6 +9,7 @@ import socket
 import stat
 from pathlib import Path
 
+from tests.supervisor._systemd_peers import closing_reason
 from tests.supervisor.conftest import Processes, proc_state, wait_until
 from tests.test_control_cli import Served, served, short_dir, warden  # noqa: F401 (fixtures)
 from warden._exitcodes import EXIT_NOT_READY
@@ -28,13 +29,14 @@ signal.pause()
 def test_a_notify_gated_program_that_exits_0_before_ready_failed(procs: Processes) -> None:
     warden_run = procs.warden("--ready", "notify", "--", "true")
     assert warden_run.wait() == EXIT_NOT_READY
-    assert "before it was ready (--ready notify)" in warden_run.err.lines[-1]
+    assert "before it was ready (--ready notify)" in closing_reason(warden_run.err.text())
 
 
 def test_a_readiness_timeout_has_its_own_exit_code(procs: Processes) -> None:
     warden_run = procs.warden("--ready", "notify", "--ready-timeout", "0.5s", "--", "sleep", "30")
     assert warden_run.wait() == EXIT_NOT_READY  # not 143: the program's death is warden's doing
-    assert warden_run.err.lines[-1] == "warden run: the program failed to become ready within 0.5s"
+    reason = closing_reason(warden_run.err.text())
+    assert reason == "the program failed to become ready within 0.5s"
 
 
 def test_status_text_reaches_warden_status_without_escapes(procs: Processes) -> None:

@@ -504,7 +504,9 @@ def test_leak_report_names_task_thread_process_and_socket(tmp_path: Path, spawn:
         async def poll_forever():
             await asyncio.Event().wait()
         async def start():
-            asyncio.create_task(poll_forever(), name="metrics-poller")
+            # Held, as asyncio asks: a task nothing refers to may be garbage-collected first
+            # (it waits on an Event only its own frame holds), whenever the collector runs.
+            held["task"] = asyncio.create_task(poll_forever(), name="metrics-poller")
             threading.Thread(target=release.wait, name="cache-refresher").start()
             held["child"] = subprocess.Popen(["sleep", "1000"])
             held["sock"] = socket.create_server(("127.0.0.1", 0))

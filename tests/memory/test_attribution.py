@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tests._proc import Proc
 from tests.conftest import Spawn
-from warden.memory import ChildCgroup, OomKillAttributed, RunAttribution
+from warden.memory import ChildCgroup, OomKillAttributed, RunAttribution, reader_for
 
 from .conftest import MakeCgroup, MiB, app
 
@@ -111,3 +111,47 @@ def test_a_clean_exit_is_not_from_a_wait_status(memory_cgroup: MakeCgroup, tmp_p
     assert not verdict.oom_killed
     assert verdict.exit_code == 0 and verdict.signum is None
     assert "exited with 0" in verdict.detail
+
+
+def _open_cgroup_files() -> list[str]:
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("/sys/fs/cgroup/"):
+            found.append(target)
+    return sorted(found)
+
+
+def test_an_attribution_closes_what_it_opened(memory_cgroup: MakeCgroup) -> None:
+    """Issue 19, item 2: a reader per run, never closed, held four cgroup files per upgrade."""
+    group = memory_cgroup(64 * MiB)
+    before = _open_cgroup_files()
+    for _ in range(3):
+        attribution = RunAttribution.at_spawn(os.getpid(), group.cgroup)
+        assert _open_cgroup_files() != before  # the counter's file and the limits
+        attribution.decide(signum=signal.SIGKILL, exit_code=None)
+        assert _open_cgroup_files() == before
+    never_decided = RunAttribution.at_spawn(os.getpid(), group.cgroup)
+    never_decided.close()
+    assert _open_cgroup_files() == before
+
+
+def test_a_lent_reader_stays_open_for_the_next_run(memory_cgroup: MakeCgroup) -> None:
+    group = memory_cgroup(64 * MiB)
+    before = _open_cgroup_files()
+    reader = reader_for(group.cgroup)
+    try:
+        held: list[str] = []
+        for _ in range(3):
+            attribution = RunAttribution.at_spawn(os.getpid(), reader)
+            attribution.decide(signum=signal.SIGKILL, exit_code=None)
+            attribution.close()
+            held = held or _open_cgroup_files()
+            assert _open_cgroup_files() == held != before  # the reader's files, no more
+        assert reader.oom_kills() == 0
+    finally:
+        reader.close()
+    assert _open_cgroup_files() == before

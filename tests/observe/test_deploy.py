@@ -1,138 +1,114 @@
-"""The recipes in deploy/: parsed, and their numbers checked to add up (SPEC §7, §10)."""
+"""The recipes in deploy/: ``warden doctor`` finds their numbers adding up (SPEC §7, §10).
+
+The sums themselves (grace period, TimeoutStopSec, readiness within the drain, preStop over
+the propagation delay, the program's deadline within warden's stop timeout, the exec form)
+are doctor's checks; this test runs doctor on the recipes as a user would, and keeps only
+what is a choice of these recipes rather than a rule (the health address, Guaranteed QoS,
+the watchdog interval, the image and the manifest agreeing).
+"""
 
 from __future__ import annotations
 
-import configparser
 import json
-import shlex
-from pathlib import Path
-from typing import Any
-
-import yaml  # type: ignore[import-untyped]
+import subprocess
+import sys
 
 from tests._proc import ROOT
-from warden.lifecycle import parse_duration
+from warden.doctor import check_files
+from warden.doctor._checks._probes import failing_after, field
+from warden.doctor._deployment import Deployment
+from warden.doctor._gather import gather
+from warden.doctor._inputs import read_inputs
+from warden.doctor._numbers import systemd_timespan
+from warden.doctor._units import read_unit
 from warden.observe._health import DEFAULT_WEDGED_AFTER
-from warden.supervisor._options import KILL_MARGIN
 
 DEPLOY = ROOT / "deploy"
-MARGIN = 2.0  # at least this between warden's deadline and the manager's SIGKILL
 
 
-def unit(path: Path) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(interpolation=None, strict=True)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case-sensitive
-    parser.read_string(path.read_text())
-    return parser
-
-
-def option(argv: list[str], name: str) -> str | None:
-    """The value of ``--name VALUE`` among warden's own options (before ``--``)."""
-    own = argv[: argv.index("--")] if "--" in argv else argv
-    return own[own.index(name) + 1] if name in own else None
-
-
-def test_systemd_unit_numbers() -> None:
-    service = unit(DEPLOY / "systemd" / "app.service")["Service"]
-    assert service["Type"] == "notify"
-    assert service["KillMode"] == "mixed"
-    argv = shlex.split(service["ExecStart"])
-    assert argv[:2] == ["/usr/local/bin/warden", "run"]
-    stop_timeout = parse_duration(option(argv, "--stop-timeout") or "10s", what="--stop-timeout")
-    deadline = stop_timeout + KILL_MARGIN
-    assert parse_duration(service["TimeoutStopSec"], what="TimeoutStopSec") >= deadline + MARGIN
-    # warden pings at half of WatchdogSec from its loop: the interval must be well above a
-    # loop's worst stall and below the stop deadline's order of magnitude.
-    assert parse_duration(service["WatchdogSec"], what="WatchdogSec") >= 2 * DEFAULT_WEDGED_AFTER
-    health = option(argv, "--health")
-    assert health is not None and health.startswith("127.0.0.1:")  # loopback on a host
-
-
-def test_systemd_socket_unit_activates_the_service() -> None:
-    socket_unit = unit(DEPLOY / "systemd" / "app.socket")["Socket"]
-    service_unit = unit(DEPLOY / "systemd" / "app.service")["Unit"]
-    assert socket_unit["Service"] == "app.service"
-    assert "ListenStream" in socket_unit
-    assert "app.socket" in service_unit["Requires"]
-
-
-def _manifest() -> tuple[dict[str, Any], dict[str, Any]]:
-    documents = list(yaml.safe_load_all((DEPLOY / "kubernetes" / "deployment.yaml").read_text()))
-    deployment = next(d for d in documents if d["kind"] == "Deployment")
-    pod = deployment["spec"]["template"]
-    return deployment, pod
-
-
-def _env(container: dict[str, Any]) -> dict[str, str]:
-    return {e["name"]: e["value"] for e in container.get("env", [])}
+def deployments() -> dict[str, Deployment]:
+    """The recipes' deployments as doctor reads them, by platform."""
+    found, _ = gather(read_inputs([str(DEPLOY)]))
+    return {d.platform: d for d in found}
 
 
 def recipe() -> dict[str, float]:
-    """The termination numbers of the Kubernetes recipe, in seconds."""
-    _, pod = _manifest()
-    spec = pod["spec"]
-    (container,) = spec["containers"]
-    env = _env(container)
-    args = container["args"]
-    ready = container["readinessProbe"]
+    """The termination numbers of the Kubernetes recipe, in seconds, as doctor reads them
+    (tests/observe/test_kubelet.py plays a termination with them)."""
+    pod = deployments()["kubernetes"]
+    assert pod.warden is not None and pod.server is not None and pod.server.graceful is not None
+    assert pod.grace is not None and pod.pre_stop is not None
+    assert pod.propagation is not None and pod.drain is not None
+    ready = pod.probes["readinessProbe"]
     return {
-        "grace": float(spec["terminationGracePeriodSeconds"]),
-        "pre_stop": float(container["lifecycle"]["preStop"]["sleep"]["seconds"]),
-        "propagation": float(pod["metadata"]["annotations"]["warden.dev/propagation-seconds"]),
-        "drain": parse_duration(args[args.index("--drain-delay") + 1], what="--drain-delay"),
-        "program_deadline": parse_duration(env["WARDEN_SHUTDOWN_TIMEOUT"], what="deadline"),
-        "stop_timeout": parse_duration(env["WARDEN_STOP_TIMEOUT"], what="stop timeout"),
-        "readiness_period": float(ready["periodSeconds"]),
-        "readiness_failures": float(ready["failureThreshold"]),
+        "grace": pod.grace.value,
+        "pre_stop": pod.pre_stop.value,
+        "propagation": pod.propagation.value,
+        "drain": pod.drain.value,
+        "program_deadline": pod.server.graceful.seconds,
+        "stop_timeout": float(pod.warden["stop_timeout"].value),
+        "readiness_period": field(ready, "periodSeconds")[0],
+        "readiness_failures": field(ready, "failureThreshold")[0],
     }
 
 
-def test_kubernetes_termination_numbers_add_up() -> None:
-    n = recipe()
-    warden_deadline = n["stop_timeout"] + KILL_MARGIN
-    # The kubelet's grace period starts before preStop and covers warden's whole deadline.
-    assert n["grace"] >= n["pre_stop"] + warden_deadline + MARGIN
-    # The endpoint is gone from every proxy before SIGTERM.
-    assert n["pre_stop"] > n["propagation"]
-    # The drain fits in the program's deadline, which fits in warden's stop timeout.
-    assert n["drain"] < n["program_deadline"] < n["stop_timeout"]
-    # A readiness-following load balancer sees /readyz fail within the drain.
-    assert n["readiness_period"] * n["readiness_failures"] <= n["drain"]
+def test_doctor_finds_the_recipes_clean() -> None:
+    report = check_files([str(DEPLOY)])
+    assert report.verdict == "clean", [r.message for r in report.findings]
+    checked = {result.check for result in report.results}
+    # Every sum of a stop the recipes depend on was done, not skipped.
+    assert {
+        "grace-budget",
+        "stop-budget",
+        "signal-path",
+        "kill-mode",
+        "server-timeout",
+        "readiness-drain",
+        "probes-identical",
+        "memory-limit",
+        "gate-blind",
+    } <= checked
+    assert report.notes == ()  # nothing left unchecked
 
 
-def test_kubernetes_probes_limits_and_health_address() -> None:
-    deployment, pod = _manifest()
-    (container,) = pod["spec"]["containers"]
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    live = container["livenessProbe"]
-    assert live["httpGet"]["path"] == "/livez"
-    assert live["timeoutSeconds"] > DEFAULT_WEDGED_AFTER  # /livez may take that long to say 503
-    resources = container["resources"]
-    assert resources["requests"]["memory"] == resources["limits"]["memory"]
-    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+def test_warden_doctor_on_the_recipes_exits_0_with_a_clean_verdict() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "warden", "doctor", "--json", str(DEPLOY)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout) == {"verdict": "clean", "findings": []}
 
 
-def _containerfile() -> dict[str, str]:
-    lines = (DEPLOY / "container" / "Containerfile").read_text().replace("\\\n", " ").splitlines()
-    found: dict[str, str] = {}
-    for line in lines:
-        if line.strip() and not line.lstrip().startswith("#"):
-            word, _, rest = line.strip().partition(" ")
-            found[word] = (found.get(word, "") + " " + rest).strip()
-    return found
-
-
-def test_container_runs_warden_as_pid_1_in_exec_form() -> None:
-    instructions = _containerfile()
-    entrypoint = json.loads(instructions["ENTRYPOINT"])  # exec form is a JSON array
-    assert entrypoint[:2] == ["warden", "run"]
-    assert entrypoint[-1] == "--"
-    assert option(entrypoint, "--health") == "0.0.0.0:9000"  # probed on the pod's IP
-    json.loads(instructions["CMD"])
-    env = dict(shlex.split(pair)[0].split("=", 1) for pair in shlex.split(instructions["ENV"]))
-    _, pod = _manifest()
-    (container,) = pod["spec"]["containers"]
+def test_the_recipes_choices() -> None:
+    found = deployments()
+    unit, pod, image = found["systemd"], found["kubernetes"], found["image"]
+    assert unit.warden is not None and pod.warden is not None and image.warden is not None
+    # loopback on a host; the pod's own address in a pod (the kubelet probes the pod's IP)
+    assert str(unit.warden["health"].value).startswith("127.0.0.1:")
+    assert image.warden["health"].value == "0.0.0.0:9000"
+    # /livez may take wedged_after to say 503: the probe's timeout must be longer.
+    live = pod.probes["livenessProbe"]
+    assert live.get("httpGet", "path") is not None
+    assert float(live.text("timeoutSeconds") or 1) > DEFAULT_WEDGED_AFTER
+    assert failing_after(live)[0] > failing_after(pod.probes["readinessProbe"])[0]
+    # Guaranteed QoS: the limit the sentinel reads is memory the node set aside.
+    assert pod.memory_request is not None and pod.memory_limit is not None
+    assert pod.memory_request.value == pod.memory_limit.value
     # The manifest states the image's numbers again: they must be the same.
-    for name, value in _env(container).items():
-        assert env.get(name) == value, name
-    assert json.loads(instructions["CMD"])[-2:] == container["args"][-2:]
+    image_env = {name: var.value for name, var in image.env.items()}
+    stated = {n: v for n, v in pod.env.items() if v.where.file.endswith("deployment.yaml")}
+    assert stated, "the manifest states the stop's numbers"
+    for name, var in stated.items():
+        assert image_env.get(name) == var.value, name
+
+
+def test_the_systemd_watchdog_interval() -> None:
+    # warden pings at half of WatchdogSec from its loop: well above a loop's worst stall.
+    path = DEPLOY / "systemd" / "app.service"
+    watchdog = read_unit(str(path), path.read_text()).value("Service", "WatchdogSec")
+    assert watchdog is not None
+    assert systemd_timespan(watchdog.value) >= 2 * DEFAULT_WEDGED_AFTER

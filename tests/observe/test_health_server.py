@@ -139,10 +139,10 @@ def test_connections_held_open_cannot_use_up_the_process_descriptors(spawn: Spaw
             except BlockingIOError:
                 return False  # held open by the server, waiting for a request
             except ConnectionError:
-                return True  # aborted at once: over the cap
+                return True  # reset: evicted to make room for a newer one
 
-        # Past the cap a connection is closed as soon as it is accepted; the ones served are
-        # closed only at the 5 s request deadline, long after this settles.
+        # Past the cap the oldest connection still silent is reset for each newcomer; the
+        # newest are closed only at the request deadline, long after this settles.
         wait_until(lambda: sum(closed(s) for s in held) >= len(held) - MAX_CONNECTIONS, "the cap")
         assert sum(not closed(s) for s in held) == MAX_CONNECTIONS  # served: held open
         assert len(os.listdir(f"/proc/{proc.pid}/fd")) <= before + MAX_CONNECTIONS + 2
@@ -152,3 +152,74 @@ def test_connections_held_open_cannot_use_up_the_process_descriptors(spawn: Spaw
     assert get(f"{url}/livez").status_code == 200  # and it answers once they are gone
     proc.signal(signal.SIGTERM)
     assert proc.wait(15) == 0
+
+
+def _silent(server: HealthServer, count: int) -> list[socket.socket]:
+    """``count`` connections that send nothing, once the server holds them all."""
+    held = [socket.create_connection(server.address, timeout=5) for _ in range(count)]
+    wait_until(lambda: server.connections is not None and len(server.connections) == count, "held")
+    return held
+
+
+def _reset(sock: socket.socket) -> bool:
+    sock.settimeout(5)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_a_newcomer_evicts_the_connection_that_waited_longest() -> None:
+    from warden.observe._server import MAX_CONNECTIONS
+
+    lifecycle = warden.Lifecycle(handle_signals=False)
+    server = HealthServer(Health(lifecycle), "127.0.0.1:0")
+    server.start()
+    held = _silent(server, MAX_CONNECTIONS)
+    try:
+        assert get(f"{server.url}/livez").status_code == 200  # answered, the cap full
+        assert _reset(held[0])  # the oldest silent one made room
+        assert server.connections is not None and server.connections.evicted == 1
+        held[1].setblocking(False)
+        with pytest.raises(BlockingIOError):
+            held[1].recv(1)  # the next oldest is still held
+    finally:
+        for sock in held:
+            sock.close()
+        # Once all are gone, the deadline timer is too: nothing wakes the idle server.
+        wait_until(lambda: server.connections is not None and len(server.connections) == 0, "0")
+        assert server.connections is not None and server.connections._timer is None
+        server.close()
+
+
+def _exchange(server: HealthServer, request: bytes) -> bytes:
+    with socket.create_connection(server.address, timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+        return answer
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /readyz HTTP/1.1\r\nX-Huge: " + b"a" * 9000, b"431"),  # head over 8 KiB
+        (b"GET /readyz HTTP/1.1\r\nX-Slow: a", b"408"),  # not finished in time
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", b"405"),  # HTTP/2's preface
+        (b"nonsense\r\n\r\n", b"400"),
+        (b"GET /livez HTTP/1.0\n\n", b"200"),  # bare line feeds, as printf | nc sends
+        (b"HEAD /livez HTTP/1.1\r\n\r\n", b"200"),
+    ],
+)
+def test_each_request_gets_an_answer(request_bytes: bytes, status: bytes) -> None:
+    lifecycle = warden.Lifecycle(handle_signals=False)
+    server = HealthServer(Health(lifecycle), "127.0.0.1:0")
+    server.start()
+    try:
+        answer = _exchange(server, request_bytes)
+    finally:
+        server.close()
+    assert answer.startswith(b"HTTP/1.1 " + status + b" "), answer
+    if request_bytes.startswith(b"HEAD"):
+        assert answer.endswith(b"\r\n\r\n")  # no body

@@ -69,7 +69,7 @@ async def test_lifecycle_events_arrive_as_structured_entries(journal: socket.soc
     logger = logging.getLogger("warden")
     saved = logger.handlers[:], logger.level, logger.propagate
     logger.handlers[:] = [handler]
-    logger.setLevel(logging.INFO)
+    logger.setLevel(logging.DEBUG)  # the journal keeps every fact, internal steps included
     try:
         lifecycle = warden.Lifecycle(handle_signals=False)
         lifecycle.add("db", stop=lambda: None)
@@ -87,7 +87,9 @@ async def test_lifecycle_events_arrive_as_structured_entries(journal: socket.soc
     assert kinds[:3] == [b"state", b"start", b"state"]
     stop = next(e for e in entries if e["WARDEN_KIND"] == b"stop")
     assert stop["MESSAGE"].startswith(b"stop db ok in ")
-    assert stop["PRIORITY"] == b"6"
+    assert stop["PRIORITY"] == b"7"  # an internal step: debug (journalctl -p info hides it)
+    ready = next(e for e in entries if e.get("STATE") == b"ready")
+    assert ready["PRIORITY"] == b"6"  # for people: info
     assert stop["SYSLOG_IDENTIFIER"] == b"warden"
     assert stop["COMPONENT"] == b"db"  # the event's typed data, upper-cased
     assert stop["RESULT"] == b"ok"

@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import importlib.util
+import json
 import os
 import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -143,8 +145,24 @@ def needs(module: str) -> pytest.MarkDecorator:
 
 
 def final_lines(stderr: str) -> list[str]:
-    """warden's own lines on stderr that are not its JSON log: the final word, usage errors."""
+    """warden's own lines on stderr that are not its JSON log: usage errors."""
     return [line for line in stderr.splitlines() if line and not line.startswith("{")]
+
+
+def closing(stderr: str) -> dict[str, Any]:
+    """The ``exit`` fact's data: why warden exits, which must be the last line of its log."""
+    last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+    assert last.startswith("{"), f"the last line is not warden's closing fact: {last!r}"
+    fact = json.loads(last)
+    assert fact.get("kind") == "exit", f"the last line is not warden's closing fact: {last!r}"
+    data = fact["data"]
+    assert isinstance(data, dict)
+    return data
+
+
+def closing_reason(stderr: str) -> str:
+    """Why warden exits, as its closing line says it."""
+    return str(closing(stderr)["reason"])
 
 
 def gone(pid: int) -> bool:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.supervisor._systemd_peers import closing_reason
 from warden.cli import main
 from warden.cli._run import UsageError, parse
 from warden.supervisor import RestartPolicy
@@ -150,8 +151,7 @@ def test_usage_error_exits_2_with_one_line() -> None:
 def test_exec_failure_exits_127(command: str, code: int, message: str) -> None:
     result = _run_cli("run", "--", command)
     assert result.returncode == code
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"warden run: cannot run {command!r}: {message}")
+    assert closing_reason(result.stderr).startswith(f"cannot run {command!r}: {message}")
 
 
 def test_not_executable_is_126(tmp_path: Path) -> None:
@@ -160,9 +160,8 @@ def test_not_executable_is_126(tmp_path: Path) -> None:
     plain.chmod(0o644)
     result = _run_cli("run", "--", str(plain))
     assert result.returncode == 126
-    assert result.stderr.splitlines()[-1] == (
-        f"warden run: cannot run {str(plain)!r}: "
-        "permission denied (not an executable file? chmod +x)"
+    assert closing_reason(result.stderr) == (
+        f"cannot run {str(plain)!r}: permission denied (not an executable file? chmod +x)"
     )
 
 
@@ -172,7 +171,7 @@ def test_not_a_binary_is_126(tmp_path: Path) -> None:
     script.chmod(0o755)
     result = _run_cli("run", "--", str(script))
     assert result.returncode == 126
-    assert "exec format error" in result.stderr.splitlines()[-1]
+    assert "exec format error" in closing_reason(result.stderr)
 
 
 def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:

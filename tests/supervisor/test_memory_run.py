@@ -26,6 +26,7 @@ import errno
 import json
 import os
 import re
+import resource
 import signal
 import threading
 import time
@@ -280,6 +281,37 @@ def test_a_real_oom_kill_is_oom_killed_in_log_status_and_exit_code(
     warden = start(procs, cgroups, "--memory-limit", "64M", "--", script, "0", "100")
     assert finish(warden, cgroups) == 128 + signal.SIGKILL
     assert ended_with(warden) == "oom-killed"
+
+
+@contextlib.contextmanager
+def _stack_limit(size: int) -> Iterator[None]:
+    """RLIMIT_STACK for the processes started meanwhile: a quarter of it is the most an exec
+    may carry in arguments and environment (``ARG_MAX``, at most 6 MiB)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+    resource.setrlimit(resource.RLIMIT_STACK, (size, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_STACK, (soft, hard))
+
+
+def test_an_oom_kill_before_the_spawn_returns_is_oom_killed(
+    procs: Processes, cgroups: Cgroups
+) -> None:
+    """Issue 19, item 7: the run joins its cgroup before its exec, so the kernel can kill it
+    before warden's spawn returns. Here the exec's own arguments (4.6 MiB, copied into the
+    new process, in its cgroup) do not fit in the smallest limit warden accepts: killed inside
+    the exec every time. The counter was read after the spawn, so the kill was already in it:
+    ``killed(SIGKILL) — not an OOM kill``, ``oom_kill +0``."""
+    arguments = ["x" * 120_000] * 40  # each under the kernel's 128 KiB per argument
+    with _stack_limit(64 * 2**20):
+        warden = start(
+            procs, cgroups, "--memory-limit", "4M", "--", "python3", "-c", "pass", *arguments
+        )
+    assert finish(warden, cgroups) == 128 + signal.SIGKILL
+    assert ended_with(warden) == "oom-killed"
+    verdict = data(facts(warden, "memory.oom_kill")[-1])
+    assert verdict["oom_killed"] is True and verdict["kills_during_run"] == 1
 
 
 def test_kill_9_from_outside_is_not_an_oom_kill(procs: Processes, cgroups: Cgroups) -> None:

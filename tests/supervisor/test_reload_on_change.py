@@ -68,12 +68,13 @@ class Reloads:
         *files: Path,
         options: tuple[str, ...] = (),
         args: tuple[str, ...] = (),
+        prefix: list[str] | None = None,
     ) -> None:
         self.marker = procs.tmp_path / "marker"
         self.marker.write_text("marker 0\n")
         watched = [arg for f in (*files, self.marker) for arg in ("--reload-on-change", str(f))]
         script = procs.script("counter.py", COUNTER)
-        self.warden = procs.warden(*watched, *options, "--", script, *args)
+        self.warden = procs.warden(*watched, *options, "--", script, *args, prefix=prefix)
         self.warden.out.wait_for("^ready$")
         self.warden.err.wait_for('"kind": "config.watching"')
         self._seen = 0  # lines of warden's log looked at for config.changed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 
+from ._systemd_peers import closing_reason
 from .conftest import Processes
 
 # Each start appends a line to a file, then exits with the code given (or, from the Nth start
@@ -32,8 +33,8 @@ def test_crash_loop_gives_up_with_a_clear_final_line(procs: Processes) -> None:
     assert log.read_text().splitlines() == ["start"] * 4
     attempts = [e["name"] for e in warden.events("restart")]
     assert attempts == ["attempt 1", "attempt 2", "attempt 3"]
-    final = warden.err.lines[-1]
-    assert final.startswith("warden run: giving up after 3 restarts: the child ended 4 times")
+    final = closing_reason(warden.err.text())
+    assert final.startswith("giving up after 3 restarts: the child ended 4 times")
     assert "(last: exited(4))" in final
 
 

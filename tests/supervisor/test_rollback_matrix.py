@@ -10,7 +10,7 @@ every request with 500; ``hang`` blocks its event loop 0.5 s after it is ready (
 pings stop, its health check goes unanswered); ``old-dies``: the new release is good, but the
 old one is SIGKILLed inside the window. ``good`` is a good release.
 
-Each server is gated the way the README says, and is protected from what that gate and the
+Each server is gated the way docs/supervisor.md says, and is protected from what that gate and the
 window can see:
 
 - uvicorn ``--fd 3`` serves fd 3 only, so nothing can probe a new release alone: ``--ready

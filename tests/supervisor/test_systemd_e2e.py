@@ -21,7 +21,7 @@ import pytest
 from tests.supervisor._systemd_peers import (
     WAIT_FOR_RELEASE,
     Manager,
-    final_lines,
+    closing_reason,
     free_port,
     gone,
     make_fifo,
@@ -248,9 +248,7 @@ def test_not_ready_in_time_is_killed_with_the_reason(procs: Processes, manager: 
     pid = int(warden.err.wait_for(r'"name": "pid (\d+)", "detail": "started: sleep 1000"').group(1))
     code = warden.wait()
     assert code != 0
-    assert final_lines(warden.err.text())[-1] == (
-        "warden run: the program failed to become ready within 1s"
-    )
+    assert closing_reason(warden.err.text()) == "the program failed to become ready within 1s"
     failed = [e for e in warden.events("child") if e.get("outcome") == "failed"]
     assert [e["detail"] for e in failed] == ["not ready: failed to become ready within 1s"]
     assert gone(pid)

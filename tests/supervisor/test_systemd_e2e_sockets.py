@@ -24,6 +24,7 @@ from tests.supervisor._socket_peers import APP, http_get
 from tests.supervisor._systemd_peers import (
     WAIT_FOR_RELEASE,
     Manager,
+    closing_reason,
     final_lines,
     free_port,
     make_fifo,
@@ -64,9 +65,9 @@ def test_a_port_in_use_is_one_clear_line_before_anything_is_spawned(tmp_path: Pa
             "--listen", f"tcp://127.0.0.1:{port}", "--", "sh", "-c", f"touch {marker}"
         )
     assert done.returncode != 0
-    last = final_lines(done.stderr)
-    assert len(last) == 1, done.stderr
-    assert last[0].startswith(f"warden run: --listen 'tcp://127.0.0.1:{port}': address already in")
+    assert final_lines(done.stderr) == [], done.stderr
+    reason = closing_reason(done.stderr)
+    assert reason.startswith(f"--listen 'tcp://127.0.0.1:{port}': address already in")
     assert not marker.exists()
     assert "started:" not in done.stderr  # no child event at all
 
@@ -106,9 +107,9 @@ def test_unusable_socket_paths_are_a_clear_error(tmp_path: Path, where: str, mes
     marker = tmp_path / "spawned"
     done = run_warden("--listen", f"unix:{tmp_path / where}", "--", "touch", str(marker))
     assert done.returncode != 0
-    assert final_lines(done.stderr) == [
-        f"warden run: --listen 'unix:{tmp_path / where}': {message.format(tmp=tmp_path)}"
-    ]
+    assert closing_reason(done.stderr) == (
+        f"--listen 'unix:{tmp_path / where}': {message.format(tmp=tmp_path)}"
+    )
     assert not marker.exists()
     assert (tmp_path / "file").read_text() == "not a socket"  # never removed
 
@@ -120,10 +121,10 @@ def test_a_live_unix_listener_is_not_taken_over(tmp_path: Path) -> None:
         live.listen()
         done = run_warden("--listen", f"unix:{path}", "--", "true")
         assert done.returncode != 0
-        assert final_lines(done.stderr) == [
-            f"warden run: --listen 'unix:{path}': another process listens on {path} (ss -xlp); "
+        assert closing_reason(done.stderr) == (
+            f"--listen 'unix:{path}': another process listens on {path} (ss -xlp); "
             "stop it or choose another path"
-        ]
+        )
         assert path.exists()  # the live listener's file was left alone
 
 

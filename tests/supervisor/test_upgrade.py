@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.supervisor._socket_peers import http_get
-from tests.supervisor._systemd_peers import Manager, make_fifo, release
+from tests.supervisor._systemd_peers import Manager, closing_reason, make_fifo, release
 from tests.supervisor.conftest import DEADLINE, Processes, Warden, proc_state, wait_until
 
 RELEASE = """\
@@ -515,7 +515,10 @@ try:
 except OSError as exc:
     print(f"connect: {exc.strerror}")
     sys.exit(0)
-sock.sendall(b'{"command": "stop"}\\n')
+try:  # refused at once: the send may meet a closed socket while the answer waits to be read
+    sock.sendall(b'{"command": "stop"}\\n')
+except (BrokenPipeError, ConnectionResetError):
+    pass
 print(json.loads(sock.makefile().readline())["error"])
 """
 
@@ -567,11 +570,10 @@ def test_pid_file_is_written_and_removed(procs: Processes) -> None:
 def test_pid_file_that_cannot_be_written_is_a_one_line_error(procs: Processes) -> None:
     warden = procs.warden("--pid-file", "/nonexistent/dir/warden.pid", "--", "true")
     assert warden.wait() != 0
-    errors = [line for line in warden.err.lines if line.startswith("warden run:")]
-    assert errors == [
-        "warden run: --pid-file '/nonexistent/dir/warden.pid': cannot write it: No such file "
+    assert closing_reason(warden.err.text()) == (
+        "--pid-file '/nonexistent/dir/warden.pid': cannot write it: No such file "
         "or directory; create its directory or choose a writable path"
-    ]
+    )
 
 
 def test_reload_and_stop_from_the_command_line(procs: Processes) -> None:

@@ -13,6 +13,7 @@ import sys
 
 from .._exitcodes import EXIT_OK, EXIT_USAGE
 from .._version import __version__
+from ._stderr import say
 
 __all__ = ["main"]
 
@@ -24,6 +25,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "upgrade": ("warden.cli._control", "replace the program without dropping a connection"),
     "reload": ("warden.cli._control", "do what SIGHUP does: upgrade, or forward it to the program"),
     "stop": ("warden.cli._control", "stop the program and its warden, as SIGTERM does"),
+    "demo": ("warden.cli._demo", "see what warden is for: a bundled service through six promises"),
+    "doctor": ("warden.cli._doctor", "check that a deployment's numbers add up; explain a death"),
 }
 
 
@@ -46,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``warden`` console script; returns the process exit code."""
     args = sys.argv[1:] if argv is None else list(argv)
     if not args:
-        sys.stderr.write(_usage())
+        say(_usage())
         return EXIT_USAGE
     name, rest = args[0], args[1:]
     if name in ("-h", "--help", "help"):
@@ -58,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     entry = _COMMANDS.get(name)
     if entry is None:
         known = ", ".join(_COMMANDS)
-        sys.stderr.write(
+        say(
             f"warden: error: {name!r} is not a warden command; use one of: {known} "
             "(warden --help)\n"
         )

@@ -28,6 +28,7 @@ from .._exceptions import ConfigurationError, UsageError, WardenError
 from .._exitcodes import EXIT_NO_WARDEN, EXIT_OK, EXIT_REFUSED, EXIT_USAGE
 from .._paths import default_control_path
 from .._unix import peer_credentials, untrusted_path
+from ._stderr import say
 
 __all__ = ["main_command", "request"]
 
@@ -58,7 +59,7 @@ def main_command(name: str, argv: list[str]) -> int:
         options = _parser(name).parse_args(argv)
         timeout = options.timeout if name in ("upgrade", "reload") else _SHORT_TIMEOUT
     except UsageError as exc:
-        sys.stderr.write(f"warden {name}: error: {exc}\n")
+        say(f"warden {name}: error: {exc}\n")
         return EXIT_USAGE
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else EXIT_OK
@@ -67,7 +68,7 @@ def main_command(name: str, argv: list[str]) -> int:
         hint = ", or give a longer --timeout" if name in ("upgrade", "reload") else ""
         reply = request(path, {"command": name}, timeout, hint=hint)
     except _NoWarden as exc:
-        sys.stderr.write(f"warden {name}: {exc}\n")
+        say(f"warden {name}: {exc}\n")
         return EXIT_NO_WARDEN
     code = EXIT_OK if reply.get("ok") is True else EXIT_REFUSED
     if options.json:
@@ -76,10 +77,13 @@ def main_command(name: str, argv: list[str]) -> int:
     upgrade = reply.get("upgrade")
     if isinstance(upgrade, dict):
         line = _upgrade_line(upgrade)
-        (sys.stdout if code == EXIT_OK else sys.stderr).write(printable(line) + "\n")
+        if code == EXIT_OK:
+            sys.stdout.write(printable(line) + "\n")
+        else:
+            say(printable(line) + "\n")
     elif code != EXIT_OK:
         error = printable(str(reply.get("error") or "the warden refused"))
-        sys.stderr.write(f"warden {name}: {error}\n")
+        say(f"warden {name}: {error}\n")
     else:
         sys.stdout.write(printable(_RENDER[name](reply)))
     return code
@@ -289,13 +293,27 @@ def _render_status(reply: dict[str, object]) -> str:
         if isinstance(command, list) and command:
             rows.append(("command", shlex.join(str(arg) for arg in command)))
         if program.get("last_exit"):
-            rows.append(("last exit", str(program["last_exit"])))
+            rows.append(("last exit", _last_exit(program)))
     if "upgrade" in status:
         rows.append(("upgrades", _upgrades(_dict(status.get("upgrade")))))
     sockets = status.get("sockets")
     if isinstance(sockets, list):
         rows += [("sockets" if i == 0 else "", str(s)) for i, s in enumerate(sockets)]
     return "".join(f"{label:<9} {text}\n" for label, text in rows)
+
+
+def _last_exit(program: dict[str, object]) -> str:
+    """``oom-killed: working set 61 of 64 MiB; warned at 80 % 2.1 s before (exit 137, 12s
+    ago)``: the words warden composed, else the bare reason."""
+    text = str(program.get("last_exit_reason") or program["last_exit"])
+    notes = []
+    code = _number(program.get("last_exit_code"))
+    if code is not None:
+        notes.append(f"exit {code:g}")
+    ago = _number(program.get("last_exit_ago"))
+    if ago is not None:
+        notes.append(f"{_seconds(ago)} ago")
+    return f"{text} ({', '.join(notes)})" if notes else text
 
 
 _RESULTS = ("ok", "failed", "rolled back")

@@ -20,6 +20,7 @@ from typing import NoReturn
 from .._exceptions import ConfigurationError, UsageError
 from .._exitcodes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from ..supervisor import Supervisor, SupervisorOptions
+from ..supervisor._declare import add_arguments, given_values
 from ..supervisor._options import OPTIONS
 
 __all__ = ["UsageError", "main", "parse"]
@@ -42,13 +43,14 @@ examples:
   WARDEN_RESTART=always WARDEN_STOP_TIMEOUT=5 warden run -- ./server
       every option can come from a WARDEN_* environment variable
 
-  warden run --listen web=tcp://0.0.0.0:8000 --ready http://127.0.0.1:8000/readyz \\
-      -- uvicorn --fd 3 app:app
-      warden holds the port and hands it over (LISTEN_FDS); ready only when /readyz says so
+  warden run --listen tcp://0.0.0.0:8000 --ready http://127.0.0.1:8000/ -- gunicorn app:wsgi
+      warden holds the port and hands it to the program as fd 3 (LISTEN_FDS; gunicorn takes
+      it as is); ready only once the app answers there
   warden run --listen tcp://[::]:8000 --ready notify --watchdog 10s -- ./server
       the server sends READY=1 and WATCHDOG=1 to warden's NOTIFY_SOCKET, as under systemd
-  warden run --listen tcp://0.0.0.0:8000 --ready notify --drain-timeout 30s \
-      -- gunicorn app:wsgi
+      (uvicorn --fd 3: READY=1 from the app's startup, see docs/integrations/uvicorn.md)
+  warden run --listen tcp://0.0.0.0:8000 --ready http://127.0.0.1:8000/ \\
+      --drain-timeout 30s -- gunicorn app:wsgi
       then `kill -HUP <warden>` or `warden upgrade`: the new release starts on the same
       socket, the old one drains once the new one is ready; a failed start changes nothing
 
@@ -98,23 +100,7 @@ def _build_parser() -> argparse.ArgumentParser:
         formatter_class=_formatter,
         allow_abbrev=False,
     )
-    for name, option in OPTIONS:
-        if option.switch:
-            parser.add_argument(
-                option.flag,
-                dest=name,
-                action=argparse.BooleanOptionalAction,
-                default=None,
-                help=option.help_text,
-            )
-        else:
-            parser.add_argument(
-                option.flag,
-                dest=name,
-                action="append" if option.repeat else "store",
-                metavar=option.metavar,
-                help=option.help_text,
-            )
+    add_arguments(parser, OPTIONS)
     parser.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
@@ -132,7 +118,7 @@ def parse(argv: list[str], environ: Mapping[str, str]) -> SupervisorOptions:
         raise UsageError(
             "no command to run; give it after '--', e.g. warden run -- python -m http.server"
         )
-    given = {name: getattr(namespace, name) for name, _ in OPTIONS}
+    given = given_values(namespace, OPTIONS)
     try:
         return SupervisorOptions.from_inputs(command, given, environ)
     except ConfigurationError as exc:
@@ -161,14 +147,13 @@ def main(argv: list[str]) -> int:
         # exit code.
         supervisor.lifecycle.hold_signals_at_exit()
         log_events(supervisor.lifecycle)
+        # Its last line says why it exits (the closing fact, logged like every other).
         code = supervisor.run()
     except OSError as exc:
         # Before anything was started (the lifecycle's own pipe, its signal intake): out of
         # descriptors (`ulimit -n 6`) or another resource. One line, not a traceback.
         _say(f"warden run: the program was not started: {_resource_error(exc)}\n")
         return _exit_now(EXIT_FAILURE)
-    if supervisor.final_message:
-        _say(f"warden run: {supervisor.final_message}\n")
     return _exit_now(code)
 
 

@@ -108,6 +108,7 @@ class ConfigReloading(Reloading):
     """The file watcher saw ``file`` change and a reload begins (RELOADING=1)."""
 
     kind: ClassVar[str] = "config.reloading"
+    for_people: ClassVar[bool] = False  # config.reloaded or config.reload_failed follows
     file: Path
 
     @property
@@ -128,6 +129,7 @@ class ConfigWatchDone(Reloaded):
     """The reload the watcher began is over, applied or refused (READY=1 again)."""
 
     kind: ClassVar[str] = "config.reload_done"
+    for_people: ClassVar[bool] = False  # config.reloaded or config.reload_failed said it
     file: Path
     ok: bool
 

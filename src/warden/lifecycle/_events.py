@@ -10,6 +10,8 @@ only once.
 Observers read the fields (``match event.fact: case ComponentStopped(outcome=...)``), never
 text. For people, each fact also renders itself in four short strings (``name``, ``outcome``,
 ``detail``, and ``duration`` in seconds) that the log observer prints; nothing parses them.
+How loud it is printed is declared on its kind too (``for_people``, ``log_level``): a person
+on a terminal hears what matters, the JSON log and the journal get every fact.
 
 A few bases say what a fact means to a service manager, so the systemd observer can report
 facts of layers it does not import: :class:`Reloading`, :class:`Reloaded`,
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import logging
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,6 +54,13 @@ class Fact:
     """Base of every kind of event. Subclasses set ``kind`` and declare their fields."""
 
     kind: ClassVar[str] = ""
+
+    #: Whether a person watching a terminal hears of a fact of this kind when it went as it
+    #: should (logged at INFO). ``False`` marks an internal step (a component of warden's own
+    #: started, ``main`` returned, a stop was requested), logged at DEBUG: the JSON log and
+    #: the journal keep it, a terminal does not show it. A fact that calls for a look
+    #: (``warning``) is a WARNING either way; a kind can say more by overriding ``log_level``.
+    for_people: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         object.__init_subclass__(**kwargs)  # not super(): slots=True remakes the class
@@ -88,6 +98,14 @@ class Fact:
     def warning(self) -> bool:
         """Whether a person should look (logged at warning level)."""
         return self.outcome in _WARNING_OUTCOMES
+
+    @property
+    def log_level(self) -> int:
+        """How loud the log says it, in :mod:`logging`'s numbers: WARNING when a person should
+        look, else INFO for a fact :attr:`for_people` and DEBUG for an internal step."""
+        if self.warning:
+            return logging.WARNING
+        return logging.INFO if self.for_people else logging.DEBUG
 
     def data(self) -> dict[str, object]:
         """The fields as JSON-ready values (enums by value, nested records as dicts)."""
@@ -161,6 +179,14 @@ class StateChanged(Fact):
         return self.state.value
 
     @property
+    def log_level(self) -> int:
+        """Ready and stopped are for people (with the time they took); the steps between
+        them (starting, draining, stopping) are internal."""
+        if self.for_people and self.state in (State.READY, State.STOPPED):
+            return logging.INFO
+        return logging.DEBUG
+
+    @property
     def duration(self) -> float | None:
         return self.took
 
@@ -205,6 +231,8 @@ class SignalHookFailed(Fact):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _ComponentStep(Fact):
+    for_people: ClassVar[bool] = False  # a failure or a timeout is a warning all the same
+
     component: str
     result: Outcome
     took: float | None = None
@@ -250,6 +278,7 @@ class StopRequested(Fact):
     """The graceful stop began (readiness is false from here on)."""
 
     kind: ClassVar[str] = "stop_requested"
+    for_people: ClassVar[bool] = False  # the signal, or main's end, says why
     reason: str
 
     @property
@@ -262,6 +291,7 @@ class MainFinished(Fact):
     """The service body (``main``) returned, raised or was cancelled."""
 
     kind: ClassVar[str] = "main"
+    for_people: ClassVar[bool] = False  # raising is a warning all the same
     result: Outcome
     took: float
     error: str | None = None

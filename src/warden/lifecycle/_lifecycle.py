@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 from warden._exceptions import ConfigurationError, DependencyError, LifecycleError, StartupError
 
@@ -95,6 +95,11 @@ class Lifecycle:
             ``"ignore"``, or a callable given the signal number, called in the loop.
         handle_signals: install signal handlers while running (main thread only).
     """
+
+    #: The fact a change of state is published as. A service built on the lifecycle whose own
+    #: facts tell people its states (the supervisor: the program's start, readiness and end)
+    #: publishes a kind of it that is quiet on a terminal.
+    _state_fact: ClassVar[type[StateChanged]] = StateChanged
 
     def __init__(
         self,
@@ -691,7 +696,7 @@ class Lifecycle:
         if state not in ALLOWED[self._state]:
             raise LifecycleError(f"invalid transition {self._state.value} -> {state.value}")
         self._state = state
-        self.publish(StateChanged(state=state, took=duration))
+        self.publish(self._state_fact(state=state, took=duration))
 
     def publish(self, fact: Fact) -> Event:
         """Put ``fact`` on the timeline, with the current state; call from the loop's thread.

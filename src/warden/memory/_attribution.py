@@ -36,6 +36,11 @@ from ._readers import MemoryReader, Sample, reader_for
 class RunAttribution:
     """The ``oom_kill`` counter of a run's cgroup, taken at spawn; :meth:`decide` at exit.
 
+    Descriptors: given a :class:`MemoryCgroup`, the attribution opens a reader of its own
+    (the counter's file and the limits up the hierarchy) and closes it once it has decided,
+    or at :meth:`close` for a run never decided. Given a reader, it borrows it: a supervisor
+    that attributes run after run shares one reader, which it closes itself.
+
     Example::
 
         attribution = RunAttribution.at_spawn(pid, child_cgroup.cgroup)
@@ -52,12 +57,42 @@ class RunAttribution:
     #: The counter at the last :meth:`observe`, to be taken off once the run is seen alive.
     _pending: int | None = field(default=None, repr=False)
     proc: Path = field(default=Path("/proc"), repr=False)
+    #: The reader was opened for this attribution (closed by it), not lent to it.
+    owns_reader: bool = field(default=False, repr=False)
 
     @classmethod
-    def at_spawn(cls, pid: int, cgroup: MemoryCgroup | MemoryReader) -> RunAttribution:
-        """Snapshot the counter for ``pid``'s run (call right after the spawn)."""
-        reader = reader_for(cgroup) if isinstance(cgroup, MemoryCgroup) else cgroup
-        return cls(pid, reader, reader.oom_kills())
+    def at_spawn(
+        cls,
+        pid: int,
+        cgroup: MemoryCgroup | MemoryReader,
+        *,
+        kills_before: int | None = None,
+    ) -> RunAttribution:
+        """Snapshot the counter for ``pid``'s run (call right after the spawn).
+
+        ``kills_before``: the counter read *before* the spawn, used instead of reading it now.
+        A child that joins its cgroup before its exec can be OOM-killed before the spawn
+        returns (at 64 KiB, the kernel kills it inside ``execve``, measured 5 of 5 times): a
+        counter read after the spawn already holds that kill, and the run would be
+        ``not an OOM kill``.
+        """
+        if not isinstance(cgroup, MemoryCgroup):
+            reader: MemoryReader = cgroup
+            owns = False
+        else:
+            reader, owns = reader_for(cgroup), True
+        try:
+            baseline = reader.oom_kills() if kills_before is None else kills_before
+            return cls(pid, reader, baseline, owns_reader=owns)
+        except BaseException:
+            if owns:
+                reader.close()
+            raise
+
+    def close(self) -> None:
+        """Close the reader this attribution opened (a borrowed one stays open)."""
+        if self.owns_reader:
+            self.reader.close()
 
     def observe(self) -> bool:
         """Call while the run is thought alive: kills it was seen to outlive leave its account.
@@ -91,6 +126,7 @@ class RunAttribution:
     ) -> OomKillAttributed:
         """The verdict for a run that ended by ``signum`` (or with ``exit_code``)."""
         now = self.reader.oom_kills()
+        self.close()  # a run ends once: its verdict is the last read
         rose = None if now is None or self.kills_at_spawn is None else now - self.kills_at_spawn
         killed = signum == signal.SIGKILL and rose is not None and rose > self.kills_survived
         return OomKillAttributed(

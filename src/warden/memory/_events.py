@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -19,6 +20,7 @@ class MemoryWatching(Fact):
     """The sentinel began to watch: what it reads, and which kernel event sources it armed."""
 
     kind: ClassVar[str] = "memory.watching"
+    for_people: ClassVar[bool] = False
     reader: str
     sources: tuple[str, ...]
 
@@ -90,6 +92,7 @@ class MemoryActionTaken(Fact):
     """An action ran at a level: a default (``gc``, ``shed``, ``stop``...) or a callback."""
 
     kind: ClassVar[str] = "memory.action"
+    for_people: ClassVar[bool] = False  # the level it acted at is said; a failure is a warning
     level: Level
     action: str
     result: Outcome
@@ -166,6 +169,13 @@ class OomKillAttributed(Fact):
     @property
     def warning(self) -> bool:
         return self.oom_killed
+
+    @property
+    def log_level(self) -> int:
+        """An OOM kill is an error, with the memory of its last seconds. Any other death is
+        a detail here: "not an OOM kill" is said where it answers a question, on the run's
+        end after a SIGKILL (``killed(SIGKILL) — not an OOM kill``), not after every stop."""
+        return logging.ERROR if self.oom_killed else logging.DEBUG
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

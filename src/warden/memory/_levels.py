@@ -13,6 +13,7 @@ import enum
 import math
 from dataclasses import dataclass
 
+from warden._durations import parse_duration
 from warden._exceptions import ConfigurationError
 
 from ._readers import Sample
@@ -82,6 +83,15 @@ class Thresholds:
     flush_budget: float = 1.0
 
     def __post_init__(self) -> None:
+        for name in ("warn", "high", "critical", "hysteresis", "flush_budget"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                example = (
+                    "seconds, such as 1.0"
+                    if name == "flush_budget"
+                    else "a fraction of the limit, such as 0.9"
+                )
+                raise ConfigurationError(f"memory {name}={value!r} is not a number; give {example}")
         if not 0 < self.warn < self.high < self.critical < 1:
             raise ConfigurationError(
                 f"memory levels warn={self.warn:g} high={self.high:g} "
@@ -93,11 +103,7 @@ class Thresholds:
                 f"memory hysteresis={self.hysteresis:g} must be at least 0 and below "
                 f"warn={self.warn:g}; use a small fraction such as 0.05"
             )
-        if not (self.flush_budget >= 0 and math.isfinite(self.flush_budget)):
-            raise ConfigurationError(
-                f"memory flush_budget={self.flush_budget!r} must be a finite number of "
-                "seconds, at least 0"
-            )
+        parse_duration(self.flush_budget, what="memory flush_budget")
 
     def begins(self, level: Level) -> float:
         """The fraction of the limit where ``level`` begins (0 for ``ok``)."""

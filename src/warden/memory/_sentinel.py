@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from warden._durations import parse_duration
 from warden.lifecycle import Fact, Outcome
 
 from ._cgroup import MemoryCgroup, find_memory_cgroup
@@ -133,9 +134,14 @@ class MemorySentinel:
         self._on_sample = on_sample
         self._publish = publish
         self._psi = psi
-        self.poll_min = poll_min
-        self.idle_interval = idle_interval
-        self.unarmed_interval = unarmed_interval
+        # A timer of 0 s, NaN or a negative one spins the loop; inf never fires: refused here,
+        # with the keyword named, not found as a busy event loop later.
+        self.poll_min = parse_duration(poll_min, what="poll_min", allow_zero=False)
+        self.idle_interval = parse_duration(idle_interval, what="idle_interval", allow_zero=False)
+        self.unarmed_interval = parse_duration(
+            unarmed_interval, what="unarmed_interval", allow_zero=False
+        )
+        history = parse_duration(history, what="history")
         self._root = root
         self._clock = clock
         self._tracker = LevelTracker(self.thresholds)
@@ -477,8 +483,7 @@ class MemorySentinel:
         if self._publish is not None:
             self._publish(fact)
             return
-        level = logging.WARNING if fact.warning else logging.INFO
-        _log.log(level, "%s %s: %s", fact.kind, fact.name or "", fact.detail or "")
+        _log.log(fact.log_level, "%s %s: %s", fact.kind, fact.name or "", fact.detail or "")
 
 
 async def _awaited(result: object) -> object:

@@ -7,12 +7,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from warden._exceptions import ConfigurationError
 from warden.lifecycle import Fact
 
 from ._actions import collect_and_trim, graceful_stop, shed_load, tracemalloc_top
 from ._cgroup import MemoryCgroup
 from ._levels import Level, Thresholds
 from ._sentinel import Action, Callback, MemorySentinel, MemoryStatus
+
+#: Lines of allocation sites written at ``warn``: each is a log line, on the way to an OOM kill.
+_MAX_TRACEMALLOC_LINES = 1000
 
 
 class _Lifecycle(Protocol):
@@ -82,6 +86,15 @@ def watch_memory(
     thresholds = Thresholds(
         warn=warn, high=high, critical=critical, hysteresis=hysteresis, flush_budget=flush_budget
     )
+    if (
+        isinstance(tracemalloc_lines, bool)
+        or not isinstance(tracemalloc_lines, int)
+        or not 0 <= tracemalloc_lines <= _MAX_TRACEMALLOC_LINES
+    ):
+        raise ConfigurationError(
+            f"watch_memory(tracemalloc_lines={tracemalloc_lines!r}): give a number of lines "
+            f"from 0 (none) to {_MAX_TRACEMALLOC_LINES}"
+        )
     if trace and not tracemalloc.is_tracing():
         tracemalloc.start()
     defaults_warn = [Action("gc", collect_and_trim)]

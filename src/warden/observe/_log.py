@@ -5,6 +5,11 @@ logger, carrying the event in the record (``record.warden_event``). Where the re
 the application's choice, as with any library; ``log_events`` only adds a handler when the
 logger has none, choosing journald's native protocol when stderr is the journal's stream
 (``$JOURNAL_STREAM``), human-readable lines on a TTY and JSON lines otherwise.
+
+Each fact is logged at the level its kind declares (``Fact.log_level``): internal steps at
+DEBUG, what a person needs at INFO, what calls for a look at WARNING or ERROR. A terminal shows
+INFO and up, so a person watching sees a handful of lines for a whole life; the JSON lines and
+the journal keep every fact, DEBUG included.
 """
 
 from __future__ import annotations
@@ -52,9 +57,17 @@ def log_events(lifecycle: _HasTimeline, *, stream: IO[str] | None = None) -> Non
             # Our own stderr never blocks the caller (a PID 1 that stops on a stalled pipe
             # stops reaping); a stream the caller gave is written as the caller made it.
             handler = _stream.stderr_handler(out) if stream is None else logging.StreamHandler(out)
-            handler.setFormatter(HumanFormatter() if out.isatty() else JsonFormatter())
+            if out.isatty():
+                handler.setFormatter(HumanFormatter())
+                handler.setLevel(logging.INFO)  # for a person: internal steps stay out
+            else:
+                handler.setFormatter(JsonFormatter())
+        # Every fact reaches the handler, internal steps (DEBUG) included: the JSON log and
+        # the journal are complete. Other DEBUG records of warden's modules (a repeated
+        # complaint, kept quiet on purpose) stay out.
+        handler.addFilter(_facts_and_info)
         _LOG.addHandler(handler)
-        _LOG.setLevel(logging.INFO)
+        _LOG.setLevel(logging.DEBUG)
         _LOG.propagate = False
     lifecycle.timeline.subscribe(_emit)
 
@@ -72,9 +85,13 @@ def _to_journal() -> bool:
     return _journal.journal_stream_matches(fd) and Path(_journal.JOURNAL_SOCKET).exists()
 
 
+def _facts_and_info(record: logging.LogRecord) -> bool:
+    """Every fact, whatever its level; any other record from INFO up."""
+    return record.levelno >= logging.INFO or hasattr(record, "warden_event")
+
+
 def _emit(event: Event) -> None:
-    level = logging.WARNING if event.fact.warning else logging.INFO
-    _LOG.log(level, "%s", describe(event), extra={"warden_event": event})
+    _LOG.log(event.fact.log_level, "%s", describe(event), extra={"warden_event": event})
 
 
 def describe(event: Event) -> str:
@@ -98,13 +115,17 @@ def family(event: Event) -> str:
 
 
 class HumanFormatter(logging.Formatter):
-    """``12:00:01.123 warden ready   stop http ok in 41.2 ms``; a leak's stack follows."""
+    """``12:00:01.123 warden ready     stop http ok in 41.2 ms``; a leak's stack follows.
+
+    A warning or an error says so in words (``warning: ...``), readable without colour.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
         event: Event | None = getattr(record, "warden_event", None)
         state = f"{event.state.value:<9} " if event else ""
-        line = f"{stamp}.{int(record.msecs):03d} warden {state}{record.getMessage()}"
+        loud = f"{record.levelname.lower()}: " if record.levelno >= logging.WARNING else ""
+        line = f"{stamp}.{int(record.msecs):03d} warden {state}{loud}{record.getMessage()}"
         if event is not None and isinstance(event.fact, LeakFound) and event.detail:
             line += "\n" + event.detail.rstrip("\n")
         return line

@@ -104,6 +104,12 @@ FAMILIES: tuple[Family, ...] = (
     Family("child_exits", "counter", "Runs of the program ended, by reason", ("reason",)),
     Family("child_restarts", "counter", "Restarts scheduled by the restart policy"),
     Family("notify_drops", "counter", "sd_notify datagrams dropped, by reason", ("reason",)),
+    Family(
+        "spawn_failures",
+        "counter",
+        "Starts that could not run the program for want of a resource, by errno (retried)",
+        ("error",),
+    ),
     Family("control_refusals", "counter", "Control socket peers refused"),
     Family("orphans_reaped", "counter", "Adopted orphan processes reaped"),
     Family("memory_working_set_bytes", "gauge", "Working set (usage minus inactive file)"),
@@ -119,6 +125,7 @@ FAMILIES: tuple[Family, ...] = (
 BY_NAME = {f.name: f for f in FAMILIES}
 _READABLE = {
     "notify_drops",
+    "spawn_failures",
     "control_refusals",
     "orphans_reaped",
     "memory_working_set_bytes",
@@ -197,8 +204,9 @@ class Metrics:
     def read(self, name: str, fn: Callable[[], Reading]) -> None:
         """Read the counter ``name`` from ``fn()`` at each scrape, on the scraping thread.
 
-        For counters another part keeps: ``notify_drops`` (``fn`` returns a mapping of
-        reason to count), ``control_refusals`` and ``orphans_reaped`` (a number); and for the
+        For counters another part keeps: ``notify_drops`` and ``spawn_failures`` (``fn``
+        returns a mapping of reason or errno to count), ``control_refusals`` and
+        ``orphans_reaped`` (a number); and for the
         memory gauges, which facts update only when the level changes, a sentinel's latest
         sample (``memory_working_set_bytes``, ``memory_limit_bytes``,
         ``memory_time_to_limit_seconds``). ``fn`` must only read (it runs outside the event

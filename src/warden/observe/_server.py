@@ -4,12 +4,14 @@ Why a thread with its own event loop, not a task on the service's loop: ``/ready
 503 the instant a stop begins and ``/livez`` must tell a wedged loop from a live one, so
 neither may wait for the loop they report on. Why not ``http.server``: its
 ``serve_forever`` polls every 0.5 s; this loop has no timer while idle, so it sleeps in
-``epoll_wait`` until a connection comes (0 wake-ups). A request has a 5 s deadline for
-its headers, and its timer exists only while the connection is open.
+``epoll_wait`` until a connection comes (0 wake-ups).
 
-Each response closes its connection: probes and scrapes are one request each. At most
-:data:`MAX_CONNECTIONS` are served at once, so connections held open by anyone who can reach
-the port cannot use up the descriptors of the process (a PID 1 that must still spawn).
+Each response closes its connection: probes and scrapes are one request each. Anyone who
+can reach the port can hold connections open; :mod:`._connections` keeps the server
+answering probes all the same, within bounded memory and descriptors: at most
+:data:`MAX_CONNECTIONS` open (the one that has waited longest for its request is reset to
+make room for a newcomer), a request head of :data:`MAX_HEAD` bytes, sent within
+:data:`REQUEST_TIMEOUT` seconds.
 """
 
 from __future__ import annotations
@@ -20,24 +22,35 @@ import ipaddress
 import logging
 import socket
 import threading
+from collections.abc import Awaitable
 from typing import Protocol
 
 from .._exceptions import ConfigurationError
 from ..lifecycle import Event, Fact, State, StateChanged, Timeline
+from ._connections import BACKLOG, Connections
 from ._events import HealthServing
-from ._health import DEFAULT_WEDGED_AFTER, Details, Health, Response, _Service
+from ._health import DEFAULT_WEDGED_AFTER, Details, Health, Response, _Service, route
 from ._metrics import Metrics
 
 _LOG = logging.getLogger("warden")
 
 DEFAULT_ADDRESS = "127.0.0.1:9000"
-#: Seconds a connection has to send its request line and headers (probes send at once).
-REQUEST_TIMEOUT = 5.0
-#: Connections served at once; one more is closed as soon as it is accepted. Each holds a
-#: descriptor of the process the health server reports on: without a cap, anyone who can
-#: connect could use them all up (the supervisor's spawns and upgrades would then fail).
+#: Seconds a connection has to send its request line and headers (probes send at once),
+#: and again to take its response.
+REQUEST_TIMEOUT = 2.0
+#: Bytes of request line and headers (a kubelet's probe sends about 150).
+MAX_HEAD = 8192
+#: Connections open at once; one more and the oldest still sending its request is reset.
+#: Each holds a descriptor of the process the health server reports on: without a cap,
+#: anyone who can connect could use them all up (the supervisor's spawns would then fail).
 MAX_CONNECTIONS = 64
-_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    503: "Service Unavailable",
+}
 
 
 class _Followed(_Service, Protocol):
@@ -102,7 +115,7 @@ class HealthServer:
         self._closing: asyncio.Event | None = None
         self._started = threading.Event()
         self._thread: threading.Thread | None = None
-        self._open = 0  # connections being served (on the server's own loop only)
+        self.connections: Connections | None = None  # once serving (its loop only)
         self._complaints: set[str] = set()
 
     @property
@@ -135,53 +148,54 @@ class HealthServer:
         self._loop = asyncio.get_running_loop()
         self._loop.set_exception_handler(self._on_loop_error)
         self._closing = asyncio.Event()
-        server = await asyncio.start_server(self._client, sock=self._sock, limit=16384)
+        self.connections = Connections(
+            self._loop,
+            self._sock,
+            self._answer,
+            limit=MAX_CONNECTIONS,
+            max_head=MAX_HEAD,
+            timeout=REQUEST_TIMEOUT,
+            describe=self.url,
+        )
+        self.connections.start()
         self._started.set()
         try:
             await self._closing.wait()
         finally:
-            server.close()
+            self.connections.close()
             for task in asyncio.all_tasks() - {asyncio.current_task()}:
                 task.cancel()
 
     def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
-        """asyncio's complaints (``accept()`` out of descriptors...) as one warden log line
-        each, the first of a kind at warning level, not a traceback in the JSON log."""
+        """asyncio's complaints as one warden log line each, the first of a kind at warning
+        level, not a traceback in the JSON log."""
         message = str(context.get("message", "error"))
         error = context.get("exception")
         log = _LOG.debug if message in self._complaints else _LOG.warning
         self._complaints.add(message)
         log("health server %s: %s%s", self.url, message, f": {error}" if error else "")
 
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._open >= MAX_CONNECTIONS:
-            writer.transport.abort()  # over the cap: its descriptor back at once
-            return
-        self._open += 1
+    def _answer(self, head: bytes) -> bytes | Awaitable[bytes]:
+        """The response to a request head: at once, but for ``/livez``, which asks the
+        service's loop for a round trip (a coroutine, awaited by the connection)."""
         try:
-            async with asyncio.timeout(REQUEST_TIMEOUT):
-                method, path, query = await _read_request(reader)
-            if method not in ("GET", "HEAD"):
-                response = Response.text(405, "only GET and HEAD\n")
-            else:
-                response = await self.health.answer_async(path, query)
-            writer.write(_head(response) + (b"" if method == "HEAD" else response.body))
-            await writer.drain()
-        except (TimeoutError, ConnectionError, ValueError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self._open -= 1
-            writer.close()
+            method, target, _ = head.decode("latin-1").split("\n", 1)[0].split(" ", 2)
+        except ValueError:
+            return _encode(Response.text(400, "bad request: send GET /readyz HTTP/1.1\n"), True)
+        head_only = method == "HEAD"
+        if method not in ("GET", "HEAD"):
+            return _encode(Response.text(405, "only GET and HEAD\n"), head_only)
+        path, _, query = target.partition("?")
+        if route(path) == "livez":
+            return self._answer_later(path, query, head_only)
+        return _encode(self.health.answer(path, query), head_only)
+
+    async def _answer_later(self, path: str, query: str, head_only: bool) -> bytes:
+        return _encode(await self.health.answer_async(path, query), head_only)
 
 
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, str]:
-    line = (await reader.readline()).decode("latin-1")
-    method, target, _ = line.split(" ", 2)
-    for _ in range(100):  # headers are read and ignored: the answer depends on none
-        if (await reader.readline()) in (b"\r\n", b"\n", b""):
-            break
-    path, _, query = target.partition("?")
-    return method, path, query
+def _encode(response: Response, head_only: bool) -> bytes:
+    return _head(response) + (b"" if head_only else response.body)
 
 
 def _head(response: Response) -> bytes:
@@ -210,7 +224,7 @@ def bind(address: str) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        sock.listen(128)
+        sock.listen(BACKLOG)
     except OSError as exc:
         sock.close()
         raise ConfigurationError(

@@ -15,13 +15,15 @@ the value and the fix.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
+import re
 import shlex
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
-from .._durations import parse_duration, parse_size
+from .._durations import parse_duration, parse_size, shown
 from .._exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -122,14 +124,20 @@ def fill(
     options: Sequence[tuple[str, Option]],
     given: Mapping[str, object],
     environ: Mapping[str, str],
+    *,
+    only: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """The field values from the command line (``given``, by field name) and the environment.
 
     The flag wins over the variable; an option given neither way is left out (its field keeps
-    its default) unless it declares what its absence means.
+    its default) unless it declares what its absence means. ``only``: convert just these
+    fields (``warden doctor`` reads a few options of a command meant for another machine,
+    where a converter that looks at this one, such as ``--reload-on-change``'s, cannot).
     """
     values: dict[str, Any] = {}
     for name, declared_option in options:
+        if only is not None and name not in only:
+            continue
         flag_value = given.get(name)
         if flag_value is not None:
             values[name] = declared_option.convert(flag_value, declared_option.flag)
@@ -140,6 +148,60 @@ def fill(
         elif declared_option.absent is not None:
             values.update(declared_option.absent())
     return values
+
+
+def add_arguments(parser: argparse.ArgumentParser, options: Sequence[tuple[str, Option]]) -> None:
+    """One argument of ``parser`` per declared option (``dest`` is the field's name; a flag
+    not given parses as None, so the variable or the default can stand in)."""
+    for name, declared_option in options:
+        if declared_option.switch:
+            parser.add_argument(
+                declared_option.flag,
+                dest=name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=declared_option.help_text,
+            )
+        else:
+            parser.add_argument(
+                declared_option.flag,
+                dest=name,
+                action="append" if declared_option.repeat else "store",
+                metavar=declared_option.metavar,
+                help=declared_option.help_text,
+            )
+
+
+def given_values(
+    namespace: argparse.Namespace, options: Sequence[tuple[str, Option]]
+) -> dict[str, object]:
+    """What the command line gave, by field name (None for a flag not given)."""
+    return {name: getattr(namespace, name) for name, _ in options}
+
+
+class _Refusing(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise ConfigurationError(message)
+
+
+def parse_command_line(
+    options: Sequence[tuple[str, Option]], argv: Sequence[str]
+) -> tuple[dict[str, object], list[str]]:
+    """``(given, command)`` from the arguments after ``warden run``, converting nothing.
+
+    The same parser ``warden run`` builds (:func:`add_arguments`), for a reader of a command
+    line written elsewhere (``warden doctor`` reading a manifest): ``given`` as
+    :func:`fill` takes it, ``command`` what follows ``--`` (or the first word that is not an
+    option). Raises :class:`ConfigurationError` for arguments ``warden run`` would refuse.
+    """
+    parser = _Refusing(prog="warden run", add_help=False, allow_abbrev=False)
+    add_arguments(parser, options)
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    namespace = parser.parse_args(list(argv))
+    command = list(namespace.command)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    return given_values(namespace, options), command
 
 
 def convert_fields(value: object, options: Sequence[tuple[str, Option]]) -> None:
@@ -203,20 +265,37 @@ def fraction(value: object, what: str) -> float:
     return number
 
 
+#: The most restarts a limit may name: a crash loop of a million restarts is no limit (weeks
+#: of restarts at the default 30 s backoff); past it, say ``unlimited``.
+MAX_RESTARTS = 1_000_000
+
+
 def restarts(value: object, what: str) -> int | None:
-    """A number of restarts, 0 or more; ``unlimited`` (or ``inf``, ``never``, None): no limit."""
+    """A number of restarts, 0 to :data:`MAX_RESTARTS`; ``unlimited`` (or ``inf``, ``never``,
+    None): no limit."""
     if value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    text = str(value).strip().lower()
-    if text in ("unlimited", "inf", "never"):
-        return None
-    if not text.isdigit():
+    count: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        count = value
+    else:
+        text = str(value).strip().lower()
+        if text in ("unlimited", "inf", "never"):
+            return None
+        if re.fullmatch(r"[0-9]{1,20}", text):  # ASCII digits; int() would take "١٢" too
+            count = int(text)
+        elif re.fullmatch(r"[0-9]+", text):
+            count = MAX_RESTARTS + 1  # thousands of digits: int() itself refuses them
+    if count is None or count < 0:
         raise ConfigurationError(
-            f"{what}={value!r} is not a number of restarts; give 0 or more, or 'unlimited'"
+            f"{what}={shown(value)} is not a number of restarts; give 0 or more, or 'unlimited'"
         )
-    return int(text)
+    if count > MAX_RESTARTS:
+        raise ConfigurationError(
+            f"{what}={shown(value)} is more restarts than any limit means (at most "
+            f"{MAX_RESTARTS:,}); give 'unlimited' for no limit"
+        )
+    return count
 
 
 def command_line(value: object, what: str) -> tuple[str, ...]:

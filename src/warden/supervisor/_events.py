@@ -2,19 +2,32 @@
 
 Each is a kind of the lifecycle's timeline (see ``warden.lifecycle._events``): typed fields
 for observers (metrics count ``ChildExited`` by ``reason.kind``), and four short strings for
-people (the log). Facts that a service manager above warden must hear subclass the lifecycle's
-``Reloading``, ``Reloaded``, ``StatusUpdate`` or ``TimeoutExtended``; the systemd observer
-reports them, and nothing else here speaks to systemd.
+people (the log), with how loud a terminal says them (``for_people``, ``log_level``: the
+program started, was ready, ended and why; upgrades, reloads and memory; warden's own steps
+are DEBUG, in the JSON log only). Facts that a service manager above warden must hear
+subclass the lifecycle's ``Reloading``, ``Reloaded``, ``StatusUpdate`` or
+``TimeoutExtended``; the systemd observer reports them, and nothing else here speaks to
+systemd.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from ..lifecycle import Fact, Reloaded, Reloading, StatusUpdate, TimeoutExtended, signal_name
+from ..lifecycle import (
+    Fact,
+    Reloaded,
+    Reloading,
+    StateChanged,
+    StatusUpdate,
+    TimeoutExtended,
+    signal_name,
+)
+from ..memory._levels import Level
 from .process._footprint import OOM_SCORE_ADJ_MIN
-from .process._reason import ExitReason
+from .process._reason import ExitKind, ExitReason
 
 UpgradeOutcome = Literal["ok", "failed", "rolled back"]
 
@@ -24,6 +37,18 @@ def _pid(pid: int) -> str:
 
 
 # -- warden itself ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SupervisorStateChanged(StateChanged):
+    """warden's own lifecycle state under ``warden run`` (kind ``state``, as any lifecycle's).
+
+    It follows the program's: ready once the program passed its gate, stopping while the
+    ladder runs. The program's facts say those moments for people, with its pid and gate, so
+    the state itself is an internal step (DEBUG).
+    """
+
+    for_people: ClassVar[bool] = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,6 +72,7 @@ class ControlListening(Fact):
     """The control socket is open."""
 
     kind: ClassVar[str] = "control"
+    for_people: ClassVar[bool] = False
     path: str
 
     @property
@@ -95,6 +121,7 @@ class OomScoreAdjusted(Fact):
     """warden's own ``oom_score_adj``: lowered as far as allowed; the program keeps the original."""
 
     kind: ClassVar[str] = "oom_score_adj"
+    for_people: ClassVar[bool] = False  # the same on every run of a container: a detail
     original: int
     current: int
 
@@ -180,15 +207,31 @@ class ChildNotReady(Fact):
         return f"not ready: {self.reason}"
 
 
+@dataclass(frozen=True, slots=True)
+class MemoryAtExit:
+    """The program's memory when a run ended, where warden watched it.
+
+    Attributes:
+        working_set: the highest working set of the memory sentinel's last samples (an OOM
+            kill frees the victim's memory before warden reaps it, so the last sample alone
+            would say too little); ``None`` without the sentinel.
+        limit: the effective limit in bytes.
+    """
+
+    working_set: int | None
+    limit: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChildExited(Fact):
-    """A run of the program ended, with the precise reason."""
+    """A run of the program ended, with the precise reason (and its memory, where known)."""
 
     kind: ClassVar[str] = "child.exited"
     pid: int
     reason: ExitReason
     uptime: float
     current: bool  # the program's current run (not an old release draining, not a candidate)
+    memory: MemoryAtExit | None = None
 
     @property
     def name(self) -> str:
@@ -201,6 +244,17 @@ class ChildExited(Fact):
     @property
     def detail(self) -> str:
         return str(self.reason)
+
+    @property
+    def log_level(self) -> int:
+        """An OOM kill is an error; any other end of the program but ``exited(0)`` a
+        warning. An old release that drained, or a new one an upgrade gave up on, is an
+        internal step: the upgrade's own facts say what became of it."""
+        if self.reason.kind is ExitKind.OOM_KILLED:
+            return logging.ERROR
+        if not self.current:
+            return logging.DEBUG
+        return logging.INFO if self.reason.success else logging.WARNING
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -221,10 +275,35 @@ class SpawnFailed(Fact):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StartDeferred(Fact):
+    """A start or restart could not run the program for want of a resource (``errno``:
+    EMFILE, ENFILE, ENOMEM, ENOBUFS, EAGAIN); tried again after ``delay`` (restart policy)."""
+
+    kind: ClassVar[str] = "child.start_deferred"
+    error: str
+    errno: str
+    attempt: int
+    delay: float
+
+    @property
+    def name(self) -> str:
+        return f"attempt {self.attempt}"
+
+    @property
+    def outcome(self) -> str:
+        return "warning"
+
+    @property
+    def detail(self) -> str:
+        return f"the program could not be started: {self.error}; trying again in {self.delay:.3g}s"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ProgramStatus(StatusUpdate):
     """The program's STATUS= (relayed upward for the current run)."""
 
     kind: ClassVar[str] = "program.status"
+    for_people: ClassVar[bool] = False  # the program's own words: `warden status` shows them
     pid: int
     text: str
 
@@ -270,6 +349,7 @@ class ProgramExtendsTimeout(TimeoutExtended):
     """The program asked for more time (EXTEND_TIMEOUT_USEC=)."""
 
     kind: ClassVar[str] = "program.extend_timeout"
+    for_people: ClassVar[bool] = False
     pid: int
 
     @property
@@ -303,6 +383,43 @@ class WatchdogExpired(Fact):
     def detail(self) -> str:
         why = "WATCHDOG=trigger" if self.triggered else f"no WATCHDOG=1 within {self.interval:g}s"
         return f"{why}: SIGABRT now, SIGKILL to its group in {self.kill_after:g}s"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryStopSent(Fact):
+    """The memory sentinel reached ``critical``: the program got its stop signal, to exit
+    cleanly before the kernel's OOM killer takes it."""
+
+    kind: ClassVar[str] = "memory.stop"
+    pid: int
+    signum: int
+    working_set: int
+    limit: int
+
+    @property
+    def name(self) -> str:
+        return _pid(self.pid)
+
+    @property
+    def outcome(self) -> str:
+        return "warning"
+
+    @property
+    def detail(self) -> str:
+        return (
+            f"{signal_name(self.signum)} at critical (working set "
+            f"{mib_of(self.working_set, self.limit)}): to exit cleanly before the OOM killer"
+        )
+
+
+def mib_of(part: int, whole: int) -> str:
+    """``51 of 64 MiB``: whole MiB from 10 MiB up, a decimal below."""
+
+    def mib(value: int) -> str:
+        number = value / 2**20
+        return f"{number:.0f}" if abs(number) >= 10 else f"{number:.1f}"
+
+    return f"{mib(part)} of {mib(whole)} MiB"
 
 
 # -- the restart policy -------------------------------------------------------------------
@@ -412,6 +529,10 @@ class EverythingKilled(Fact):
             f"{self.cause}: to process group {group} and {self.killed} child process{plural} "
             "of warden"
         )
+
+    @property
+    def warning(self) -> bool:
+        return True  # the graceful stop did not finish: something was cut
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -538,6 +659,7 @@ class ReleasePromoted(Fact):
     """The new release is the program from now on."""
 
     kind: ClassVar[str] = "upgrade.promoted"
+    for_people: ClassVar[bool] = False  # upgrade.finished says it: old pid -> new pid
     new_pid: int
 
     @property
@@ -558,6 +680,7 @@ class ReleaseDraining(Fact):
     """The old release had its stop signal; SIGKILL to its group after ``timeout``."""
 
     kind: ClassVar[str] = "upgrade.draining"
+    for_people: ClassVar[bool] = False
     old_pid: int
     signum: int
     timeout: float
@@ -592,6 +715,10 @@ class DrainTimedOut(Fact):
     @property
     def detail(self) -> str:
         return "drain timeout: SIGKILL"
+
+    @property
+    def warning(self) -> bool:
+        return True  # the old release's unfinished work was cut
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -682,4 +809,131 @@ class ConfigWatchFailed(Fact):
         return f"{self.error}; changes are no longer seen (SIGHUP still reloads)"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigChangeRefused(Fact):
+    """``--reload-on-change``: ``path`` changed, but another user could have made the change
+    (``reason``: the file or a symlink on its way is theirs, or a directory they may write);
+    warden does not act on it."""
+
+    kind: ClassVar[str] = "config.change_refused"
+    path: str
+    reason: str
+
+    @property
+    def name(self) -> str:
+        return self.path
+
+    @property
+    def outcome(self) -> str:
+        return "refused"
+
+    @property
+    def detail(self) -> str:
+        return f"changed, but {self.reason}, so another user may have changed it: no reload"
+
+
 _HUP_ACTIONS = {"forward": "SIGHUP to the program", "upgrade": "a zero-downtime upgrade"}
+
+
+# -- the end ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryWarning:
+    """A level the memory sentinel entered on the way up, before the end.
+
+    Attributes:
+        level: ``warn``, ``high`` or ``critical``.
+        working_set: bytes when it was entered.
+        limit: the effective limit then.
+        before: seconds between entering it and the end.
+    """
+
+    level: Level
+    working_set: int
+    limit: int
+    before: float
+
+
+ExitCause = Literal["program", "stop", "memory", "warden", "none"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WardenExiting(StatusUpdate):
+    """Why ``warden run`` exits: published once, last, when it has decided.
+
+    The log's closing line (info for a clean stop, warning for a non-zero exit, error for an
+    OOM kill), the final STATUS= to a systemd above, and the termination message Kubernetes
+    shows in ``kubectl describe pod`` all say :attr:`reason`.
+
+    Attributes:
+        exit_code: what warden exits with.
+        cause: ``program`` (it ended on its own), ``stop`` (a stop signal or ``warden
+            stop``), ``memory`` (the sentinel stopped it at critical), ``warden`` (warden's
+            own decision: gave up, not ready, cannot start), ``none`` (no program ran).
+        reason: why, in plain words: "oom-killed: working set 511 of 512 MiB; warned at
+            80 % 41 s before", "stopped by SIGTERM; the program exited(0)".
+        stopped_by: the signal name or request that began the stop, if one did.
+        last_exit: the program's last end, if it ran.
+        memory: its memory at that end, where watched.
+        warnings: the memory levels entered on the way to that end.
+        memory_stop: the working set and limit when the sentinel sent the stop signal.
+        message: warden's own words when warden decided (the give-up line, an exec failure).
+    """
+
+    kind: ClassVar[str] = "exit"
+    exit_code: int
+    cause: ExitCause
+    reason: str
+    stopped_by: str | None = None
+    last_exit: ExitReason | None = None
+    memory: MemoryAtExit | None = None
+    warnings: tuple[MemoryWarning, ...] = ()
+    memory_stop: MemoryAtExit | None = None
+    message: str | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.exit_code)
+
+    @property
+    def detail(self) -> str:
+        return self.reason
+
+    @property
+    def status(self) -> str:
+        return " ".join(self.reason.split())  # STATUS= is one line
+
+    @property
+    def warning(self) -> bool:
+        return self.exit_code != 0
+
+    @property
+    def log_level(self) -> int:
+        """warden's last line: INFO for a clean stop, WARNING for a non-zero exit, ERROR when
+        the program was OOM-killed."""
+        if self.exit_code == 0:
+            return logging.INFO
+        oom = self.last_exit is not None and self.last_exit.kind is ExitKind.OOM_KILLED
+        return logging.ERROR if oom else logging.WARNING
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TerminationLogFailed(Fact):
+    """The reason could not be written to the termination message file."""
+
+    kind: ClassVar[str] = "termination_log"
+    path: str
+    error: str
+
+    @property
+    def name(self) -> str:
+        return self.path
+
+    @property
+    def outcome(self) -> str:
+        return "failed"
+
+    @property
+    def detail(self) -> str:
+        return f"{self.error}; the reason is in this log only"

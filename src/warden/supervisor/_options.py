@@ -14,9 +14,11 @@ import signal
 from collections.abc import Mapping, Sequence
 from typing import Literal, cast, get_args
 
+from .._durations import MAX_DURATION
 from .._exceptions import ConfigurationError
 from .._paths import default_control_path
-from ..memory._levels import Level
+from ..memory._levels import Level, Thresholds
+from ..memory._sizes import MIN_LIMIT
 from ._declare import (
     Option,
     boolean,
@@ -50,6 +52,12 @@ DEFAULT_UPGRADE_CONFIRM = 5.0
 #: the ladder and the reaping after it must fit in it, so the deadline guard (exit 124) only
 #: fires when a process cannot be killed at all (stuck in uninterruptible sleep).
 KILL_MARGIN = 5.0
+
+#: The shortest ``--watchdog``: the program pings every half interval, and a runnable process
+#: can wait a few milliseconds for a CPU on a loaded machine (the scheduler's latency target
+#: is 6-24 ms): a shorter watchdog kills programs that were only not scheduled (and one below
+#: 1 µs reaches the program as WATCHDOG_USEC=0, "no watchdog").
+MIN_WATCHDOG = 0.01
 
 
 # -- converters of the supervisor's own types ----------------------------------------------
@@ -106,8 +114,18 @@ def _access(value: object, what: str) -> Access:
     )
 
 
+def _memory_limit(value: object, what: str) -> int:
+    limit = size(value, what)
+    if limit < MIN_LIMIT:
+        raise ConfigurationError(
+            f"{what}={value!r} is below 4 MiB, too little for any program to start in (its "
+            "exec is charged to the limit: a bare python3 needs 3 MiB); give e.g. 256M"
+        )
+    return limit
+
+
 def _recycle_at(value: object, what: str) -> Level | int:
-    if isinstance(value, Level | int) and not isinstance(value, bool):
+    if isinstance(value, Level):
         return value
     text = str(value).strip().lower()
     if text in ("warn", "high"):
@@ -117,7 +135,34 @@ def _recycle_at(value: object, what: str) -> Level | int:
             f"{what}={value!r}: recycling at {text} is too late or too early; use warn, high "
             "or a size such as 400M"
         )
-    return size(value, what)
+    at = size(value, what)
+    if at < MIN_LIMIT:
+        raise ConfigurationError(
+            f"{what}={value!r} is below 4 MiB, less than any program holds once started: "
+            "every fresh copy would be recycled again; give a size such as 400M"
+        )
+    return at
+
+
+def _stop_timeout(value: object, what: str) -> float:
+    seconds = duration(value, what)
+    if seconds > MAX_DURATION - KILL_MARGIN:
+        raise ConfigurationError(
+            f"{what}={value!r} leaves no room for the SIGKILL step within the longest wait "
+            f"the kernel allows ({MAX_DURATION:.0f}s); give at most "
+            f"{MAX_DURATION - KILL_MARGIN:.0f}s"
+        )
+    return seconds
+
+
+def _watchdog(value: object, what: str) -> float:
+    seconds = positive_duration(value, what)
+    if seconds < MIN_WATCHDOG:
+        raise ConfigurationError(
+            f"{what}={value!r} is shorter than 10ms: a program that was only waiting for a "
+            "CPU would be killed; give e.g. 10s"
+        )
+    return seconds
 
 
 def _health_address(value: object, what: str) -> str:
@@ -158,6 +203,10 @@ def _default_control() -> Mapping[str, object]:
     return {"control": default_control_path(), "control_optional": True}
 
 
+def _mib(value: int) -> str:
+    return f"{value / 2**20:.4g} MiB"
+
+
 # -- the table -------------------------------------------------------------------------------
 
 
@@ -185,7 +234,7 @@ class SupervisorOptions:
     stop_timeout: float = option(
         "--stop-timeout",
         default=10.0,
-        convert=duration,
+        convert=_stop_timeout,
         metavar="DURATION",
         help="from the stop signal to SIGKILL, e.g. 10, 500ms, 1m (default 10s)",
     )
@@ -240,7 +289,7 @@ class SupervisorOptions:
         default=5,
         convert=restarts,
         metavar="N",
-        help="restarts of a crash loop before giving up, or 'unlimited' (default 5)",
+        help="restarts of a crash loop before giving up, 0 to 1000000, or 'unlimited' (default 5)",
     )
     listen: tuple[ListenSpec, ...] = option(
         "--listen",
@@ -279,9 +328,10 @@ class SupervisorOptions:
     watchdog: float | None = option(
         "--watchdog",
         default=None,
-        convert=optional(positive_duration),
+        convert=optional(_watchdog),
         metavar="DURATION",
-        help="give the program WATCHDOG_USEC; a missed WATCHDOG=1 ping gets SIGABRT, then "
+        help="give the program WATCHDOG_USEC (at least 10ms); a missed WATCHDOG=1 ping gets "
+        "SIGABRT, then "
         "SIGKILL, reason 'watchdog timeout'",
     )
     on_hup: Literal["upgrade", "forward"] | None = option(
@@ -331,9 +381,10 @@ class SupervisorOptions:
     memory_limit: int | None = option(
         "--memory-limit",
         default=None,
-        convert=optional(size),
+        convert=optional(_memory_limit),
         metavar="SIZE",
-        help="run the program in a memory cgroup of its own with this limit (512M, 1G); "
+        help="run the program in a memory cgroup of its own with this limit (512M, 1G; "
+        "at least 4M); "
         "its OOM kills are then its own, and named",
     )
     memory_warn_signal: signal.Signals | None = option(  # noqa: RUF009
@@ -376,6 +427,15 @@ class SupervisorOptions:
         metavar="PATH",
         help="write warden's pid there (atomically); removed at exit",
     )
+    termination_log: str | None = option(
+        "--termination-log",
+        default=None,
+        convert=optional(path),
+        metavar="PATH",
+        help="write why warden exits there at exit (at most 4096 bytes), as `kubectl "
+        "describe pod` shows it (default: /dev/termination-log when it exists and is "
+        "writable, as in a Kubernetes container)",
+    )
 
     def __post_init__(self) -> None:
         if not self.command or not self.command[0]:
@@ -387,6 +447,23 @@ class SupervisorOptions:
             raise ConfigurationError(
                 f"backoff initial {self.backoff_initial:g}s is above its maximum "
                 f"{self.backoff_max:g}s; raise the maximum or lower the initial delay"
+            )
+        self._check_recycle_below_critical()
+
+    def _check_recycle_below_critical(self) -> None:
+        """A recycle size at or above ``critical`` of the limit is never reached: the program
+        gets its stop signal there first (and the kernel's kill at the limit)."""
+        limit, at = self.memory_limit, self.recycle_at
+        if limit is None or not isinstance(at, int):
+            return
+        critical = Thresholds().critical
+        ceiling = int(critical * limit)
+        if at >= ceiling:
+            raise ConfigurationError(
+                f"--recycle-at {_mib(at)} is at or above critical ({critical:.0%} of "
+                f"--memory-limit {_mib(limit)} = {_mib(ceiling)}), where the program gets its "
+                "stop signal first: it would never be recycled; give a size well below "
+                f"{_mib(ceiling)}, leaving room for a second copy, or raise --memory-limit"
             )
 
     @classmethod

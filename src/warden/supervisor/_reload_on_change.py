@@ -33,7 +33,8 @@ from typing import Literal
 from .._exceptions import ConfigurationError
 from ..lifecycle import Fact
 from ._declare import paths
-from ._events import ConfigChanged, ConfigWatchFailed, ConfigWatching
+from ._events import ConfigChanged, ConfigChangeRefused, ConfigWatchFailed, ConfigWatching
+from ._watch_trust import watch_problem
 
 
 def watched_files(value: object, what: str) -> tuple[str, ...]:
@@ -52,12 +53,25 @@ def watched_files(value: object, what: str) -> tuple[str, ...]:
                 f"{what} {given!r}: its directory {file.parent} does not exist; create it or "
                 "fix the path (the file itself may appear later, its directory must exist)"
             )
+        _refuse_untrusted(file, given, what)
         files[str(file)] = None
     if files and importlib.util.find_spec("watchfiles") is None:  # found, not imported
         raise ConfigurationError(
             f"{what} needs watchfiles, which is not installed: pip install 'warden[watch]'"
         )
     return tuple(files)
+
+
+def _refuse_untrusted(file: Path, given: str, what: str) -> None:
+    """Refuse a file another user could change (``_watch_trust``): they could set off
+    reloads at will."""
+    problem = watch_problem(str(file))
+    if problem is not None:
+        raise ConfigurationError(
+            f"{what} {given!r}: {problem}, so another user could change it and set off "
+            "reloads at will; keep it where only this user (or root) can write, or in a "
+            "sticky directory as a file of this user's"
+        )
 
 
 class ReloadOnChange:
@@ -128,8 +142,16 @@ class ReloadOnChange:
             await task  # the watch thread is joined: no thread or inotify descriptor left
 
     def _changed(self, changed: tuple[Path, ...]) -> None:
-        self._publish(ConfigChanged(paths=tuple(map(str, changed)), action=self._action))
-        self._reload()
+        trusted = []
+        for path in changed:  # checked again now: a file may be swapped for another's
+            problem = watch_problem(str(path))
+            if problem is None:
+                trusted.append(str(path))
+            else:
+                self._publish(ConfigChangeRefused(path=str(path), reason=problem))
+        if trusted:
+            self._publish(ConfigChanged(paths=tuple(trusted), action=self._action))
+            self._reload()
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():

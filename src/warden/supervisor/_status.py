@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from .._version import __version__
 from ..lifecycle import State
+from ._closing import monotonic_age
 
 if TYPE_CHECKING:
     from ._supervisor import Supervisor
@@ -38,6 +39,11 @@ class ProgramStatus:
     status: str | None
     command: tuple[str, ...]
     last_exit: str | None
+    #: The last end in plain words, with what is known around it (its memory for an OOM
+    #: kill); its exit code; seconds since.
+    last_exit_reason: str | None = None
+    last_exit_code: int | None = None
+    last_exit_ago: float | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -73,6 +79,7 @@ def snapshot(supervisor: Supervisor) -> Status:
     upgrader = supervisor.upgrader
     last = upgrader.last
     reason = supervisor.reason
+    ended = supervisor.closing.last_exit()
     return Status(
         warden=WardenStatus(
             pid=os.getpid(),
@@ -89,6 +96,9 @@ def snapshot(supervisor: Supervisor) -> Status:
             status=None if child is None else child.status,
             command=tuple(supervisor.options.command),
             last_exit=None if reason is None else str(reason),
+            last_exit_reason=None if ended is None else ended.words,
+            last_exit_code=None if ended is None else ended.exit_code,
+            last_exit_ago=None if ended is None else monotonic_age(ended.at),
         ),
         upgrade=UpgradeStatus(
             running=upgrader.running,

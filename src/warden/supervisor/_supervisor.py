@@ -30,16 +30,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import signal
 from collections.abc import Callable, Iterator, Mapping
 
 from .._exceptions import ConfigurationError, ControlError, NotReady, UpgradeRefused
-from .._exitcodes import EXIT_FAILURE, EXIT_NOT_READY
+from .._exitcodes import EXIT_DEADLINE, EXIT_FAILURE, EXIT_NOT_READY
 from ..lifecycle import Clock, ComponentStarted, Fact, Lifecycle, Outcome, State
 from ..memory._errors import MemoryCgroupError
 from ..observe import notify_systemd
 from ..systemd import Notifier
+from ._closing import ClosingReason
 from ._events import (
     ControlListening,
     ControlUnavailable,
@@ -48,22 +50,26 @@ from ._events import (
     RestartScheduled,
     SocketHeld,
     SpawnFailed,
+    StartDeferred,
     StopEscalated,
     SubreaperFailed,
+    SupervisorStateChanged,
+    TerminationLogFailed,
     UpgradeRefusedFact,
 )
-from ._options import SupervisorOptions
+from ._options import KILL_MARGIN, SupervisorOptions
 from ._pidfile import PidFile
 from ._reload_on_change import ReloadOnChange
 from ._status import Status, snapshot
 from ._tally import Tally
+from ._termination_log import TerminationLogError, write_termination_message
 from .control._server import ControlServer
 from .process._footprint import OomScoreGuard, release_free_memory
 from .process._ladder import StopLadder
 from .process._reaper import Reaper, become_subreaper
-from .process._reason import ExitReason
+from .process._reason import ExitKind, ExitReason
 from .process._signals import FORWARDED
-from .process._spawn import SpawnError, Terminal
+from .process._spawn import SpawnError, Terminal, is_shortage
 from .release._launcher import Launcher
 from .release._memory import ProgramMemory
 from .release._restart import Finish, RestartTracker, uniform
@@ -105,7 +111,7 @@ class Supervisor:
     ) -> None:
         self.options = options
         self._clock = clock = clock or Clock()
-        self.lifecycle = Lifecycle(
+        self.lifecycle = _SupervisorLifecycle(
             shutdown_timeout=options.shutdown_timeout,
             on_second_signal=self._second_stop_signal,
         )
@@ -176,6 +182,9 @@ class Supervisor:
         self._started = False  # the child component's start ran (the ladder has work)
         self._control: ControlServer | None = None
         self._pid_file = None if options.pid_file is None else PidFile(options.pid_file)
+        #: Why warden exits, composed from the timeline; said once at the end.
+        self.closing = ClosingReason(stop_timeout=options.stop_timeout)
+        self.lifecycle.timeline.subscribe(self.closing.observe)
         self._reload_on_change = None
         if options.reload_on_change:  # the same action as a SIGHUP to warden, one code path
             self._reload_on_change = ReloadOnChange(
@@ -189,6 +198,7 @@ class Supervisor:
         # A forced exit (deadline, second signal) leaves nothing running: the guard thread
         # calls this before os._exit, whatever the loop is doing.
         self.lifecycle.on_forced_exit(self._kill_everything)
+        self.lifecycle.on_forced_exit(self._forced_exit_reason)
         upward = Notifier.from_environment()  # a systemd above warden, if any
         if upward is not None:
             notify_systemd(self.lifecycle, upward)
@@ -231,6 +241,7 @@ class Supervisor:
             except ConfigurationError as exc:
                 self.final_message = str(exc)
                 self.exit_code = EXIT_FAILURE
+                self._say_why()
                 return self.exit_code
             metrics = health.health.metrics
             if metrics is not None:
@@ -238,6 +249,7 @@ class Supervisor:
                 metrics.read("notify_drops", lambda: dict(tally.notify_drops))
                 metrics.read("control_refusals", lambda: tally.control_refusals)
                 metrics.read("orphans_reaped", lambda: tally.orphans_reaped)
+                metrics.read("spawn_failures", lambda: dict(tally.spawn_failures))
         with _ignoring_terminal_stops():
             code = self.lifecycle.run(self._main)
         if self.final_message is None:
@@ -246,7 +258,32 @@ class Supervisor:
             # No decision of ours (the program never started, or a failure of the lifecycle):
             # the lifecycle's own code stands.
             self.exit_code = code
+        self._say_why()
         return self.exit_code
+
+    def _say_why(self) -> None:
+        """Publish why warden exits, once, last: the closing line of the log, the final
+        STATUS= upward (the systemd observer), and the termination message file."""
+        assert self.exit_code is not None
+        closing = self.closing.decide(self.exit_code, self.final_message)
+        try:
+            write_termination_message(closing.reason, self.options.termination_log)
+        except TerminationLogError as exc:
+            self.publish(
+                TerminationLogFailed(path=str(self.options.termination_log), error=str(exc))
+            )
+        self.publish(closing)
+
+    def _forced_exit_reason(self) -> None:
+        """On the guard thread, before a forced exit (124): the termination message, at
+        least; the loop may be blocked, so nothing is published."""
+        with contextlib.suppress(OSError):
+            write_termination_message(
+                f"warden's shutdown deadline passed (--stop-timeout "
+                f"{self.options.stop_timeout:g}s + {KILL_MARGIN:g}s): forced exit "
+                f"{EXIT_DEADLINE}; its report of what was still running is on stderr",
+                self.options.termination_log,
+            )
 
     def _start_failure(self) -> str | None:
         """The line for a component whose start failed without a word of its own (the
@@ -477,6 +514,11 @@ class Supervisor:
                         f" before it was ready (--ready {self.options.ready}); exit code "
                         f"{EXIT_NOT_READY}"
                     )
+                hint = self._sockets.handover_hint()
+                if hint is not None and child.reason.kind is not ExitKind.NOT_READY:
+                    # It ended on its own before its gate passed, next to held sockets: most
+                    # often it bound the port itself and met warden's socket (EADDRINUSE).
+                    self.final_message += f"; {hint}"
                 raise NotReady(self.final_message)
             await self._restart_after(child, decision.attempt, decision.delay)
 
@@ -501,9 +543,10 @@ class Supervisor:
         try:
             child = self._launcher.spawn()
         except SpawnError as exc:
-            self.exit_code = exc.exit_code
-            self.final_message = str(exc)
-            self.runs.last_reason = ExitReason.exec_failed(exc.exit_code, exc.why)
+            if not is_shortage(exc):  # the command's fault: said once, never retried
+                self.exit_code = exc.exit_code
+                self.final_message = str(exc)
+                self.runs.last_reason = ExitReason.exec_failed(exc.exit_code, exc.why)
             raise
         self.runs.start(child)
         self._terminal.give_to(child.pgid)
@@ -511,10 +554,43 @@ class Supervisor:
         return child
 
     async def _spawn_and_gate(self) -> RunningChild:
-        """Spawn the program and wait for its readiness gate; a late one is stopped."""
-        child = self._spawn_program()
-        await self._launcher.gate(child)
-        return child
+        """Spawn the program and wait for its readiness gate; a late one is stopped.
+
+        A spawn that fails for want of a resource (EMFILE, ENFILE, ENOMEM, ENOBUFS, EAGAIN:
+        a descriptor, memory or a process slot that another process may give back) is tried
+        again after the restart policy's backoff, counted and said. When the policy does not
+        restart, or its limit gives up, the error is raised with the exit code and the final
+        line decided.
+        """
+        while True:
+            try:
+                child = self._spawn_program()
+            except OSError as exc:
+                if not is_shortage(exc) or not await self._retry_after_shortage(exc):
+                    raise
+                continue
+            await self._launcher.gate(child)
+            return child
+
+    async def _retry_after_shortage(self, exc: OSError) -> bool:
+        """Count and say the failed start, wait the backoff; False: no retry (decided)."""
+        name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+        self.tally.spawn_failures[name] += 1
+        detail = exc.strerror or str(exc)
+        decision = self._restarts.start_failed(f"{detail} ({name})")
+        if isinstance(decision, Finish):
+            self.exit_code = decision.exit_code
+            self.final_message = decision.message or f"the program was not started: {exc}"
+            if decision.gave_up:
+                self.publish(GaveUp(message=self.final_message, exit_code=self.exit_code))
+            return False
+        self.publish(
+            StartDeferred(
+                error=str(exc), errno=name, attempt=decision.attempt, delay=decision.delay
+            )
+        )
+        await self._clock.sleep(decision.delay)
+        return True
 
     # -- main: the restart policy -------------------------------------------------------
 
@@ -552,7 +628,12 @@ class Supervisor:
             await self._restart_after(child, decision.attempt, decision.delay)
             try:
                 await self._spawn_and_gate()
-            except SpawnError as exc:
+            except OSError as exc:
+                if is_shortage(exc):  # retried until the restart limit gave up: said
+                    assert self.exit_code is not None
+                    return self.exit_code
+                if not isinstance(exc, SpawnError):
+                    raise
                 self.publish(SpawnFailed(error=str(exc), exit_code=exc.exit_code))
                 return exc.exit_code
 
@@ -574,6 +655,7 @@ class Supervisor:
         if command == "status":
             return {"status": self.status().to_json()}
         if command == "stop":
+            self.closing.stop_asked("warden stop")
             self.lifecycle.request_stop("warden stop")
             return {"stop": {"pid": os.getpid()}}
         if command == "reload" and self.options.hup_action == "forward":
@@ -587,6 +669,12 @@ class Supervisor:
         except UpgradeRefused as exc:
             raise ControlError(str(exc)) from None
         return {"ok": result.ok, "upgrade": result.to_json(self._clock.now(), coalesced=coalesced)}
+
+
+class _SupervisorLifecycle(Lifecycle):
+    """warden's own lifecycle: its states follow the program's, whose facts tell people."""
+
+    _state_fact = SupervisorStateChanged
 
 
 @contextlib.contextmanager

@@ -29,5 +29,8 @@ class Tally:
     orphans_reaped: int = 0
     #: Restarts scheduled by the restart policy (kept by the supervisor's main).
     restarts: int = 0
+    #: Starts that could not run the program for want of a resource, by errno name (EMFILE,
+    #: EAGAIN...), each retried by the restart policy (kept by the supervisor).
+    spawn_failures: Counter[str] = field(default_factory=Counter)
     #: Upgrades by result, one of :data:`UPGRADE_RESULTS` (kept by the upgrader).
     upgrades: Counter[str] = field(default_factory=Counter)

@@ -45,15 +45,13 @@ from collections.abc import Mapping, Sequence
 
 from ..._exceptions import ConfigurationError
 from ...systemd import LISTEN_FDS_START
-from ._spawn import _DEFAULT_IN_CHILD, SpawnError, spawn_child
+from ._spawn import _DEFAULT_IN_CHILD, SpawnError, is_shortage, spawn_child
 
 #: How long the shim may take to reach ``exec``; after that the child is taken as started
 #: (a later exec failure then shows as its exit status 127).
 SHIM_TIMEOUT = 10.0
 
 _LISTEN_VARIABLES = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
-#: Errors of the spawn that are no fault of the command: a plain OSError, not a SpawnError.
-_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN})
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # argv after -c: errpipe fd, pid variables (comma-separated), original LC_CTYPE ("-": none,
@@ -220,7 +218,7 @@ def _posix_spawn(argv: list[str], env: dict[str, str], sources: Sequence[int]) -
             setsigdef=_DEFAULT_IN_CHILD,
         )
     except OSError as exc:
-        if exc.errno in _RESOURCE_ERRORS:
+        if is_shortage(exc):
             raise  # warden's own shortage (no descriptor, no memory), not the command's fault
         raise SpawnError(argv[0], exc) from exc
     finally:

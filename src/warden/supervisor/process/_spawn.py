@@ -36,6 +36,18 @@ from pathlib import Path
 from ..._exceptions import WardenError
 from ..._exitcodes import EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND
 
+#: Errors of a spawn that are a shortage on the machine, not a fault of the command: no
+#: descriptor (EMFILE, ENFILE), no kernel memory (ENOMEM, ENOBUFS for a socket), no process
+#: slot (EAGAIN: RLIMIT_NPROC, pid_max, a cgroup's pids.max). They pass with time: the restart
+#: policy tries again after its backoff.
+SHORTAGES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS, errno.EAGAIN})
+
+
+def is_shortage(exc: BaseException) -> bool:
+    """Whether ``exc`` is a spawn error that passes with time (see :data:`SHORTAGES`)."""
+    return isinstance(exc, OSError) and exc.errno in SHORTAGES
+
+
 #: Every signal whose disposition the child gets reset to the default (KILL and STOP cannot
 #: be caught or ignored, so they are never anything but the default).
 _DEFAULT_IN_CHILD = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}

@@ -116,6 +116,8 @@ class Launcher:
         named = given.named_fds
         probe = None
         probe_port = None
+        # Before the spawn: at a small limit the run can be OOM-killed before it returns.
+        kills_before = self._memory.before_spawn()
         try:
             if self._options.ready.kind == "http" and self.probes_held_socket():
                 probe = ProbeSocket.open()
@@ -144,7 +146,7 @@ class Launcher:
         if probe is not None:
             child.probe_port = probe_port
         run = child
-        self._memory.spawned(run)
+        self._memory.spawned(run, kills_before)
         self._reaper.watch(pid, lambda status: self._ended(run, status))
         # Made now so WATCHDOG=trigger counts from the first message; the timer itself starts
         # once the program is ready (systemd's watchdog, too, runs from start-up completion).
@@ -299,6 +301,7 @@ class Launcher:
                 reason=reason,
                 uptime=now - child.started_at,
                 current=self._runs.is_current(child),
+                memory=self._memory.at_exit(child),
             )
         )
 

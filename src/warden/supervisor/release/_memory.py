@@ -4,8 +4,9 @@
   start where warden may, removed at exit); the exec shim joins it before ``exec``, so the
   program allocates nothing outside it. Without it, the runs share warden's own cgroup.
 * Every run's death is attributed (``memory/_attribution.py``): ``oom-killed`` only when it
-  died by SIGKILL and the cgroup's ``oom_kill`` counter rose during that run by a kill the
-  run was not seen to outlive (with the sentinel on, an OOM kill of another process in the
+  died by SIGKILL and the cgroup's ``oom_kill`` counter rose during that run (read before
+  its spawn: the exec itself is charged to the cgroup) by a kill the run was not seen to
+  outlive (with the sentinel on, an OOM kill of another process in the
   cgroup is taken off the run's account, ``memory.oom_survived``); a SIGKILL without it is
   ``killed(SIGKILL) — not an OOM kill``. The memory of its last seconds goes to the log
   with the verdict. warden then exits 137 (128 + SIGKILL), as for any SIGKILL.
@@ -38,7 +39,8 @@ from ...memory._child_cgroup import ChildCgroup
 from ...memory._errors import MemoryCgroupError, MemoryUnavailableError
 from ...memory._events import MemoryRecycle, MemoryWatchDegraded, OomKillSurvived
 from ...memory._levels import Level
-from .._events import ChildReady
+from ...memory._readers import MemoryReader, reader_for
+from .._events import ChildReady, MemoryAtExit, MemoryStopSent
 from .._options import SupervisorOptions
 from ..process._reason import ExitKind, ExitReason
 from ._run import RunningChild
@@ -77,6 +79,9 @@ class ProgramMemory:
         self._publish = publish
         self._own: ChildCgroup | None = None
         self._cgroup: MemoryCgroup | None = None
+        #: One reader of the cgroup's counter for every run's attribution (a reader per run
+        #: held four cgroup files open per upgrade until warden ran out of descriptors).
+        self._reader: MemoryReader | None = None
         self._sentinel: MemorySentinel | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._attributions: dict[int, RunAttribution] = {}
@@ -129,6 +134,7 @@ class ProgramMemory:
             except MemoryUnavailableError as exc:
                 self._publish(MemoryWatchDegraded(reason=f"{exc}; OOM kills cannot be named"))
                 return
+        self._reader = reader_for(self._cgroup)
         if self._wants_sentinel():
             from ...memory._sentinel import MemorySentinel
 
@@ -155,6 +161,11 @@ class ProgramMemory:
             self._confirm = None
         if self._sentinel is not None:
             self._sentinel.stop()
+        self._attributions.clear()
+        self._runs.clear()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self._own is not None:
             try:
                 self._own.remove()
@@ -163,13 +174,28 @@ class ProgramMemory:
 
     # -- runs ---------------------------------------------------------------------------
 
-    def spawned(self, run: RunningChild) -> None:
-        """Take the run's ``oom_kill`` counter now, to compare at its end."""
-        if self._cgroup is None:
+    def before_spawn(self) -> int | None:
+        """The cgroup's ``oom_kill`` counter, read right before a spawn.
+
+        The run joins its cgroup before its exec, so at a small limit the kernel can kill it
+        before the spawn returns: the counter a run is compared with must be read before.
+        """
+        if self._reader is None:
+            return None
+        try:
+            return self._reader.oom_kills()
+        except (OSError, MemoryCgroupError):
+            return None  # said by spawned(), which reads it again
+
+    def spawned(self, run: RunningChild, kills_before: int | None) -> None:
+        """Keep the run's ``oom_kill`` counter from before its spawn, to compare at its end."""
+        if self._reader is None:
             return
         self._runs[run.pid] = run
         try:
-            self._attributions[run.pid] = RunAttribution.at_spawn(run.pid, self._cgroup)
+            self._attributions[run.pid] = RunAttribution.at_spawn(
+                run.pid, self._reader, kills_before=kills_before
+            )
         except (OSError, MemoryCgroupError) as exc:
             self._publish(MemoryWatchDegraded(reason=f"oom_kill counter unreadable: {exc}"))
 
@@ -179,6 +205,29 @@ class ProgramMemory:
         if isinstance(fact, ChildReady) and self._sentinel is not None and self._loop:
             self._became_ready.add(fact.pid)
             self._loop.call_soon(self._check)
+
+    def at_exit(self, run: RunningChild) -> MemoryAtExit | None:
+        """The memory at ``run``'s end: the highest working set of the sentinel's samples
+        since it started (the last seconds), and the limit; without the sentinel, the limit."""
+        sentinel = self._sentinel
+        if sentinel is not None:
+            samples = [s for s in sentinel.timeline() if s.at >= run.started_at]
+            if samples:
+                peak = max(samples, key=lambda sample: sample.working_set)
+                return MemoryAtExit(working_set=peak.working_set, limit=peak.limit)
+        if self._cgroup is None:
+            return None
+        from ...memory._readers import UNLIMITED, V1Reader, V2Reader
+
+        cgroup = self._cgroup
+        reader = V1Reader(cgroup) if cgroup.version == 1 else V2Reader(cgroup)
+        try:
+            limit = reader.cgroup_limit()
+        except (OSError, ValueError):
+            return None
+        finally:
+            reader.close()
+        return None if limit >= UNLIMITED else MemoryAtExit(working_set=None, limit=limit)
 
     def attribute(self, run: RunningChild, reason: ExitReason) -> ExitReason:
         """``reason`` made precise: ``oom-killed``, or a SIGKILL that was not one."""
@@ -239,7 +288,16 @@ class ProgramMemory:
         run = min(runs, key=lambda r: r.started_at) if runs else self._current()
         if run is not None and run.running:
             # Its stop signal now: a clean exit (buffers flushed) before the kernel's SIGKILL.
-            run.send(self._options.stop_signal, group=self._options.group)
+            signum = self._options.stop_signal
+            self._publish(
+                MemoryStopSent(
+                    pid=run.pid,
+                    signum=signum,
+                    working_set=status.working_set,
+                    limit=status.limit,
+                )
+            )
+            run.send(signum, group=self._options.group)
 
     def _maybe_recycle(self, status: MemoryStatus) -> None:
         at = self._options.recycle_at

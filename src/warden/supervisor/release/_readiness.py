@@ -79,9 +79,10 @@ def parse_ready(text: str) -> ReadySpec:
             port = url.port
         except ValueError:
             port = None
-        if not url.hostname or port is None:
+        if not url.hostname or not port:  # port 0 is "any port" to bind, none to connect to
             raise ConfigurationError(
-                f"--ready {text!r} needs a host and a port, like http://127.0.0.1:8000/readyz"
+                f"--ready {text!r} needs a host and a port (1-65535), like "
+                "http://127.0.0.1:8000/readyz"
             )
         if url.scheme == "tcp":
             return ReadySpec("tcp", host=url.hostname, port=port)

@@ -21,6 +21,7 @@ import os
 import time
 from collections.abc import Callable
 
+from ..._exitcodes import EXIT_FAILURE
 from ..process._reason import ExitKind, ExitReason
 
 
@@ -133,6 +134,26 @@ class RestartTracker:
                     f"giving up after {self.max_restarts} restarts: the child ended "
                     f"{self._quick_ends} times in a row, each within "
                     f"{self.min_uptime:g}s of starting (last: {reason}); exit code {code}"
+                ),
+            )
+        return Restart(self.backoff.delay(self._quick_ends, self._rng), self._quick_ends)
+
+    def start_failed(self, error: str) -> Restart | Finish:
+        """A start (or restart) could not run the program for want of a resource (no
+        descriptor, no memory, no process slot): a quick end like any other, retried under
+        ``on-failure`` and ``always`` with the same backoff and the same limit. Under ``no``,
+        warden exits 1 (its own failure, not the program's)."""
+        if self.policy is RestartPolicy.NO:
+            return Finish(EXIT_FAILURE)
+        self._quick_ends += 1
+        if self.max_restarts is not None and self._quick_ends > self.max_restarts:
+            return Finish(
+                EXIT_FAILURE,
+                gave_up=True,
+                message=(
+                    f"giving up after {self.max_restarts} restarts: {self._quick_ends} failures "
+                    f"in a row (last: the program could not be started: {error}); exit code "
+                    f"{EXIT_FAILURE}"
                 ),
             )
         return Restart(self.backoff.delay(self._quick_ends, self._rng), self._quick_ends)

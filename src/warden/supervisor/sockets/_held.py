@@ -237,6 +237,29 @@ class HeldSockets:
             for index, h in enumerate(self._held)
         ]
 
+    def handover_hint(self) -> str | None:
+        """Why a program that ends before it is ready most often does, when warden holds
+        sockets: it binds the address itself (EADDRINUSE) instead of taking the held one."""
+        addresses = [_address(h.sock) for h in self._held]
+        if not addresses:
+            return None
+        first = LISTEN_FDS_START
+        if len(addresses) == 1:
+            holds = f"{addresses[0]} and hands it to the program as fd {first}"
+            take = "take it"
+        else:
+            holds = (
+                f"{', '.join(addresses[:-1])} and {addresses[-1]} and hands them to the program "
+                f"as fds {first}-{first + len(addresses) - 1}"
+            )
+            take = "take them"
+        what = "port" if all(a.startswith("tcp://") for a in addresses) else "address"
+        return (
+            f"warden holds {holds} (LISTEN_FDS); the program must {take} (uvicorn --fd "
+            f"{first}, hypercorn --bind fd://{first}, gunicorn as is) instead of binding the "
+            f"{what} itself"
+        )
+
     def close(self) -> None:
         """Close every socket and remove the socket files warden created."""
         for h in self._held:

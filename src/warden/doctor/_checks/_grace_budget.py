@@ -1,0 +1,45 @@
+"""``grace-budget``: preStop + warden's whole deadline + a margin must fit in
+``terminationGracePeriodSeconds``, or the kubelet's SIGKILL ends warden's ladder early.
+
+The kubelet's grace period starts when the pod is deleted, *before* preStop runs; SIGTERM
+comes after preStop, and warden needs its whole deadline (``--stop-timeout`` + 5 s for the
+SIGKILL rung and the reaping) after that.
+"""
+
+from __future__ import annotations
+
+from .._deployment import MARGIN, Deployment
+from .._results import Result, error, ok
+
+ID = "grace-budget"
+
+
+def check(d: Deployment) -> list[Result]:
+    if d.platform != "kubernetes" or d.warden is None or d.grace is None:
+        return []
+    pre_stop, said = _pre_stop(d)
+    needed = pre_stop + d.warden.deadline + MARGIN
+    sum_ = f"{said} + {d.warden.deadline_said()} + margin {MARGIN:g} s = {needed:g} s"
+    where = d.at(d.grace.where.line)
+    grace = d.grace.said()
+    if needed <= d.grace.value:
+        return [ok(ID, where, f"{sum_} <= {grace}")]
+    stop = float(d.warden["stop_timeout"].value)
+    room = d.grace.value - pre_stop - MARGIN - (d.warden.deadline - stop)
+    lower = f", or lower --stop-timeout to {room:g}s" if room > 0 else ""
+    return [
+        error(
+            ID,
+            where,
+            f"{sum_} > {grace}: the kubelet's SIGKILL comes before warden's stop ladder ends",
+            f"raise terminationGracePeriodSeconds to {needed:g}{lower}",
+        )
+    ]
+
+
+def _pre_stop(d: Deployment) -> tuple[float, str]:
+    if d.pre_stop is not None:
+        return d.pre_stop.value, f"preStop {d.pre_stop.value:g} s"
+    if d.pre_stop_node is not None:
+        return 0.0, "preStop (not a sleep: its length is not known, counted 0 s)"
+    return 0.0, "no preStop 0 s"

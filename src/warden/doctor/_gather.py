@@ -1,0 +1,80 @@
+"""From the inputs to the deployments the checks read: each file parsed by its kind, the
+manifests' containers joined with the Containerfile that gives their command, the services
+with their sockets, and each image on its own."""
+
+from __future__ import annotations
+
+from ._commands import read_launch
+from ._containerfiles import Image, read_containerfile
+from ._deployment import Deployment
+from ._inputs import Source
+from ._kubernetes import container_deployments
+from ._manifests import Manifests, read_manifest
+from ._results import Where
+from ._servers import read_server
+from ._systemd import service_deployments
+from ._units import UnitFile, read_unit
+from ._warden import EnvVar, read_warden
+
+
+def gather(sources: list[Source]) -> tuple[list[Deployment], list[tuple[str, str]]]:
+    """The deployments in ``sources``, and notes on what could not be checked.
+
+    Raises:
+        InputError: a file that cannot be read as its kind.
+    """
+    notes: list[tuple[str, str]] = []
+    manifests = Manifests()
+    units: list[UnitFile] = []
+    images: list[Image] = []
+    for source in sources:
+        if source.kind == "manifest":
+            if read_manifest(source.name, source.text, manifests) == 0:
+                notes.append((source.name, "no Kubernetes objects in it"))
+        elif source.kind == "unit":
+            units.append(read_unit(source.name, source.text))
+        else:
+            images.append(read_containerfile(source.name, source.text))
+    found = container_deployments(manifests, images, notes)
+    consumed = bool(manifests.pods) and len(images) == 1
+    found += service_deployments(units, notes)
+    found += [_image(image, consumed=consumed) for image in images]
+    for deployment in found:
+        if deployment.launch is not None and deployment.warden is None:
+            notes.append(
+                (
+                    deployment.where.file,
+                    f"{deployment.where.subject} does not run warden: warden's numbers are "
+                    "not checked there",
+                )
+            )
+    return found, notes
+
+
+def _image(image: Image, *, consumed: bool) -> Deployment:
+    command = image.entrypoint or image.cmd
+    line = None if command is None else command.line
+    subject = "the image's ENTRYPOINT and CMD"
+    where = Where(image.file, line, subject)
+    env = {k: EnvVar(v, Where(image.file, at, subject)) for k, (v, at) in image.env.items()}
+    argv = image.argv()
+    launch = None
+    warden = server = None
+    if argv:
+        shell_form = command is not None and command.shell_form
+        known = {k: v for k, (v, _) in image.env.items()}
+        launch = read_launch(argv, shell_form=shell_form, env=known)
+        program = launch.command
+        if launch.warden is not None:
+            warden = read_warden(launch.warden, env, where)
+            program = warden.command
+        server = read_server(program, {k: v.value for k, v in env.items()})
+    return Deployment(
+        platform="image",
+        where=where,
+        launch=launch,
+        env=env,
+        warden=warden,
+        server=server,
+        only_signal_path=consumed,
+    )

@@ -1,0 +1,140 @@
+"""A systemd service as a :class:`Deployment`: ``ExecStart=`` down to warden, its environment,
+its stop numbers, and the sockets a ``.socket`` unit holds for it.
+
+systemd's rules (systemd.service(5), systemd.kill(5), systemd.socket(5)): ``TimeoutStopSec=``
+(or ``TimeoutSec=``) is ``DefaultTimeoutStopSec=``, 90 s, when absent; ``KillMode=`` is
+``control-group`` when absent; ``ExecStart=`` may start with the prefixes ``@ - : + !``;
+``$VAR`` is split into words, ``${VAR}`` kept as one; a socket unit activates the service of
+its ``Service=``, or of its own name.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from ._commands import read_launch
+from ._deployment import Deployment
+from ._inputs import InputError
+from ._numbers import Number, NumberError, systemd_size, systemd_timespan
+from ._results import Where
+from ._servers import read_server
+from ._units import UnitFile
+from ._warden import EnvVar, read_warden
+
+DEFAULT_TIMEOUT_STOP = 90.0
+_PREFIXES = "@-:+!"
+_WORD_VARIABLE = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def service_deployments(units: list[UnitFile], notes: list[tuple[str, str]]) -> list[Deployment]:
+    """One deployment per ``.service`` unit, with the sockets of the ``.socket`` units."""
+    sockets = [unit for unit in units if unit.type == "socket"]
+    return [_service(unit, sockets, notes) for unit in units if unit.type == "service"]
+
+
+def _service(unit: UnitFile, sockets: list[UnitFile], notes: list[tuple[str, str]]) -> Deployment:
+    subject = unit.name
+    env = {
+        k: EnvVar(v, Where(unit.file, line, subject)) for k, (v, line) in unit.environment().items()
+    }
+    if unit.values("Service", "EnvironmentFile"):
+        notes.append(
+            (unit.file, f"{subject}: EnvironmentFile= is not read; its variables are not checked")
+        )
+    start = unit.value("Service", "ExecStart")
+    where = Where(unit.file, None if start is None else start.line, subject)
+    launch = warden = server = None
+    if start is None:
+        notes.append((unit.file, f"{subject} has no ExecStart=: nothing to check in what it runs"))
+    else:
+        argv = _exec_argv(unit, start.value, start.line, env)
+        known = {k: v.value for k, v in env.items() if v.value is not None}
+        launch = read_launch(argv, env=known)
+        env = {**env, **{k: EnvVar(v, where) for k, v in launch.assignments.items()}}
+        program = launch.command
+        if launch.warden is not None:
+            warden = read_warden(launch.warden, env, where)
+            program = warden.command
+        server = read_server(program, {k: v.value for k, v in env.items()})
+    return Deployment(
+        platform="systemd",
+        where=where,
+        launch=launch,
+        env=env,
+        warden=warden,
+        server=server,
+        timeout_stop=_timeout_stop(unit, subject),
+        kill_mode=_kill_mode(unit, subject),
+        memory_limit=_memory_max(unit, subject),
+        held=_held(unit, sockets),
+    )
+
+
+def _exec_argv(unit: UnitFile, value: str, line: int, env: dict[str, EnvVar]) -> list[str]:
+    text = value.lstrip(_PREFIXES)
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise InputError(unit.file, f"ExecStart={value!r}: {exc}", line) from None
+    argv: list[str] = []
+    for word in words:
+        whole = _WORD_VARIABLE.match(word)
+        if whole is not None and whole.group(1) in env:
+            argv += (env[whole.group(1)].value or "").split()  # $VAR: split into words
+            continue
+
+        def expand(match: re.Match[str]) -> str:
+            name = match.group(1) or match.group(2)
+            found = env.get(name)
+            return found.value or "" if found is not None else match.group(0)
+
+        argv.append(_VARIABLE.sub(expand, word))
+    return argv
+
+
+def _timeout_stop(unit: UnitFile, subject: str) -> Number:
+    for key in ("TimeoutStopSec", "TimeoutSec"):
+        entry = unit.value("Service", key)
+        if entry is not None:
+            try:
+                seconds = systemd_timespan(entry.value)
+            except NumberError as exc:
+                raise InputError(unit.file, f"{key}=: {exc}", entry.line) from None
+            return Number(seconds, key, Where(unit.file, entry.line, subject))
+    return Number(DEFAULT_TIMEOUT_STOP, "TimeoutStopSec", Where(unit.file, None, subject), True)
+
+
+def _kill_mode(unit: UnitFile, subject: str) -> tuple[str, Where]:
+    entry = unit.value("Service", "KillMode")
+    if entry is None:
+        return "control-group", Where(unit.file, None, subject)
+    return entry.value, Where(unit.file, entry.line, subject)
+
+
+def _memory_max(unit: UnitFile, subject: str) -> Number | None:
+    for key in ("MemoryMax", "MemoryLimit"):
+        entry = unit.value("Service", key)
+        if entry is not None:
+            try:
+                size = systemd_size(entry.value)
+            except NumberError:
+                return None  # a percentage: of a machine doctor does not see
+            return Number(size, f"{key}={entry.value}", Where(unit.file, entry.line, subject))
+    return None
+
+
+def _held(service: UnitFile, sockets: list[UnitFile]) -> tuple[str, ...]:
+    stem = service.name.rpartition(".")[0]
+    held: list[str] = []
+    for socket in sockets:
+        target = socket.value("Socket", "Service")
+        activates = (
+            target.value if target is not None else socket.name.rpartition(".")[0] + ".service"
+        )
+        if activates not in (service.name, f"{stem}.service"):
+            continue
+        for key in ("ListenStream", "ListenSequentialPacket", "ListenDatagram"):
+            held += [entry.value for entry in socket.values("Socket", key)]
+    return tuple(held)

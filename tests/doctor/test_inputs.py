@@ -1,0 +1,261 @@
+"""What doctor reads and how it answers: multi-document files, every workload kind, standard
+input, the image behind a manifest, unreadable input (exit 2, one line), the text report
+(verdict first) and the JSON one (its exact shape), and the exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.doctor._files import CONTAINERFILE, MANIFEST, UNIT, doctor, only, results, with_env
+from warden.doctor import check_files, render_json, render_text
+
+
+def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "warden", "doctor", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+POD = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: one}
+spec:
+  containers:
+    - name: one
+      image: one:1
+      command: ["warden", "run", "--stop-timeout", "40s", "--", "one"]
+"""
+
+CRONJOB = """\
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly}
+spec:
+  schedule: "0 3 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          terminationGracePeriodSeconds: 10
+          containers:
+            - name: job
+              image: job:1
+              command: ["warden", "run", "--", "job"]
+"""
+
+
+def test_multi_document_files_and_every_workload_kind(tmp_path: Path) -> None:
+    configmap = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: b}\n"
+    listed = "apiVersion: v1\nkind: List\nitems:\n" + "".join(
+        "  - " + line + "\n" if i == 0 else "    " + line + "\n"
+        for i, line in enumerate(POD.replace("name: one", "name: listed").splitlines())
+    )
+    text = "\n---\n".join([configmap, MANIFEST, POD, CRONJOB, listed]) + "\n---\n"
+    report = doctor(tmp_path, **{"all.yaml": text})
+    subjects = {r.where.subject for r in results(report, "grace-budget")}
+    assert subjects == {
+        "Deployment/web, container web",
+        "Pod/one, container one",
+        "Pod/listed, container listed",
+        "CronJob/nightly, container job",
+    }
+    nightly = [r for r in results(report, "grace-budget") if r.where.subject.startswith("CronJob")]
+    assert nightly[0].status == "error"
+    assert "= 17 s > terminationGracePeriodSeconds 10 s" in nightly[0].message
+    pod = [
+        r for r in results(report, "grace-budget") if r.where.subject == "Pod/one, container one"
+    ]
+    assert "terminationGracePeriodSeconds 30 s (the default)" in pod[0].message
+
+
+def test_standard_input(tmp_path: Path) -> None:
+    done = _cli("--json", "-", stdin=POD)
+    assert done.returncode == 1, done.stderr
+    found = json.loads(done.stdout)
+    assert found["verdict"] == "errors"
+    assert [f["check"] for f in found["findings"]] == ["grace-budget"]
+    assert found["findings"][0]["file"] == "<stdin>"
+    assert found["findings"][0]["line"] == 8
+    unit = _cli("-", stdin=UNIT.replace("KillMode=mixed", "KillMode=process"))
+    assert unit.returncode == 1 and "✗ error   kill-mode (line 9)" in unit.stdout
+
+
+def test_the_json_shape(tmp_path: Path) -> None:
+    text = MANIFEST.replace("      terminationGracePeriodSeconds: 40\n", "").replace(
+        "requests: {memory: 512Mi}", "requests: {memory: 256Mi}"
+    )
+    (tmp_path / "web.yaml").write_text(text)
+    found = json.loads(render_json(check_files([str(tmp_path / "web.yaml")])))
+    assert list(found) == ["verdict", "findings"]
+    assert found["verdict"] == "errors"
+    assert [(f["check"], f["severity"]) for f in found["findings"]] == [
+        ("grace-budget", "error"),
+        ("memory-limit", "warning"),
+    ]
+    for finding in found["findings"]:
+        assert list(finding) == ["check", "severity", "file", "line", "message", "fix"]
+        assert finding["file"] == str(tmp_path / "web.yaml")
+        assert isinstance(finding["line"], int)
+        assert finding["message"].startswith("Deployment/web, container web: ")
+        assert finding["fix"]
+
+
+def test_the_text_report_puts_the_verdict_first(tmp_path: Path) -> None:
+    text = MANIFEST.replace("requests: {memory: 512Mi}", "requests: {memory: 256Mi}")
+    report = doctor(tmp_path, **{"web.yaml": text})
+    lines = render_text(report).splitlines()
+    assert lines[0].startswith("warden doctor: ‼ warnings: 1 warning; ")
+    assert lines[0].endswith("checks passed (1 file)")
+    assert lines[2] == str(tmp_path / "web.yaml")
+    assert lines[3] == "  Deployment/web, container web"
+    assert any(line.startswith("    √ ok      grace-budget (line 10): ") for line in lines)
+    warn = next(i for i, line in enumerate(lines) if "‼ warning memory-limit" in line)
+    assert lines[warn + 1].strip().startswith("fix: set requests.memory to the limit")
+    assert report.exit_code == 0  # warnings only
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "where", "words"),
+    [
+        ("bad.yaml", "a: [1, 2\nb: 3\n", ":2: ", "not valid YAML"),
+        ("tab.yaml", "a:\n\tb: 1\n", ":2: ", "not valid YAML"),
+        (
+            "bomb.yaml",
+            "a: &a [x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n"
+                for i in range(6)
+            ),
+            ":1: ",
+            "refused: its aliases expand",
+        ),
+        (
+            "app.service",
+            "[Service]\nExecStart=warden run -- app\nnot an assignment\n",
+            ":3: ",
+            "is not a Key=Value line",
+        ),
+        ("Containerfile", "FROM x\nENV\n", ":2: ", "ENV without a variable"),
+        (
+            "grace.yaml",
+            MANIFEST.replace(
+                "terminationGracePeriodSeconds: 40", "terminationGracePeriodSeconds: soon"
+            ),
+            ":10: ",
+            "is not a number of seconds",
+        ),
+        (
+            "quantity.yaml",
+            MANIFEST.replace("limits: {memory: 512Mi}", "limits: {memory: 512Mo}"),
+            ":21: ",
+            "unknown suffix",
+        ),
+    ],
+)
+def test_input_it_cannot_read_exits_2_with_one_line(
+    tmp_path: Path, name: str, text: str, where: str, words: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    done = _cli(str(path))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"warden doctor: {path}{where}")
+    assert words in done.stderr
+
+
+def test_a_missing_path_and_bad_usage_exit_2() -> None:
+    done = _cli("/nonexistent/deploy.yaml")
+    assert (done.returncode, done.stderr) == (
+        2,
+        "warden doctor: /nonexistent/deploy.yaml: cannot read it: No such file or directory\n",
+    )
+    assert _cli().returncode == 2
+    both = _cli("--live", "x.yaml")
+    assert both.returncode == 2 and "not live and files" in both.stderr
+
+
+def test_exit_codes_follow_the_verdict(tmp_path: Path) -> None:
+    (tmp_path / "good.yaml").write_text(MANIFEST)
+    (tmp_path / "bad.yaml").write_text(MANIFEST.replace("KillMode", "").replace("40", "20"))
+    assert _cli(str(tmp_path / "good.yaml")).returncode == 0
+    assert _cli(str(tmp_path / "bad.yaml")).returncode == 1
+
+
+def test_a_manifest_runs_the_image_of_the_containerfile_given_with_it(tmp_path: Path) -> None:
+    """A container without a command runs its image's ENTRYPOINT + CMD; its ENV counts."""
+    text = MANIFEST.replace(
+        MANIFEST[MANIFEST.index("          command:") : MANIFEST.index("          ports:")], ""
+    )
+    report = doctor(tmp_path, **{"k8s__web.yaml": text, "image__Containerfile": CONTAINERFILE})
+    grace = only(report, "grace-budget")
+    assert grace.where.subject == "Deployment/web, container web"
+    assert "warden's deadline 25 s (WARDEN_STOP_TIMEOUT=20s + 5 s)" in grace.message
+    # The image's own line is checked for its form only: its numbers are the manifest's.
+    image = [r for r in report.results if r.where.file.endswith("Containerfile")]
+    assert [r.check for r in image] == ["signal-path"]
+    # Alone, the manifest cannot know what the image runs, and says so.
+    alone = doctor(tmp_path / "alone", **{"web.yaml": text})
+    assert results(alone, "grace-budget") == []
+    assert any("runs its image's command" in note for _, note in alone.notes)
+
+
+def test_kubernetes_variable_references_in_the_command(tmp_path: Path) -> None:
+    text = MANIFEST.replace('"--stop-timeout", "20s"', '"--stop-timeout", "$(STOP)"').replace(
+        "          image: web:1\n",
+        "          image: web:1\n          env: [{name: STOP, value: 50s}]\n",
+    )
+    found = only(doctor(tmp_path, **{"web.yaml": text}), "grace-budget")
+    assert "warden's deadline 55 s (--stop-timeout 50s + 5 s)" in found.message
+
+
+def test_a_value_from_a_secret_is_not_guessed(tmp_path: Path) -> None:
+    secret = "{name: WARDEN_STOP_TIMEOUT, valueFrom: {secretKeyRef: {name: s, key: k}}}"
+    text = with_env(MANIFEST.replace('"--stop-timeout", "20s", ', ""), secret)
+    found = only(doctor(tmp_path, **{"web.yaml": text}), "grace-budget")
+    assert "--stop-timeout 10s (the default)" in found.message  # what warden would use if unset
+
+
+def test_a_directory_is_walked_and_other_files_are_passed_over(tmp_path: Path) -> None:
+    report = doctor(
+        tmp_path,
+        **{
+            "k8s__web.yaml": MANIFEST,
+            "systemd__web.service": UNIT,
+            "README.md": "# not a manifest",
+            ".git__config.yaml": "garbage: [",
+        },
+    )
+    files = {Path(r.where.file).name for r in report.results}
+    assert files == {"web.yaml", "web.service"}
+    assert report.title == "2 files"
+
+
+def test_non_kubernetes_yaml_is_noted(tmp_path: Path) -> None:
+    report = doctor(tmp_path, **{"values.yaml": "replicas: 2\n"})
+    assert report.verdict == "clean"
+    assert report.notes == ((str(tmp_path / "values.yaml"), "no Kubernetes objects in it"),)
+
+
+def test_a_program_without_warden_is_noted_and_its_own_checks_still_run(tmp_path: Path) -> None:
+    text = MANIFEST.replace(
+        MANIFEST[MANIFEST.index("          command:") : MANIFEST.index("          args:")],
+        '          command: ["sh", "-c", "gunicorn app:wsgi"]\n',
+    )
+    report = doctor(tmp_path, **{"web.yaml": text})
+    assert only(report, "signal-path").status == "error"
+    assert "the program" in only(report, "signal-path").message
+    assert results(report, "grace-budget") == []
+    assert any("does not run warden" in note for _, note in report.notes)
