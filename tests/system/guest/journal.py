@@ -58,7 +58,7 @@ def structured(facts: Facts) -> None:
                 "systemctl_rc": done.returncode,
                 "entries": warden_entries(unit, since=begin),
                 "program": program_lines(unit, since=begin),
-                **show(unit, "Result", "ExecMainStatus"),
+                **show(unit, "Result", "ExecMainStatus", "StatusText"),
             }
         )
     finally:
