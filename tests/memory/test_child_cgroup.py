@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -45,6 +46,33 @@ def test_where_it_cannot_be_created_the_error_says_why(tmp_path: Path) -> None:
     parent = MemoryCgroup(1, tmp_path / "missing", tmp_path)
     with pytest.raises(MemoryCgroupError, match=r"cannot create memory cgroup .*--memory-limit"):
         ChildCgroup.create(64 * MiB, parent=parent)
+
+
+def _v2_unit(tmp_path: Path, procs: list[int]) -> MemoryCgroup:
+    """A delegated unit's cgroup as systemd 252 leaves it: warden in it, nothing enabled
+    below (the guest's system suite meets the real one: tests/system/test_memory_v2.py)."""
+    unit = tmp_path / "system.slice" / "app.service"
+    unit.mkdir(parents=True)
+    (unit / "cgroup.subtree_control").write_text("\n")
+    (unit / "cgroup.procs").write_text("".join(f"{pid}\n" for pid in procs))
+    return MemoryCgroup(2, unit, tmp_path)
+
+
+def test_v2_warden_moves_to_a_leaf_before_it_enables_memory_below(tmp_path: Path) -> None:
+    unit = _v2_unit(tmp_path, [os.getpid()])
+    group = ChildCgroup.create(64 * MiB, parent=unit, name="warden-1-1")
+    assert (unit.path / "supervisor" / "cgroup.procs").read_text() == str(os.getpid())
+    assert (unit.path / "cgroup.subtree_control").read_text() == "+memory"
+    assert group.cgroup.path == unit.path / "warden-1-1"
+    assert (group.cgroup.path / "memory.max").read_text() == str(64 * MiB)
+
+
+def test_v2_a_cgroup_shared_with_other_processes_is_refused(tmp_path: Path) -> None:
+    unit = _v2_unit(tmp_path, [1, os.getpid()])
+    with pytest.raises(MemoryCgroupError, match=r"holds processes other than warden \(1\)"):
+        ChildCgroup.create(64 * MiB, parent=unit)
+    assert not (unit.path / "supervisor").exists()
+    assert (unit.path / "cgroup.subtree_control").read_text() == "\n"
 
 
 @pytest.mark.parametrize(

@@ -91,6 +91,22 @@ async def test_a_refused_trigger_is_one_line_not_a_crash(monkeypatch: pytest.Mon
     assert len(refused) == 1 and "multiples of 2 s" in refused[0].reason
 
 
+async def test_an_unwritable_pressure_file_is_not_blamed_on_the_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A container's read-only cgroupfs refuses the open (EACCES/EROFS, seen under runc on
+    cgroup v2): the line says so, not that the window is wrong."""
+    monkeypatch.setenv("MEMORY_PRESSURE_WATCH", "/proc/version")  # read-only even for root
+    facts: list[Fact] = []
+    sentinel = MemorySentinel(None, publish=facts.append)
+    await sentinel.start()
+    sentinel.stop()
+    (refused,) = [f for f in facts if isinstance(f, MemoryWatchDegraded)]
+    assert "/proc/version refused" in refused.reason
+    assert "not writable by this process" in refused.reason
+    assert "multiples of 2 s" not in refused.reason
+
+
 def test_systemd_memory_pressure_environment() -> None:
     written = base64.b64encode(b"full 50000 2000000\0").decode()
     env = {

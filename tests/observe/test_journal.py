@@ -175,3 +175,27 @@ def test_log_events_routes_to_journald_only_when_the_stream_matches(
         journal.settimeout(0.2)
         with pytest.raises(TimeoutError):
             journal.recv(10)
+
+
+@pytest.mark.parametrize("matches", [True, False])
+def test_warden_runs_error_lines_have_the_error_priority_on_the_journals_stream(
+    tmp_path: Path, matches: bool
+) -> None:
+    """A stream line is info to journald unless it starts with a level prefix: warden's own
+    error lines on stderr (a usage error, a start that could not happen) are errors (seen
+    under the real systemd: the system suite)."""
+    stderr_path = tmp_path / "stderr"
+    with stderr_path.open("w") as err:
+        st = os.fstat(err.fileno())
+        stream = f"{st.st_dev}:{st.st_ino}" if matches else f"{st.st_dev}:{st.st_ino + 1}"
+        done = subprocess.run(
+            [sys.executable, "-m", "warden", "run", "--stop-timeout", "soon", "--", "true"],
+            check=False,
+            stderr=err,
+            env={**os.environ, "JOURNAL_STREAM": stream},
+            timeout=30,
+        )
+    assert done.returncode == 2
+    (line,) = stderr_path.read_text().splitlines()
+    prefix = "<3>" if matches else ""
+    assert line.startswith(f"{prefix}warden run: error: --stop-timeout='soon' is not a duration")

@@ -188,7 +188,12 @@ def _open_missing_std_fds() -> None:
 
 
 def _say(text: str) -> None:
-    """A line for the user on stderr, if there is one, never blocking on a stalled pipe."""
+    """A line for the user on stderr, if there is one, never blocking on a stalled pipe.
+
+    warden says one only when something went wrong, so where stderr is the journal's stream
+    it carries journald's error priority (the stream's ``<3>`` level prefix): a stream line
+    is info otherwise, and ``journalctl -p err`` would not show why warden exited.
+    """
     if sys.stderr is None:
         return
     from ..observe._stream import write_bounded
@@ -199,6 +204,11 @@ def _say(text: str) -> None:
         with contextlib.suppress(Exception):
             sys.stderr.write(text)
         return
+    if "JOURNAL_STREAM" in os.environ:
+        from ..observe._journal import journal_stream_matches
+
+        if journal_stream_matches(fd):
+            text = "".join(f"<3>{line}\n" for line in text.splitlines())
     write_bounded(fd, text)
 
 

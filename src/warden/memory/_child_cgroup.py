@@ -8,8 +8,12 @@ Kernel facts:
   should join *before* it allocates: at spawn (the exec shim writes its own pid to
   :attr:`ChildCgroup.procs_file` before it execs) or right after it.
 * v2: the parent must list ``memory`` in ``cgroup.subtree_control``, and the "no internal
-  processes" rule forbids enabling it on a cgroup that holds processes; where that is not
-  so, creation fails with a clear error and the child runs without a limit.
+  processes" rule forbids enabling it on a cgroup that holds processes (``EBUSY``). A unit
+  with systemd's ``Delegate=yes`` starts with warden in the unit's own cgroup and nothing
+  enabled below it (measured, systemd 252: writing ``memory.max`` of a new child fails with
+  ``EACCES``, the file does not exist). So warden first moves itself into a leaf of its own,
+  ``supervisor`` (the name systemd 254's ``DelegateSubgroup=`` gives), then enables
+  ``memory`` below; it moves no other process, and refuses if its cgroup holds any.
 * ``rmdir`` of a cgroup fails with ``EBUSY`` while a process (even a zombie not yet reaped)
   is in it, so removal kills what is left and retries until the deadline.
 """
@@ -64,6 +68,8 @@ class ChildCgroup:
                 read-only cgroupfs, v2 without ``memory`` delegated); the message says why.
         """
         parent = parent if parent is not None else find_memory_cgroup()
+        if parent.version == 2:
+            _delegate_memory(parent)
         name = name or f"warden-{os.getpid()}-{next(_names)}"
         path = parent.path / name
         try:
@@ -164,3 +170,46 @@ class ChildCgroup:
         tb: TracebackType | None,
     ) -> None:
         self.remove()
+
+
+#: The leaf warden moves itself into on cgroup v2, so its cgroup may enable ``memory`` below.
+SUPERVISOR_LEAF = "supervisor"
+
+
+def _delegate_memory(parent: MemoryCgroup) -> None:
+    """cgroup v2: make ``parent`` hand the memory controller to its children.
+
+    Raises:
+        MemoryCgroupError: ``parent`` holds processes other than warden, or the kernel
+            refused (a read-only cgroupfs, ``memory`` not available to ``parent``).
+    """
+    control = parent.file("cgroup.subtree_control")
+    try:
+        if "memory" in control.read_text().split():
+            return
+        pids = [int(word) for word in parent.file("cgroup.procs").read_text().split()]
+    except OSError as exc:
+        raise MemoryCgroupError(
+            exc.errno, f"cannot read {control} ({exc.strerror}); drop --memory-limit"
+        ) from exc
+    others = [pid for pid in pids if pid != os.getpid()]
+    if others:
+        raise MemoryCgroupError(
+            errno.EBUSY,
+            f"cannot enable the memory controller below {parent.path}: it holds processes "
+            f"other than warden ({', '.join(map(str, others[:5]))}); run warden in a cgroup "
+            "of its own (systemd: Delegate=yes) or drop --memory-limit",
+        )
+    leaf = parent.path / SUPERVISOR_LEAF
+    try:
+        if pids:  # "no internal processes": warden itself moves to a leaf first
+            leaf.mkdir(exist_ok=True)
+            (leaf / "cgroup.procs").write_text(str(os.getpid()))
+        control.write_text("+memory")
+    except OSError as exc:
+        raise MemoryCgroupError(
+            exc.errno,
+            f"cannot enable the memory controller below {parent.path} ({exc.strerror}); "
+            "on cgroup v2 warden needs a cgroup of its own it may write (systemd: "
+            "Delegate=yes) or drop --memory-limit",
+        ) from exc

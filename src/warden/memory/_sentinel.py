@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import errno
 import inspect
 import logging
 import os
@@ -299,11 +300,18 @@ class MemorySentinel:
         try:
             fd = open_psi_trigger(path, trigger)
         except OSError as exc:
+            # EINVAL is the window (a multiple of 2 s without CAP_SYS_RESOURCE); a container's
+            # read-only cgroupfs (EROFS) or another user's cgroup (EACCES) refuse the open.
+            why = (
+                "windows must be multiples of 2 s without CAP_SYS_RESOURCE"
+                if exc.errno == errno.EINVAL
+                else "not writable by this process (a read-only cgroupfs, another user's "
+                "cgroup); the other sources and polling still wake it"
+            )
             self._emit(
                 MemoryWatchDegraded(
                     reason=f"PSI trigger {trigger.rstrip(bytes(1)).decode(errors='replace')!r}"
-                    f" on {path} refused ({exc.strerror}); windows must be multiples of 2 s "
-                    "without CAP_SYS_RESOURCE"
+                    f" on {path} refused ({exc.strerror}); {why}"
                 )
             )
             return
