@@ -29,6 +29,7 @@ from ..memory._levels import Level
 from .process._footprint import OOM_SCORE_ADJ_MIN
 from .process._reason import ExitKind, ExitReason
 
+#: How an upgrade ended (``warden status``, ``upgrade.finished``, ``/metrics``).
 UpgradeOutcome = Literal["ok", "failed", "rolled back"]
 
 

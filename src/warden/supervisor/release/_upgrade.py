@@ -32,13 +32,12 @@ import contextlib
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 from ..._exceptions import UpgradeFailed, UpgradeRefused, UpgradeRolledBack
+from .._events import UpgradeOutcome
 from .._tally import Tally
 from ._run import RunningChild
-
-UpgradeOutcome = Literal["ok", "failed", "rolled back"]
 
 
 @dataclass(frozen=True)
