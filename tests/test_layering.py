@@ -25,7 +25,16 @@ from pathlib import Path
 import pytest
 
 #: Modules at the package root that every layer may import: stdlib only, no asyncio.
-LEAVES = ("_exceptions", "_durations", "_exitcodes", "_unix", "_paths", "_version", "_yaml")
+LEAVES = (
+    "_exceptions",
+    "_durations",
+    "_sizes",
+    "_exitcodes",
+    "_unix",
+    "_paths",
+    "_version",
+    "_yaml",
+)
 
 #: Each layer -> the other layers it may import directly (besides the leaves).
 LAYERS: dict[str, tuple[str, ...]] = {

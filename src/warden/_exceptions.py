@@ -40,10 +40,18 @@ sentinel's (``memory/_errors.py``), the integrations' (``integrations/_errors.py
 reader's (``_yaml.py``), doctor's (``doctor/_inputs.py``, ``doctor/_numbers.py``) and the
 control client's (``cli/_control.py``).
 
-Every message names the thing, the value and what to do about it.
+Every message names the thing, the value and what to do about it (:func:`shown` writes a
+value given, cut to a readable length).
 """
 
 from __future__ import annotations
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """``repr(value)`` for an error line, cut to about ``limit`` characters (a value of
+    thousands of digits is named, not printed)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 12]}... ({len(text)} chars)"
 
 
 class WardenError(Exception):

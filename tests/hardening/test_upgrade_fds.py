@@ -20,7 +20,7 @@ from tests.supervisor._socket_peers import http_get
 from tests.supervisor._systemd_peers import Manager
 from tests.supervisor.conftest import Processes, manager  # noqa: F401 (a fixture)
 from tests.supervisor.test_upgrade import Service
-from warden.supervisor.release._run import RunningChild
+from warden.supervisor.release._child import RunningChild
 from warden.supervisor.release._upgrade import Upgrader, UpgradeResult
 
 pytestmark = pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs prlimit")

@@ -14,7 +14,7 @@ The supervisor is itself a service built on the library; this module is its wiri
 * one table of signal handlers (:data:`Supervisor.SIGNALS`), the lifecycle's own being
   SIGTERM/SIGINT (graceful stop) and a second one (the ladder skips to SIGKILL).
 
-Where the rest lives: ``release/`` (one run: ``_launcher`` spawns and gates it, ``_runs`` says
+Where the rest lives: ``release/`` (one run: ``_launcher`` spawns and gates it, ``_program`` says
 which run is the program, ``_upgrade`` orders an upgrade's steps and ``_steps`` does them,
 ``_restart``, ``_watchdog``, ``_readiness``), ``process/`` (spawn and exec shim, reaper, stop
 ladder, exit reasons, warden's own footprint), ``sockets/``, ``notify/``, ``control/``, and the
@@ -70,11 +70,11 @@ from .process._reaper import Reaper, become_subreaper
 from .process._reason import ExitKind, ExitReason
 from .process._signals import FORWARDED
 from .process._spawn import SpawnError, Terminal, is_shortage
+from .release._child import RunningChild
 from .release._launcher import Launcher
-from .release._memory import ProgramMemory
+from .release._program import Program, first_of
+from .release._program_memory import ProgramMemory
 from .release._restart import Finish, RestartTracker, uniform
-from .release._run import RunningChild
-from .release._runs import Runs, first_of
 from .release._steps import ReleaseSwap
 from .release._upgrade import Upgrader
 from .sockets._held import HeldSockets, ListenError
@@ -119,7 +119,7 @@ class Supervisor:
         #: The code ``warden run`` exits with, once decided.
         self.exit_code: int | None = None
         self.final_message: str | None = None
-        self.runs = Runs()
+        self.program = Program()
         #: Every counter, in one place: status and /metrics read it.
         self.tally = Tally()
         self._reaper = Reaper(self.tally)
@@ -140,12 +140,12 @@ class Supervisor:
             timeout=options.stop_timeout,
             group=options.group,
             publish=self.publish,
-            spared=lambda: self.runs.signalled,
+            spared=lambda: self.program.signalled,
             clock=clock,
         )
         self.memory = ProgramMemory(
             options,
-            current=lambda: self.runs.current,
+            current=lambda: self.program.current,
             recycle=self._recycle,
             publish=self.publish,
         )
@@ -156,7 +156,7 @@ class Supervisor:
             options,
             sockets=lambda: self._sockets,
             reaper=self._reaper,
-            runs=self.runs,
+            program=self.program,
             ladder=self._ladder,
             footprint=self._footprint,
             publish=self.publish,
@@ -167,7 +167,7 @@ class Supervisor:
         )
         self._swap = ReleaseSwap(
             options,
-            runs=self.runs,
+            program=self.program,
             launcher=self._launcher,
             ladder=self._ladder,
             restarts=self._restarts,
@@ -296,7 +296,7 @@ class Supervisor:
 
     def _health_details(self) -> dict[str, object]:
         """``/readyz?verbose``: the program, read from the health thread (reads only)."""
-        child = self.runs.current
+        child = self.program.current
         return {
             "program": None if child is None else f"pid {child.pid}",
             "upgrading": self.upgrader.running,
@@ -330,19 +330,19 @@ class Supervisor:
     @property
     def current_child(self) -> RunningChild | None:
         """The program's current run (the old release until an upgrade promotes the new)."""
-        return self.runs.current
+        return self.program.current
 
     @property
     def reason(self) -> ExitReason | None:
         """The program's last exit reason, once it has ended at least once."""
-        return self.runs.last_reason
+        return self.program.last_reason
 
     @property
     def control_path(self) -> str | None:
         return None if self._control is None else self._control.path
 
     def _kill_everything(self) -> None:
-        for run in list(self.runs):
+        for run in list(self.program):
             run.send(signal.SIGKILL, group=True)
         self._reaper.kill_children(signal.SIGKILL)
 
@@ -365,7 +365,7 @@ class Supervisor:
 
     def _handle_forward(self, signum: int) -> None:
         """Any other signal warden receives as PID 1 belongs to the program."""
-        child = self.runs.current
+        child = self.program.current
         if child is not None:
             child.send(signum, group=self.options.group)
 
@@ -524,18 +524,18 @@ class Supervisor:
 
     async def _stop(self) -> None:
         await self.upgrader.cancel()
-        runs = self.runs
-        for run in runs:
+        program = self.program
+        for run in program:
             if run.watchdog is not None:
                 run.watchdog.stop()
-        candidate = runs.candidate
+        candidate = program.candidate
         if candidate is not None and candidate.running:
             # The upgrade was abandoned: the new release stops with the old, in parallel.
             candidate.send(self.options.stop_signal, group=self.options.group)
-            runs.drain(candidate)
-        await self._ladder.stop(runs.current)
+            program.drain(candidate)
+        await self._ladder.stop(program.current)
         if self.exit_code is None:
-            last = runs.current.reason if runs.current is not None else runs.last_reason
+            last = program.current.reason if program.current is not None else program.last_reason
             self.exit_code = last.exit_code if last is not None else 0
 
     def _spawn_program(self) -> RunningChild:
@@ -546,9 +546,9 @@ class Supervisor:
             if not is_shortage(exc):  # the command's fault: said once, never retried
                 self.exit_code = exc.exit_code
                 self.final_message = str(exc)
-                self.runs.last_reason = ExitReason.exec_failed(exc.exit_code, exc.why)
+                self.program.last_reason = ExitReason.exec_failed(exc.exit_code, exc.why)
             raise
-        self.runs.start(child)
+        self.program.start(child)
         self._terminal.give_to(child.pgid)
         self._restarts.child_started()
         return child
@@ -595,21 +595,21 @@ class Supervisor:
     # -- main: the restart policy -------------------------------------------------------
 
     async def _main(self) -> int | None:
-        runs = self.runs
+        program = self.program
         while True:
-            child = runs.current
+            child = program.current
             if child is None or not self._started:
                 return None  # stopped before the program was started
-            runs.replaced.clear()
-            await first_of(child.ended, runs.replaced)
-            if child is self.upgrader.replacing and runs.current is child:
+            program.replaced.clear()
+            await first_of(child.ended, program.replaced)
+            if child is self.upgrader.replacing and program.current is child:
                 # The release being replaced ended during the upgrade: the upgrade decides
                 # (the new release is promoted once ready, or the restart policy applies).
-                await first_of(self.upgrader.idle, runs.replaced)
+                await first_of(self.upgrader.idle, program.replaced)
             if self.lifecycle.stop_reason is not None:
                 # A stop is under way: the ladder decides the exit code; never restart.
                 return None
-            if runs.current is not child:
+            if program.current is not child:
                 continue  # replaced by an upgrade: watch the new release
             assert child.reason is not None
             decision = self._restarts.child_exited(child.reason)
@@ -659,7 +659,7 @@ class Supervisor:
             self.lifecycle.request_stop("warden stop")
             return {"stop": {"pid": os.getpid()}}
         if command == "reload" and self.options.hup_action == "forward":
-            child = self.runs.current
+            child = self.program.current
             if child is None or not child.running:
                 raise ControlError("no program running to reload; try again once it runs")
             child.send(signal.SIGHUP, group=self.options.group)

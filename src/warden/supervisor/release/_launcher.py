@@ -3,7 +3,7 @@
 A run is started the same way for a start, a restart and an upgrade: with the held sockets at
 fds 3.., a notify socket of its own, the reaper watching its pid and, with ``--watchdog``, a
 watchdog counting from its first message. What the run *is* (the program, or an upgrade's
-candidate) is not decided here but in :class:`~._runs.Runs`.
+candidate) is not decided here but in :class:`~._program.Program`.
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ from ..process._reason import ExitKind, ExitReason
 from ..process._spawn import spawn_child
 from ..sockets._held import HeldSockets
 from ..sockets._steering import Steering
-from ._memory import ProgramMemory
+from ._child import RunningChild
+from ._program import Program
+from ._program_memory import ProgramMemory
 from ._readiness import GateInputs, ReadySpec, Seen, http_ok, wait_ready
-from ._run import RunningChild
-from ._runs import Runs
 from ._watchdog import ChildWatchdog
 
 #: What warden's own manager told warden, not the program: the program gets warden's values.
@@ -57,7 +57,7 @@ class Launcher:
         options: the supervisor's options (command, gate, watchdog, stop signal...).
         sockets: the sockets every run gets at fds 3...
         reaper: the only code that waits for children; told about every run.
-        runs: which run is the program (a message from the current run is relayed upward).
+        program: which run is the program (a message from the current run is relayed upward).
         ladder: stops a run that misses its gate.
         footprint: warden's own oom_score_adj, reset around each spawn.
         publish: puts a fact on the timeline.
@@ -73,7 +73,7 @@ class Launcher:
         *,
         sockets: Callable[[], HeldSockets],
         reaper: Reaper,
-        runs: Runs,
+        program: Program,
         ladder: StopLadder,
         footprint: OomScoreGuard,
         publish: Callable[[Fact], object],
@@ -85,7 +85,7 @@ class Launcher:
         self._options = options
         self._sockets = sockets
         self._reaper = reaper
-        self._runs = runs
+        self._program = program
         self._ladder = ladder
         self._footprint = footprint
         self._publish = publish
@@ -205,7 +205,7 @@ class Launcher:
         if running:
             assert child.reason is not None
             child.reason = child.reason.refined(ExitKind.NOT_READY, str(exc))
-            self._runs.record_end(child)
+            self._program.record_end(child)
         self._publish(ChildNotReady(pid=child.pid, reason=child.reason))
 
     async def stop_run(self, child: RunningChild, within: float | None = None) -> None:
@@ -292,13 +292,13 @@ class Launcher:
             reason = reason.refined(ExitKind.WATCHDOG_TIMEOUT)
         now = self._clock.now()
         child.mark_ended(reason, now)
-        self._runs.record_end(child)
+        self._program.record_end(child)
         self._publish(
             ChildExited(
                 pid=child.pid,
                 reason=reason,
                 uptime=now - child.started_at,
-                current=self._runs.is_current(child),
+                current=self._program.is_current(child),
                 memory=self._memory.at_exit(child),
             )
         )
@@ -328,7 +328,7 @@ class Launcher:
         fields = message.fields
         for fd in message.fds:  # FDSTORE: not kept yet (no fd store across restarts)
             os.close(fd)
-        current = self._runs.is_current(child)
+        current = self._program.is_current(child)
         if "STATUS" in fields:
             # Shown by `warden status`, warden's log and a systemd above: no terminal escapes.
             child.status = _printable(fields["STATUS"])

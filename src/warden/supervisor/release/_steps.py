@@ -1,8 +1,8 @@
 """The upgrade's steps, done with explicit collaborators (the order is the Upgrader's).
 
 ``current`` → ``began`` → ``check`` → ``start_new`` (spawn + gate) → ``promote`` → ``drain``
-→ ``finished``. Each step is a few lines over the runs (:class:`~._runs.Runs`), the launcher
-(spawn and gate), the stop ladder and the timeline.
+→ ``finished``. Each step is a few lines over the program (:class:`~._program.Program`), the
+launcher (spawn and gate), the stop ladder and the timeline.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from ..process._members import Descendants, exited
 from ..process._spawn import Terminal
 from ..sockets._held import HeldSockets
 from ..sockets._steering import Steering, queued, steerable
+from ._child import RunningChild
 from ._launcher import Launcher
+from ._program import Program, first_of
 from ._restart import RestartTracker
-from ._run import RunningChild
-from ._runs import Runs, first_of
 from ._upgrade import UpgradeResult
 
 
@@ -48,7 +48,7 @@ class ReleaseSwap:
         self,
         options: SupervisorOptions,
         *,
-        runs: Runs,
+        program: Program,
         launcher: Launcher,
         ladder: StopLadder,
         restarts: RestartTracker,
@@ -60,7 +60,7 @@ class ReleaseSwap:
         stopping: Callable[[], bool],
     ) -> None:
         self._options = options
-        self._runs = runs
+        self._program = program
         self._launcher = launcher
         self._ladder = ladder
         self._restarts = restarts
@@ -83,7 +83,7 @@ class ReleaseSwap:
             )
         if self._stopping():
             raise UpgradeRefused("warden is stopping")
-        child = self._runs.current
+        child = self._program.current
         if child is None or not child.running or child.ready_at is None:
             raise UpgradeRefused("no ready program to upgrade; try again once it is ready")
         return child
@@ -114,7 +114,7 @@ class ReleaseSwap:
         except OSError as exc:  # cannot be run (SpawnError), or out of descriptors (EMFILE)
             self._unsteer()
             raise UpgradeFailed(f"the new release cannot start: {exc}") from None
-        self._runs.propose(new)  # until promoted or gone; a stop meanwhile stops it too
+        self._program.propose(new)  # until promoted or gone; a stop meanwhile stops it too
         try:
             failure = await self._launcher.gate(
                 new, route=self._steering, stop_within=self._options.drain_seconds
@@ -124,7 +124,7 @@ class ReleaseSwap:
             raise
         if failure is not None:
             self._unsteer()
-            self._runs.withdraw(new)
+            self._program.withdraw(new)
             raise UpgradeFailed(f"new release pid {new.pid} {failure}", new_pid=new.pid)
         return new
 
@@ -154,7 +154,7 @@ class ReleaseSwap:
         # still hold its sockets (and would keep a place in the reuseport group).
         await self._launcher.stop_run(new, self._options.drain_seconds)
         self._unsteer()
-        self._runs.withdraw(new)
+        self._program.withdraw(new)
         raise UpgradeRolledBack(why, new_pid=new.pid)
 
     async def _watch(
@@ -208,16 +208,16 @@ class ReleaseSwap:
         """A step failed in a way none foresaw (out of processes or descriptors in a health
         check): the new release this upgrade started, if any, is stopped and withdrawn, never
         left serving beside the old one, and the steering is undone."""
-        new = self._runs.candidate
+        new = self._program.candidate
         self._unsteer()
         if new is not None:
             await self._launcher.stop_run(new, self._options.drain_seconds)
-            self._runs.withdraw(new)
+            self._program.withdraw(new)
 
     def promote(self, new: RunningChild, old: RunningChild) -> None:
         if self._steering is not None:
             self._steering.to_new()  # new connections go to the new release from now on
-        self._runs.promote(new)
+        self._program.promote(new)
         self._terminal.give_to(new.pgid)
         self._restarts.child_started()
         if old.watchdog is not None:
@@ -241,7 +241,7 @@ class ReleaseSwap:
                     await self._clock.sleep(_QUEUE_CHECK)
             old.send(self._options.stop_signal, group=self._options.group)
             signalled = self._options.group
-            self._runs.drain(old)
+            self._program.drain(old)
             self._publish(
                 ReleaseDraining(old_pid=old.pid, signum=self._options.stop_signal, timeout=timeout)
             )
@@ -254,7 +254,7 @@ class ReleaseSwap:
         # what was queued on them would wait for nobody until its client gives up.
         await self._ladder.stop_group(old, deadline, group_signalled=signalled)
         await old.ended.wait()
-        self._runs.drained(old)
+        self._program.drained(old)
         self._retire_old_sockets()
 
     # -- steering (sockets/_steering.py) ------------------------------------------------
@@ -270,7 +270,7 @@ class ReleaseSwap:
             self._publish(SteeringUnavailable(error=str(exc)))
             return current
         self._steering = steering
-        old = self._runs.current
+        old = self._program.current
         if old is not None:
             # The old release dying mid-upgrade: the new one is all there is, so it gets the
             # connections at once rather than a socket no one accepts from.

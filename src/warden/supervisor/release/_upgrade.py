@@ -37,7 +37,7 @@ from typing import Protocol
 from ..._exceptions import UpgradeFailed, UpgradeRefused, UpgradeRolledBack
 from .._events import UpgradeOutcome
 from .._tally import Tally
-from ._run import RunningChild
+from ._child import RunningChild
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from ...memory._readers import MemoryReader, reader_for
 from .._events import ChildReady, MemoryAtExit, MemoryStopSent
 from .._options import SupervisorOptions
 from ..process._reason import ExitKind, ExitReason
-from ._run import RunningChild
+from ._child import RunningChild
 
 if TYPE_CHECKING:
     from ...memory._sentinel import MemorySentinel, MemoryStatus

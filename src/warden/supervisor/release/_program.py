@@ -17,11 +17,11 @@ import asyncio
 from collections.abc import Iterator
 
 from ..process._reason import ExitReason
-from ._run import RunningChild
+from ._child import RunningChild
 
 
-class Runs:
-    """The program's runs: current, candidate and draining."""
+class Program:
+    """The program: which of its runs is current, which a candidate, which draining."""
 
     def __init__(self) -> None:
         self.current: RunningChild | None = None
