@@ -27,6 +27,7 @@ from ._events import Reloaded as Reloaded
 from ._events import ReloadFinished as ReloadFinished
 from ._events import Reloading as Reloading
 from ._events import ReloadSkipped as ReloadSkipped
+from ._events import Says as Says
 from ._events import SignalHookFailed as SignalHookFailed
 from ._events import SignalReceived as SignalReceived
 from ._events import StateChanged as StateChanged
@@ -66,6 +67,7 @@ __all__ = [
     "ReloadSkipped",
     "Reloaded",
     "Reloading",
+    "Says",
     "SignalHookFailed",
     "SignalReceived",
     "State",
