@@ -15,8 +15,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._exceptions import ConfigurationError
-from ..supervisor._declare import parse_command_line, paths
-from ..supervisor._options import KILL_MARGIN, OPTIONS, SupervisorOptions
+from ..supervisor import _KILL_MARGIN as KILL_MARGIN
+from ..supervisor import _OPTIONS as OPTIONS
+from ..supervisor import SupervisorOptions
+from ..supervisor import _parse_command_line as parse_command_line
+from ..supervisor import _paths as paths
 from ._results import Where
 
 #: The options doctor reads; each one's converter reads only its text.

@@ -30,8 +30,7 @@ from ..lifecycle import (
     StopRequested,
     signal_name,
 )
-from ..memory._events import MemoryLevelChanged
-from ..memory._levels import Level
+from ..memory import Level, MemoryLevelChanged
 from ._events import (
     ChildExited,
     ChildStarted,

@@ -25,7 +25,7 @@ from ..lifecycle import (
     StatusUpdate,
     TimeoutExtended,
 )
-from ..memory._levels import Level
+from ..memory import Level
 from .process._footprint import OOM_SCORE_ADJ_MIN
 from .process._reason import ExitKind, ExitReason
 

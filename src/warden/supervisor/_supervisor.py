@@ -37,7 +37,7 @@ from typing import ClassVar
 from .._exceptions import ConfigurationError
 from .._exitcodes import EXIT_DEADLINE, EXIT_FAILURE
 from ..lifecycle import Clock, Fact, Lifecycle, State
-from ..memory._errors import MemoryCgroupError
+from ..memory import MemoryCgroupError
 from ..observe import notify_systemd
 from ..systemd import Notifier
 from ._closing import ClosingReason
@@ -253,7 +253,7 @@ class Supervisor:
     def _serve_health(self) -> bool:
         """``--health``: bound now, so a busy or bad address is said before the program starts;
         its /metrics read the tally."""
-        from ..observe._server import serve_health
+        from ..observe import serve_health
 
         assert self.options.health is not None
         try:

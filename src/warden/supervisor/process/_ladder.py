@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ...lifecycle import Clock, Fact
-from ...lifecycle._children import child_pids as children
+from ...lifecycle import _child_pids as children
 from .._events import EverythingKilled, LeftoversSignalled, StopSignalSent
 from ._reaper import Reaper
 

@@ -38,15 +38,24 @@ from typing import TYPE_CHECKING
 
 from ...lifecycle import Fact
 
-# Only what every start needs (discovery, attribution): the sentinel, its event sources and
-# actions are imported in start() when an option asks for one (a PID 1 stays small).
-from ...memory._attribution import RunAttribution
-from ...memory._cgroup import MemoryCgroup, find_memory_cgroup
-from ...memory._child_cgroup import ChildCgroup
-from ...memory._errors import MemoryCgroupError, MemoryUnavailableError
-from ...memory._events import MemoryRecycle, MemoryWatchDegraded, OomKillSurvived
-from ...memory._levels import Level
-from ...memory._readers import MemoryReader, reader_for
+# Only what every start needs (discovery, attribution; warden.memory loads each name on first
+# use): the sentinel, its event sources and actions are loaded in start() when an option asks
+# for one (a PID 1 stays small).
+from ...memory import (
+    Level,
+    MemoryCgroup,
+    MemoryCgroupError,
+    MemoryUnavailableError,
+    MemoryWatchDegraded,
+    find_memory_cgroup,
+)
+from ...memory import _ChildCgroup as ChildCgroup
+from ...memory import _limit_of as limit_of
+from ...memory import _MemoryReader as MemoryReader
+from ...memory import _MemoryRecycle as MemoryRecycle
+from ...memory import _OomKillSurvived as OomKillSurvived
+from ...memory import _reader_for as reader_for
+from ...memory import _RunAttribution as RunAttribution
 from .._events import MemoryAtExit, MemoryStopSent
 from .._options import SupervisorOptions
 from ..process._reason import ExitKind, ExitReason
@@ -54,7 +63,7 @@ from ._child import RunningChild
 from ._program import Program
 
 if TYPE_CHECKING:
-    from ...memory._sentinel import MemorySentinel, MemoryStatus
+    from ...memory import MemorySentinel, MemoryStatus
 
 
 class ProgramMemory:
@@ -139,7 +148,7 @@ class ProgramMemory:
                 return
         self._reader = reader_for(self._cgroup)
         if self._wants_sentinel():
-            from ...memory._sentinel import MemorySentinel
+            from ...memory import MemorySentinel
 
             self._sentinel = MemorySentinel(
                 self._cgroup,
@@ -226,17 +235,11 @@ class ProgramMemory:
                 return MemoryAtExit(working_set=peak.working_set, limit=peak.limit)
         if self._cgroup is None:
             return None
-        from ...memory._readers import UNLIMITED, V1Reader, V2Reader
-
-        cgroup = self._cgroup
-        reader = V1Reader(cgroup) if cgroup.version == 1 else V2Reader(cgroup)
         try:
-            limit = reader.cgroup_limit()
+            limit = limit_of(self._cgroup)
         except (OSError, ValueError):
             return None
-        finally:
-            reader.close()
-        return None if limit >= UNLIMITED else MemoryAtExit(working_set=None, limit=limit)
+        return None if limit is None else MemoryAtExit(working_set=None, limit=limit)
 
     def _attribute(self, run: RunningChild, reason: ExitReason) -> ExitReason:
         """``reason`` made precise: ``oom-killed``, or a SIGKILL that was not one."""
