@@ -113,6 +113,22 @@ class _GrpcComponent(ServerComponent, Generic[_ServerT]):
         self._not_serving()
 
     async def start(self) -> None:
+        """Build the server, bind, start; returns once RPCs are accepted (health SERVING)."""
+        server = self._new_server()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        if self._register is not None:
+            self._register(server)
+        self._bind(server)
+        await self._start_serving(server)
+        self._server = server
+        if self._relay is not None:
+            self._relay.start()
+
+    def _new_server(self) -> _ServerT:
+        raise NotImplementedError
+
+    async def _start_serving(self, server: _ServerT) -> None:
+        """Start ``server``; its health says SERVING."""
         raise NotImplementedError
 
     def _not_serving(self) -> None:
@@ -139,9 +155,6 @@ class _GrpcComponent(ServerComponent, Generic[_ServerT]):
 
     async def _cancel_all(self, settle: float) -> None:
         raise NotImplementedError
-
-    def _serving(self) -> None:
-        self._health.set(health.OVERALL_HEALTH, health_pb2.HealthCheckResponse.SERVING)
 
 
 class GrpcServer(_GrpcComponent[grpc.Server]):
@@ -184,22 +197,16 @@ class GrpcServer(_GrpcComponent[grpc.Server]):
     def _make_health(self) -> health.HealthServicer:
         return health.HealthServicer()
 
-    async def start(self) -> None:
-        """Build the server, bind, start; returns once RPCs are accepted."""
-        server = grpc.server(
+    def _new_server(self) -> grpc.Server:
+        return grpc.server(
             self._pool,
             interceptors=[TrackingInterceptor(self.inflight, self._peer), *self._interceptors],
             options=self._options,
         )
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        if self._register is not None:
-            self._register(server)
-        self._bind(server)
+
+    async def _start_serving(self, server: grpc.Server) -> None:
         server.start()
-        self._server = server
-        self._serving()
-        if self._relay is not None:
-            self._relay.start()
+        self._health.set(health.OVERALL_HEALTH, health_pb2.HealthCheckResponse.SERVING)
 
     def _not_serving(self) -> None:
         assert isinstance(self._health, health.HealthServicer)
@@ -229,25 +236,16 @@ class AioGrpcServer(_GrpcComponent[grpc.aio.Server]):
     def _make_health(self) -> health.aio.HealthServicer:
         return health.aio.HealthServicer()
 
-    async def start(self) -> None:
-        """Build the server on the running loop, bind, start; returns once RPCs are accepted."""
-        server = grpc.aio.server(
+    def _new_server(self) -> grpc.aio.Server:  # on the running loop
+        return grpc.aio.server(
             migration_thread_pool=self._pool,
             interceptors=[AioTrackingInterceptor(self.inflight, self._peer), *self._interceptors],
             options=self._options,
         )
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        if self._register is not None:
-            self._register(server)
-        self._bind(server)
-        await server.start()
-        self._server = server
-        await self._health.set(health.OVERALL_HEALTH, health_pb2.HealthCheckResponse.SERVING)
-        if self._relay is not None:
-            self._relay.start()
 
-    def _serving(self) -> None:  # the aio servicer's set() is a coroutine: see start()
-        pass
+    async def _start_serving(self, server: grpc.aio.Server) -> None:
+        await server.start()
+        await self._health.set(health.OVERALL_HEALTH, health_pb2.HealthCheckResponse.SERVING)
 
     def _not_serving(self) -> None:
         assert isinstance(self._health, health.aio.HealthServicer)
