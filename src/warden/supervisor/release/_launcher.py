@@ -167,13 +167,13 @@ class Launcher:
             reason = reason.refined(ExitKind.WATCHDOG_TIMEOUT)
         now = self._clock.now()
         child.mark_ended(reason, now)
-        self._program.record_end(child)
+        current = self._program.record_end(child)
         self._publish(
             ChildExited(
                 pid=child.pid,
                 reason=reason,
                 uptime=now - child.started_at,
-                current=self._program.is_current(child),
+                current=current,
                 memory=memory,
             )
         )

@@ -78,10 +78,14 @@ class Program:
         if self.draining is old:
             self.draining = None
 
-    def record_end(self, run: RunningChild) -> None:
-        """``run`` ended (or its reason was refined): the program's, if it is the current one."""
-        if run is self.current and run.reason is not None:
+    def record_end(self, run: RunningChild) -> bool:
+        """``run`` ended (or its reason was refined): the program's last end, if it is the
+        current run; returns whether it is."""
+        if run is not self.current:
+            return False
+        if run.reason is not None:
             self.last_reason = run.reason
+        return True
 
     def is_current(self, run: RunningChild) -> bool:
         return run is self.current
