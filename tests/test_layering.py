@@ -1,6 +1,7 @@
-"""One-way layering (docs/design.md): each layer imports only the layers below it.
+"""One-way layering (docs/design.md): each layer imports only the layers below it, and
+through its front door.
 
-Two checks, for every layer:
+Three checks, for every layer:
 
 * **At run time.** Each module of the layer (private ones too) is imported in a fresh
   interpreter whose import system refuses, to any module of that layer, the parts of warden it
@@ -8,6 +9,10 @@ Two checks, for every layer:
   fails, whether or not a test happens to reach that module.
 * **In the source.** Every ``import`` statement of the layer, the lazy ones inside functions
   and those under ``if TYPE_CHECKING:`` included, names only allowed parts.
+* **Through the front door.** A package speaks to the others through its ``__init__``: no
+  import statement outside ``warden.X`` names a private module of it (``warden.X._y``, or
+  ``from warden.X import _y`` where ``_y`` is a module). What another warden package needs
+  and users should not is exported from ``warden.X`` under a private name.
 
 The root leaf modules (stdlib only) are open to every layer: they are how the CLI client
 shares code with the supervisor without loading asyncio.
@@ -25,7 +30,17 @@ from pathlib import Path
 import pytest
 
 #: Modules at the package root that every layer may import: stdlib only, no asyncio.
-LEAVES = ("_exceptions", "_durations", "_exitcodes", "_unix", "_paths", "_version", "_yaml")
+LEAVES = (
+    "_exceptions",
+    "_durations",
+    "_sizes",
+    "_exitcodes",
+    "_unix",
+    "_paths",
+    "_version",
+    "_yaml",
+    "_lazy",
+)
 
 #: Each layer -> the other layers it may import directly (besides the leaves).
 LAYERS: dict[str, tuple[str, ...]] = {
@@ -186,3 +201,71 @@ def test_a_wrong_way_import_is_caught() -> None:
     assert "imports warden.lifecycle, which observe may not use" in result.stderr
     wrong = _wrong_imports("observe", {"observe", "systemd", *LEAVES})
     assert any(line.endswith("imports warden.lifecycle") for line in wrong), wrong
+
+
+def _private_modules_imported(module: str, path: Path, source: str) -> list[str]:
+    """Each import in ``source`` (module ``module``, file ``path``) of a private module of a
+    warden package other than its own: ``warden.X._y...`` imported from outside ``warden.X``."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    wrong = []
+    for node in ast.walk(ast.parse(source, str(path))):
+        if not isinstance(node, ast.Import | ast.ImportFrom):
+            continue
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        else:
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            # `from warden.X import _y` names the module _y when there is one.
+            targets = [
+                f"{base}.{a.name}" if _is_module(f"{base}.{a.name}") else base for a in node.names
+            ]
+        for target in targets:
+            parts = target.split(".")
+            if parts[0] != "warden" or len(parts) < 3 or not _exists(parts[1]):
+                continue
+            owner = f"warden.{parts[1]}"
+            private = any(part.startswith("_") for part in parts[2:])
+            if private and module != owner and not module.startswith(owner + "."):
+                wrong.append(f"{path.relative_to(_root().parent)}:{node.lineno} imports {target}")
+    return wrong
+
+
+def _is_module(dotted: str) -> bool:
+    parts = dotted.split(".")
+    if parts[0] != "warden":
+        return False
+    where = _root().joinpath(*parts[1:])
+    return where.with_suffix(".py").exists() or (where / "__init__.py").exists()
+
+
+def _module_of(path: Path) -> str:
+    relative = path.relative_to(_root().parent).with_suffix("")
+    return ".".join(relative.parts).removesuffix(".__init__")
+
+
+def test_no_module_imports_a_private_module_of_another_package() -> None:
+    wrong = []
+    for path in sorted(_root().rglob("*.py")):
+        wrong += _private_modules_imported(_module_of(path), path, path.read_text())
+    assert wrong == [], "import these through the package's __init__"
+
+
+def test_a_private_import_from_outside_is_caught() -> None:
+    # The check itself can fail: the memory package's private levels module, from the
+    # supervisor (the way the supervisor's options once took it), and from doctor by name.
+    planted = "from ..memory._levels import Level\nfrom warden.memory import _sizes\n"
+    path = _root() / "supervisor" / "_options.py"
+    wrong = _private_modules_imported("warden.supervisor._options", path, planted)
+    assert [line.rsplit(" ", 1)[1] for line in wrong] == [
+        "warden.memory._levels",
+        "warden.memory._sizes",
+    ]
+    # Inside the package, or a private name exported by its __init__, is fine.
+    inside = _root() / "memory" / "_sentinel.py"
+    assert _private_modules_imported("warden.memory._sentinel", inside, planted) == []
+    exported = "from ..memory import _MIN_LIMIT\nfrom warden import _durations\n"
+    assert _private_modules_imported("warden.supervisor._options", path, exported) == []

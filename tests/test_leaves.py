@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from warden import ConfigurationError
-from warden._durations import parse_duration, parse_size
+from warden._durations import parse_duration
 from warden._paths import default_control_path, runtime_dir
+from warden._sizes import parse_size
 from warden._unix import (
     SUN_PATH_MAX,
     clear_stale_socket,

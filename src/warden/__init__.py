@@ -12,7 +12,6 @@ needs: a PID 1 should stay small.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 from ._exceptions import ConfigurationError as ConfigurationError
@@ -21,6 +20,7 @@ from ._exceptions import LifecycleError as LifecycleError
 from ._exceptions import SignalHandlerError as SignalHandlerError
 from ._exceptions import StartupError as StartupError
 from ._exceptions import WardenError as WardenError
+from ._lazy import lazy
 
 if TYPE_CHECKING:
     from .config import ConfigStore as ConfigStore
@@ -31,11 +31,11 @@ if TYPE_CHECKING:
     from .lifecycle import State as State
     from .lifecycle import Timeline as Timeline
     from .memory import watch_memory as watch_memory
+    from .observe import health_asgi as health_asgi
+    from .observe import health_wsgi as health_wsgi
     from .observe import log_events as log_events
     from .observe import notify_systemd as notify_systemd
-    from .observe._asgi import health_asgi as health_asgi
-    from .observe._server import serve_health as serve_health
-    from .observe._wsgi import health_wsgi as health_wsgi
+    from .observe import serve_health as serve_health
     from .systemd import Notifier as Notifier
     from .systemd import listen_fds as listen_fds
 
@@ -54,19 +54,12 @@ _LAZY = {
     "listen_fds": "warden.systemd",
     "ConfigStore": "warden.config",
     "watch_memory": "warden.memory",
-    "serve_health": "warden.observe._server",
-    "health_asgi": "warden.observe._asgi",
-    "health_wsgi": "warden.observe._wsgi",
+    "serve_health": "warden.observe",
+    "health_asgi": "warden.observe",
+    "health_wsgi": "warden.observe",
 }
 
-
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'warden' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:

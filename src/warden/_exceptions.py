@@ -1,41 +1,57 @@
 """Every error warden raises.
 
 One base class, so ``except warden.WardenError`` catches all of warden's own errors, and
-subclasses of the built-in exceptions callers already expect. Public classes are exported from
-``warden``; the others (marked ``_``) are caught inside warden and reach a user as a message::
+subclasses of the built-in exceptions callers already expect. The public ones are exported
+from ``warden`` (or from their package: ``warden.doctor.InputError``); the others are caught
+inside warden and reach a user as a message. The whole tree (``tests/test_exceptions.py``
+walks every class warden defines and checks it against this drawing)::
 
-    WardenError
+    WardenError(Exception)
     ├── ConfigurationError(ValueError)   a bad value: timeout, duration, option, env variable
     │   ├── DependencyError               unknown name in depends_on, cycle, duplicate name
     │   ├── ConfigError                   a config file cannot be used: file, line, field, reason
-    │   ├── _UsageError                   the command line (cli: one line, exit 2)
-    │   └── _ControlInUseError            another warden is live on the control path
+    │   ├── UsageError                    the command line (cli: one line, exit 2)
+    │   └── ControlInUseError             another warden is live on the control path
     ├── LifecycleError(RuntimeError)      an operation at the wrong time (add after start, ...)
     │   └── SignalHandlerError            signal handling asked for off the main thread
     ├── StartupError(RuntimeError)        a component failed to start (the cause is chained)
-    ├── SpawnError(OSError)               warden run: the command cannot be executed (126/127)
-    ├── ListenError(OSError)              warden run: a --listen socket cannot be bound
-    ├── _NotReady                         warden run: the program missed its readiness gate
-    ├── _UpgradeRefused                   no upgrade can start now (nothing ready, stopping)
-    ├── _UpgradeFailed                    an upgrade's step failed; the old release serves
-    │   └── _UpgradeRolledBack            the new release failed inside the confirmation window
-    ├── _ControlError                     a control request that cannot be done (the reply)
     ├── MissingExtraError(ImportError)    an optional extra is not installed: warden[watch], [yaml]
     ├── MemoryCgroupError(OSError)        a memory cgroup cannot be read, created, limited, removed
     │   └── MemoryUnavailableError        no memory cgroup visible; the host is watched instead
-    └── ServeError(OSError)               integrations: a server cannot listen where told
+    ├── ServeError(OSError)               integrations: a server cannot listen where told
+    ├── SpawnError(OSError)               warden run: the command cannot be executed (126/127)
+    ├── ListenError(OSError)              warden run: a --listen socket cannot be bound
+    ├── TerminationLogError(OSError)      warden run: the termination message is not written
+    ├── NotReady                          warden run: the program missed its readiness gate
+    ├── UpgradeRefused                    no upgrade can start now (nothing ready, stopping)
+    ├── UpgradeFailed                     an upgrade's step failed; the old release serves
+    │   └── UpgradeRolledBack             the new release failed inside the confirmation window
+    ├── ControlError                      a control request that cannot be done (the reply)
+    ├── RefusedYAMLError(ValueError)      a YAML document refused before it is built
+    ├── InputError                        warden doctor: a file it cannot read (exit 2)
+    ├── NumberError(ValueError)           warden doctor: not a quantity or time span
+    └── _NoWarden                         the control client: no warden answers (exit 1)
 
-The underscored classes are defined here too (without the underscore), so the supervisor and
-the CLI import them from here; ``SpawnError`` and ``ListenError`` carry the logic that explains
-their cause, so they live beside it (``supervisor/process/_spawn.py``,
-``supervisor/sockets/_held.py``) and derive from :class:`WardenError` there; so do the config
-store's (``config/_errors.py``), the memory sentinel's (``memory/_errors.py``) and the
-integrations' (``integrations/_errors.py``).
+Most are defined here. Those that carry the logic that explains their cause live beside it
+and derive from :class:`WardenError` there: ``SpawnError`` (``supervisor/process/_spawn.py``),
+``ListenError`` (``supervisor/sockets/_held.py``), ``TerminationLogError``
+(``supervisor/_termination_log.py``), the config store's (``config/_errors.py``), the memory
+sentinel's (``memory/_errors.py``), the integrations' (``integrations/_errors.py``), the YAML
+reader's (``_yaml.py``), doctor's (``doctor/_inputs.py``, ``doctor/_numbers.py``) and the
+control client's (``cli/_control.py``).
 
-Every message names the thing, the value and what to do about it.
+Every message names the thing, the value and what to do about it (:func:`shown` writes a
+value given, cut to a readable length).
 """
 
 from __future__ import annotations
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """``repr(value)`` for an error line, cut to about ``limit`` characters (a value of
+    thousands of digits is named, not printed)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 12]}... ({len(text)} chars)"
 
 
 class WardenError(Exception):

@@ -23,12 +23,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from ._exceptions import WardenError
+
 ALIAS_ALLOWANCE = 10_000
 """Nodes that aliases may add to a document whatever its size: generous for a config's
 ``<<: *defaults``, far below what hurts (a billion laughs of depth 4 adds 74,000)."""
 
 
-class RefusedYAMLError(ValueError):
+class RefusedYAMLError(WardenError, ValueError):
     """A YAML document refused before it is built: aliases that expand far beyond what the
     file holds, an alias inside itself, or nesting deeper than the parser can follow.
     ``line`` is where the document (or the problem) starts, 1-based."""

@@ -79,4 +79,4 @@ def test_the_demo_itself_loads_no_event_loop_and_no_supervisor() -> None:
     loaded = json.loads(done.stdout)
     assert "asyncio" not in loaded
     layers = {name.split(".")[1] for name in loaded}
-    assert layers <= {"demo", "memory", "_exceptions", "_version", "_durations"}, layers
+    assert layers <= {"demo", "memory", "_exceptions", "_version", "_durations", "_lazy"}, layers

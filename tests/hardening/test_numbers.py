@@ -20,8 +20,9 @@ import pytest
 
 import warden
 from tests.hardening.conftest import run, warden_argv
-from warden._durations import MAX_SIZE, parse_duration, parse_size
+from warden._durations import parse_duration
 from warden._exceptions import ConfigurationError
+from warden._sizes import MAX_SIZE, parse_size
 from warden.memory import MemorySentinel, Thresholds, watch_memory
 from warden.memory import parse_size as memory_parse_size
 from warden.supervisor import SupervisorOptions

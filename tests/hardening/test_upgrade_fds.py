@@ -20,8 +20,9 @@ from tests.supervisor._socket_peers import http_get
 from tests.supervisor._systemd_peers import Manager
 from tests.supervisor.conftest import Processes, manager  # noqa: F401 (a fixture)
 from tests.supervisor.test_upgrade import Service
-from warden.supervisor.release._run import RunningChild
-from warden.supervisor.release._upgrade import Upgrader, UpgradeResult
+from warden.supervisor import Supervisor, SupervisorOptions
+from warden.supervisor.release._child import RunningChild
+from warden.supervisor.release._readiness import parse_ready
 
 pytestmark = pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs prlimit")
 
@@ -77,51 +78,27 @@ def test_an_upgrade_out_of_fds_fails_cleanly(
     assert service.stop() == 0
 
 
-class _Unforeseen:
-    """Upgrade steps whose spawn fails in a way no step foresaw (a bug, a new errno)."""
+async def test_an_unforeseen_failure_is_a_counted_failed_upgrade(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A spawn that fails in a way no step foresaw (a bug, a new errno).
+    supervisor = Supervisor(SupervisorOptions(command=("app",), ready=parse_ready("notify")))
+    old = RunningChild(4242, ("app",), 0.0)
+    old.ready_at = 0.0
+    supervisor.program.start(old)
+    launcher = supervisor.upgrader._launcher
 
-    def __init__(self, old: RunningChild) -> None:
-        self.old = old
-        self.events: list[str] = []
-        self.results: list[UpgradeResult] = []
-
-    def current(self) -> RunningChild:
-        return self.old
-
-    async def check(self) -> None:
-        return None
-
-    async def start_new(self) -> RunningChild:
+    def spawn(sockets: object = None) -> RunningChild:
         raise RuntimeError("something no step foresaw")
 
-    async def confirm(self, new: RunningChild, old: RunningChild) -> None:
-        raise AssertionError("not reached")
-
-    async def abandon(self) -> None:
-        self.events.append("abandoned")  # the new release it may have started: stopped
-
-    def promote(self, new: RunningChild, old: RunningChild) -> None:
-        raise AssertionError("not reached")
-
-    async def drain(self, old: RunningChild) -> None:
-        raise AssertionError("not reached")
-
-    def began(self, old: RunningChild) -> None:
-        self.events.append("began")
-
-    def finished(self, result: UpgradeResult) -> None:
-        self.events.append("finished")
-        self.results.append(result)
-
-
-async def test_an_unforeseen_failure_is_a_counted_failed_upgrade() -> None:
-    steps = _Unforeseen(RunningChild(4242, ("app",), 0.0))
-    upgrader = Upgrader(steps)
-    result, _ = await upgrader.request()
+    monkeypatch.setattr(launcher, "spawn", spawn)
+    result, _ = await supervisor.upgrader.request()
     assert result.result == "failed"
     assert result.detail == (
         "the upgrade failed: RuntimeError: something no step foresaw; pid 4242 keeps serving"
     )
     # Whatever it started is stopped, and RELOADING=1 upward gets its READY=1.
-    assert steps.events == ["began", "abandoned", "finished"]
-    assert upgrader.tally.upgrades["failed"] == 1
+    kinds = [event.kind for event in supervisor.lifecycle.timeline]
+    assert kinds == ["upgrade.started", "upgrade.finished"]
+    assert supervisor.program.candidate is None
+    assert supervisor.upgrader.tally.upgrades["failed"] == 1

@@ -19,9 +19,10 @@ from typing import NoReturn
 
 from .._exceptions import ConfigurationError, UsageError
 from .._exitcodes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from ..supervisor import _OPTIONS as OPTIONS
 from ..supervisor import Supervisor, SupervisorOptions
-from ..supervisor._declare import add_arguments, given_values
-from ..supervisor._options import OPTIONS
+from ..supervisor import _add_arguments as add_arguments
+from ..supervisor import _given_values as given_values
 
 __all__ = ["UsageError", "main", "parse"]
 
@@ -137,7 +138,7 @@ def main(argv: list[str]) -> int:
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     from ..observe import log_events
-    from ..supervisor.process._signals import ignore_unforwarded
+    from ..supervisor import _ignore_unforwarded as ignore_unforwarded
 
     ignore_unforwarded()
     try:
@@ -196,7 +197,7 @@ def _say(text: str) -> None:
     """
     if sys.stderr is None:
         return
-    from ..observe._stream import write_bounded
+    from ..observe import _write_bounded as write_bounded
 
     try:
         fd = sys.stderr.fileno()

@@ -9,8 +9,9 @@ descriptor on the event loop (standard library only).
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from .._lazy import lazy
 
 if TYPE_CHECKING:
     from ._errors import ConfigError as ConfigError
@@ -24,7 +25,10 @@ if TYPE_CHECKING:
     from ._sources import DEFAULT_MAX_BYTES as DEFAULT_MAX_BYTES
     from ._store import ConfigStore as ConfigStore
     from ._watch import DEFAULT_DEBOUNCE as DEFAULT_DEBOUNCE
+    from ._watch import file_digest
     from ._watch import watch_for_changes as watch_for_changes
+
+    _file_digest = file_digest
 
 # Loaded on first use (PEP 562): `warden run --reload-on-change` needs the watch alone
 # (``warden.config._watch``), not the store, its parsers and their imports.
@@ -41,16 +45,11 @@ _LAZY = {
     "ConfigStore": "warden.config._store",
     "DEFAULT_DEBOUNCE": "warden.config._watch",
     "watch_for_changes": "warden.config._watch",
+    # Internal: for warden run --reload-on-change; not public API.
+    "_file_digest": "warden.config._watch:file_digest",
 }
 
-
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'warden.config' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from warden.lifecycle import Fact, Reloaded, Reloading
+from warden.lifecycle import Fact, Reloaded, Reloading, Says
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,6 +33,7 @@ class ConfigReloaded(Fact):
     """
 
     kind: ClassVar[str] = "config.reloaded"
+    says: ClassVar[Says] = Says(name="{file}", duration="took")
     file: Path
     revision: int
     digest: str
@@ -42,18 +43,10 @@ class ConfigReloaded(Fact):
     commit_errors: tuple[str, ...] = ()
 
     @property
-    def name(self) -> str:
-        return str(self.file)
-
-    @property
     def outcome(self) -> str:
         if self.commit_errors:
             return "warning"
         return "ok" if self.changed else "unchanged"
-
-    @property
-    def duration(self) -> float:
-        return self.took
 
     @property
     def detail(self) -> str:
@@ -77,24 +70,13 @@ class ConfigReloadFailed(Fact):
     """
 
     kind: ClassVar[str] = "config.reload_failed"
+    says: ClassVar[Says] = Says(name="{file}", outcome="failed", duration="took")
     file: Path
     revision: int
     error: str
     stage: str
     took: float
     trigger: str
-
-    @property
-    def name(self) -> str:
-        return str(self.file)
-
-    @property
-    def outcome(self) -> str:
-        return "failed"
-
-    @property
-    def duration(self) -> float:
-        return self.took
 
     @property
     def detail(self) -> str:
@@ -109,15 +91,8 @@ class ConfigReloading(Reloading):
 
     kind: ClassVar[str] = "config.reloading"
     for_people: ClassVar[bool] = False  # config.reloaded or config.reload_failed follows
+    says: ClassVar[Says] = Says(name="{file}", detail="changed on disk; reloading")
     file: Path
-
-    @property
-    def name(self) -> str:
-        return str(self.file)
-
-    @property
-    def detail(self) -> str:
-        return "changed on disk; reloading"
 
     @property
     def status(self) -> str:
@@ -130,12 +105,9 @@ class ConfigWatchDone(Reloaded):
 
     kind: ClassVar[str] = "config.reload_done"
     for_people: ClassVar[bool] = False  # config.reloaded or config.reload_failed said it
+    says: ClassVar[Says] = Says(name="{file}")
     file: Path
     ok: bool
-
-    @property
-    def name(self) -> str:
-        return str(self.file)
 
     @property
     def outcome(self) -> str:

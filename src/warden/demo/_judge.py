@@ -86,10 +86,8 @@ def judge_start(m: Started) -> StepReport:
         if m.gate
         else f"not ready: {m.error}"
     )
-    return StepReport(
+    return _report(
         "start",
-        PROMISES["start"],
-        verdict_of(checks),
         summary,
         checks,
         m.figures,
@@ -146,10 +144,8 @@ def judge_config(m: Reloaded) -> StepReport:
         f"{m.new!r} live {_s(m.applied_after)} after the ..data swap; "
         f"a broken one refused, {m.new!r} kept"
     )
-    return StepReport(
+    return _report(
         "config reload",
-        PROMISES["config reload"],
-        verdict_of(checks),
         summary,
         checks,
         m.figures,
@@ -191,10 +187,8 @@ def judge_upgrade(m: Upgraded) -> StepReport:
         _failed(m.figures),
     )
     summary = f"release 1 → 2 in {_s(m.took)} under load, {m.figures.failed} failed"
-    return StepReport(
+    return _report(
         "upgrade",
-        PROMISES["upgrade"],
-        verdict_of(checks),
         summary,
         checks,
         m.figures,
@@ -232,10 +226,8 @@ def judge_rollback(m: RolledBack) -> StepReport:
     else:
         summary = f"release 3 was not rolled back ({u.result}); {u.figures.failed} failed"
     said = u.said + ((m.put_back,) if m.put_back else ())
-    return StepReport(
+    return _report(
         "broken release",
-        PROMISES["broken release"],
-        verdict_of(checks),
         summary,
         checks,
         u.figures,
@@ -330,10 +322,8 @@ def judge_memory(m: Leaked) -> StepReport:
         summary += f"oom_kill +{(m.oom_after or 0) - (m.oom_before or 0)}; {m.lost} writes lost"
     else:
         summary = f"the leak was not caught: {m.ended or m.error or 'no end seen'}"
-    return StepReport(
+    return _report(
         "memory",
-        PROMISES["memory"],
-        verdict_of(checks),
         summary,
         checks,
         m.figures,
@@ -413,10 +403,8 @@ def judge_stop(m: Stopped) -> StepReport:
         f"readiness false in {_s(m.readiness_false_after)}; "
         f"{m.answered} of {m.in_flight} in flight answered; exit {m.exit_code}"
     )
-    return StepReport(
+    return _report(
         "graceful stop",
-        PROMISES["graceful stop"],
-        verdict_of(checks),
         summary,
         checks,
         m.figures,
@@ -432,4 +420,26 @@ def judge_stop(m: Stopped) -> StepReport:
             "writes_acknowledged": m.writes,
             "writes_lost": m.lost,
         },
+    )
+
+
+def _report(
+    name: str,
+    summary: str,
+    checks: tuple[Check, ...],
+    figures: Figures | None,
+    *,
+    said: tuple[str, ...] = (),
+    measured: dict[str, object],
+) -> StepReport:
+    """The report of step ``name``: its promise, and the verdict its checks reach."""
+    return StepReport(
+        name,
+        PROMISES[name],
+        verdict_of(checks),
+        summary,
+        checks,
+        figures,
+        said=said,
+        measured=measured,
     )

@@ -42,7 +42,7 @@ from typing import ClassVar, TextIO
 from urllib.parse import parse_qs, urlsplit
 
 from warden.config import ConfigStore
-from warden.lifecycle import Event, Fact, Lifecycle
+from warden.lifecycle import Event, Fact, Lifecycle, Says
 from warden.systemd import listen_fds
 
 from ._release import FAULT_500, Release
@@ -75,12 +75,9 @@ class Serving(Fact):
     """The HTTP front serves ``sockets`` (as handed over by warden)."""
 
     kind: ClassVar[str] = "demo.serving"
+    says: ClassVar[Says] = Says(detail="release {release} on {sockets:list}")
     release: int
     sockets: tuple[str, ...]
-
-    @property
-    def detail(self) -> str:
-        return f"release {self.release} on {', '.join(self.sockets)}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,11 +99,8 @@ class Broken(Fact):
     """The broken release passed its first readiness check and answers 500 from now on."""
 
     kind: ClassVar[str] = "demo.broken"
+    says: ClassVar[Says] = Says(detail="release {release} answers 500 from now on")
     release: int
-
-    @property
-    def detail(self) -> str:
-        return f"release {self.release} answers 500 from now on"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,11 +108,8 @@ class SlowRequest(Fact):
     """A slow request is in hand; it is answered after ``ms``, a stop or not."""
 
     kind: ClassVar[str] = "demo.slow"
+    says: ClassVar[Says] = Says(detail="answering in {ms:g} ms")
     ms: float
-
-    @property
-    def detail(self) -> str:
-        return f"answering in {self.ms:g} ms"
 
 
 class FactLog:

@@ -11,10 +11,9 @@ from ._inputs import Source
 from ._kubernetes import container_deployments
 from ._manifests import Manifests, read_manifest
 from ._results import Where
-from ._servers import read_server
 from ._systemd import service_deployments
 from ._units import UnitFile, read_unit
-from ._warden import EnvVar, read_warden
+from ._warden import EnvVar, read_launched
 
 
 def gather(sources: list[Source]) -> tuple[list[Deployment], list[tuple[str, str]]]:
@@ -64,11 +63,7 @@ def _image(image: Image, *, consumed: bool) -> Deployment:
         shell_form = command is not None and command.shell_form
         known = {k: v for k, (v, _) in image.env.items()}
         launch = read_launch(argv, shell_form=shell_form, env=known)
-        program = launch.command
-        if launch.warden is not None:
-            warden = read_warden(launch.warden, env, where)
-            program = warden.command
-        server = read_server(program, {k: v.value for k, v in env.items()})
+        warden, server = read_launched(launch, env, where)
     return Deployment(
         platform="image",
         where=where,

@@ -16,6 +16,8 @@ import re
 from collections.abc import Iterable
 from typing import IO, Literal
 
+from .._exceptions import WardenError
+
 Kind = Literal["manifest", "unit", "containerfile"]
 
 #: How standard input is named in messages.
@@ -27,7 +29,7 @@ _CONTAINERFILE = re.compile(
 )
 
 
-class InputError(Exception):
+class InputError(WardenError):
     """Input doctor cannot read: one line naming the file (and line) and why (exit 2)."""
 
     def __init__(self, file: str, reason: str, line: int | None = None) -> None:

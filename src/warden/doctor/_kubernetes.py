@@ -19,8 +19,7 @@ from ._inputs import InputError
 from ._manifests import Balancer, Manifests, Node, PodTemplate
 from ._numbers import Number, NumberError, kubernetes_quantity, kubernetes_seconds
 from ._results import Where
-from ._servers import read_server
-from ._warden import EnvVar, read_warden
+from ._warden import EnvVar, read_launched
 
 DEFAULT_GRACE = 30.0
 DRAIN_ANNOTATION = "warden.dev/drain-seconds"
@@ -80,13 +79,7 @@ def _container(
     server = None
     if launch is not None:
         env = {**env, **{k: EnvVar(v, here) for k, v in launch.assignments.items()}}
-        if launch.warden is not None:
-            warden = read_warden(launch.warden, env, here)
-            program = warden.command
-        else:
-            program = launch.command
-        values = {name: var.value for name, var in env.items()}
-        server = read_server(program, values)
+        warden, server = read_launched(launch, env, here)
     spec = pod.spec
     return Deployment(
         platform="kubernetes",

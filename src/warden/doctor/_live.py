@@ -16,9 +16,9 @@ from pathlib import Path
 
 from .._paths import default_control_path, runtime_dir
 from .._unix import SUN_PATH_MAX, path_bytes, untrusted_path
-from ..memory._cgroup import find_memory_cgroup
-from ..memory._errors import MemoryUnavailableError
-from ..memory._readers import UNLIMITED, V1Reader, V2Reader, parse_meminfo
+from ..memory import MemoryUnavailableError, find_memory_cgroup
+from ..memory import _limit_of as limit_of
+from ..memory import _parse_meminfo as parse_meminfo
 from ._commands import warden_arguments
 from ._results import Report, Result, Where, error, ok, warning
 
@@ -59,14 +59,10 @@ def _memory(root: Path) -> Result:
             f"no memory cgroup warden could read ({exc})",
             "run where the memory controller is mounted (cgroup v2 with memory enabled, or v1)",
         )
-    reader = V1Reader(cgroup) if cgroup.version == 1 else V2Reader(cgroup)
-    try:
-        limit = reader.cgroup_limit()
-    finally:
-        reader.close()
+    limit = limit_of(cgroup)
     place = f"cgroup v{cgroup.version} {cgroup.path}"
     node = f"the node's {_mib(total)}"
-    if limit >= UNLIMITED:
+    if limit is None:
         return warning(
             "live-memory",
             where,

@@ -12,10 +12,11 @@ import dataclasses
 import math
 import re
 
+from .._exceptions import WardenError
 from ._results import Where
 
 
-class NumberError(ValueError):
+class NumberError(WardenError, ValueError):
     """A value that is not a number in its format; the message names the value."""
 
 

@@ -18,9 +18,8 @@ from ._deployment import Deployment
 from ._inputs import InputError
 from ._numbers import Number, NumberError, systemd_size, systemd_timespan
 from ._results import Where
-from ._servers import read_server
 from ._units import UnitFile
-from ._warden import EnvVar, read_warden
+from ._warden import EnvVar, read_launched
 
 DEFAULT_TIMEOUT_STOP = 90.0
 _PREFIXES = "@-:+!"
@@ -53,11 +52,7 @@ def _service(unit: UnitFile, sockets: list[UnitFile], notes: list[tuple[str, str
         known = {k: v.value for k, v in env.items() if v.value is not None}
         launch = read_launch(argv, env=known)
         env = {**env, **{k: EnvVar(v, where) for k, v in launch.assignments.items()}}
-        program = launch.command
-        if launch.warden is not None:
-            warden = read_warden(launch.warden, env, where)
-            program = warden.command
-        server = read_server(program, {k: v.value for k, v in env.items()})
+        warden, server = read_launched(launch, env, where)
     return Deployment(
         platform="systemd",
         where=where,

@@ -15,9 +15,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._exceptions import ConfigurationError
-from ..supervisor._declare import parse_command_line, paths
-from ..supervisor._options import KILL_MARGIN, OPTIONS, SupervisorOptions
+from ..supervisor import _KILL_MARGIN as KILL_MARGIN
+from ..supervisor import _OPTIONS as OPTIONS
+from ..supervisor import SupervisorOptions
+from ..supervisor import _parse_command_line as parse_command_line
+from ..supervisor import _paths as paths
+from ._commands import Launch
 from ._results import Where
+from ._servers import Server, read_server
 
 #: The options doctor reads; each one's converter reads only its text.
 READ = (
@@ -103,6 +108,19 @@ class EnvVar:
 
     value: str | None
     where: Where
+
+
+def read_launched(
+    launch: Launch, env: Mapping[str, EnvVar], where: Where
+) -> tuple[WardenRun | None, Server | None]:
+    """What ``launch`` runs: warden's options when it runs warden, and the server in the end
+    (warden's program, else the command itself)."""
+    warden = None
+    program = launch.command
+    if launch.warden is not None:
+        warden = read_warden(launch.warden, env, where)
+        program = warden.command
+    return warden, read_server(program, {name: var.value for name, var in env.items()})
 
 
 def read_warden(arguments: Sequence[str], env: Mapping[str, EnvVar], where: Where) -> WardenRun:

@@ -22,9 +22,8 @@ import signal
 import time
 from pathlib import Path
 
-from ..memory._cgroup import find_memory_cgroup
-from ..memory._errors import MemoryUnavailableError
-from ..memory._readers import parse_keyed
+from ..memory import MemoryUnavailableError, find_memory_cgroup
+from ..memory import _parse_keyed as parse_keyed
 from ._kernel_log import KernelLine, OomKill, oom_kills, read_kernel_log
 from ._results import Report, Result, Where, error, ok, warning
 

@@ -1,11 +1,12 @@
 """What every server integration is: a named lifecycle component that serves and drains.
 
 :class:`ServerComponent` registers the subclass's ``start`` and ``stop`` with the lifecycle,
-keeps what every one of them is given (the handed sockets or an address, the grace, the stop
-timeout), and publishes the two facts of every drain: ``Draining`` when the lifecycle begins
-to drain (after the DRAINING event, never inside it), and ``WorkCut`` when the grace ends
-with work still running. The subclasses hold only what differs: how a server says "leave"
-(``Connection: close``, GOAWAY, health NOT_SERVING) and how it stops.
+keeps what every one of them is given (:class:`Serve`: the name, the handed sockets or an
+address, the grace, what it depends on, the stop timeout), and publishes the two facts of
+every drain: ``Draining`` when the lifecycle begins to drain (after the DRAINING event, never
+inside it), and ``WorkCut`` when the grace ends with work still running. The subclasses hold
+only what differs: how a server says "leave" (``Connection: close``, GOAWAY, health
+NOT_SERVING) and how it stops.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar, TypedDict, cast
 
 from warden.lifecycle import Lifecycle
 
@@ -21,24 +22,62 @@ from ._budget import StopBudget
 from ._events import Cut, Draining, WorkCut
 from ._listen import listeners
 
+IDLE_GRACE = 1.0
+"""Seconds a connection that is idle, or accepted and not read yet, when the stop begins may
+take to send its request, which is answered (with ``Connection: close``) before the
+connection closes: a request already on its way arrives well within it, and a connection
+that stays silent holds the stop no longer than this (at most the grace). One value for
+every HTTP server warden runs (aiohttp, hypercorn, uvicorn's protocol)."""
+
+
+class Serve(TypedDict, total=False):
+    """What every server integration is given, as keyword arguments.
+
+    Attributes:
+        name: the component's name (``"http"``, ``"grpc"`` by default).
+        sockets: listening sockets (from :func:`warden.listen_fds`).
+        address: ``HOST:PORT`` to bind when no socket is handed (port 0: any free port; see
+            :attr:`ServerComponent.port`).
+        grace: the longest in-flight work may run once the stop begins (``None``: as long as
+            the stop timeout and the shutdown deadline allow).
+        depends_on: components that must stop after this one (the database behind it).
+        stop_timeout: the component's stop timeout (``None``: the lifecycle's default).
+    """
+
+    name: str
+    sockets: Sequence[socket.socket]
+    address: str | None
+    grace: float | None
+    depends_on: Sequence[str]
+    stop_timeout: float | None
+
+
+def serve_options(options: dict[str, Any]) -> Serve:
+    """The :class:`Serve` keywords taken out of ``options``: for a server whose own options
+    come as keywords too (uvicorn's ``Config``)."""
+    return cast(Serve, {key: options.pop(key) for key in Serve.__optional_keys__ if key in options})
+
 
 class ServerComponent:
     """Base of the server integrations; subclasses define ``start``, ``stop`` and ``leave``."""
 
     #: How the server tells clients to leave while it drains (the ``Draining`` fact's ``how``).
     leave_how: ClassVar[str]
+    #: The component's name when none is given.
+    default_name: ClassVar[str] = "http"
 
     def __init__(
         self,
         lifecycle: Lifecycle,
         *,
-        name: str,
-        sockets: Sequence[socket.socket],
-        address: str | None,
-        grace: float | None,
-        depends_on: Sequence[str],
-        stop_timeout: float | None,
+        name: str | None = None,
+        sockets: Sequence[socket.socket] = (),
+        address: str | None = None,
+        grace: float | None = None,
+        depends_on: Sequence[str] = (),
+        stop_timeout: float | None = None,
     ) -> None:
+        name = self.default_name if name is None else name
         self.name = name
         self._lifecycle = lifecycle
         self._handed = list(sockets)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from warden.lifecycle import Fact
+from warden.lifecycle import Fact, Says
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,16 +47,9 @@ class Draining(Fact):
     """
 
     kind: ClassVar[str] = "server.draining"
+    says: ClassVar[Says] = Says(name="{component}", detail="{how}")
     component: str
     how: str
-
-    @property
-    def name(self) -> str:
-        return self.component
-
-    @property
-    def detail(self) -> str:
-        return self.how
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,17 +57,10 @@ class WorkCut(Fact):
     """The grace of a server's stop ended with work in flight: each one cut, by name."""
 
     kind: ClassVar[str] = "server.cut"
+    says: ClassVar[Says] = Says(name="{component}", outcome="warning")
     component: str
     grace: float
     cut: tuple[Cut, ...]
-
-    @property
-    def name(self) -> str:
-        return self.component
-
-    @property
-    def outcome(self) -> str:
-        return "warning"
 
     @property
     def detail(self) -> str:

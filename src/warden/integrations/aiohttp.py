@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Sequence
+from typing import Unpack
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -34,13 +34,10 @@ from warden.lifecycle import Lifecycle
 
 from ._asgi import client_name
 from ._budget import RESERVE
-from ._component import ServerComponent
+from ._component import IDLE_GRACE, Serve, ServerComponent
 from ._inflight import InFlight, Work
 
 __all__ = ["IDLE_GRACE", "AiohttpServer"]
-
-IDLE_GRACE = 1.0
-"""Seconds an idle or unread connection may take to send its request once the stop began."""
 
 _POLL = 0.02  # aiohttp says nothing when a connection ends: look this often, during a stop only
 _WORK = web.RequestKey("warden_work", Work)
@@ -55,36 +52,12 @@ class AiohttpServer(ServerComponent):
     Args:
         lifecycle: the :class:`warden.Lifecycle` to join.
         app: the application (not yet frozen: warden adds a middleware and a signal).
-        name: the component's name.
-        sockets: listening sockets (from :func:`warden.listen_fds`).
-        address: ``HOST:PORT`` to bind when no socket is handed (port 0: any free port; see
-            :attr:`port`).
-        grace: the longest in-flight requests may run once the stop begins.
-        depends_on: components that must stop after this one.
-        stop_timeout: the component's stop timeout.
+        **serve: ``name`` (``"http"``), ``sockets``, ``address``, ``grace``, ``depends_on``,
+            ``stop_timeout``: see :class:`~warden.integrations._component.Serve`.
     """
 
-    def __init__(
-        self,
-        lifecycle: Lifecycle,
-        app: web.Application,
-        *,
-        name: str = "http",
-        sockets: Sequence[socket.socket] = (),
-        address: str | None = None,
-        grace: float | None = None,
-        depends_on: Sequence[str] = (),
-        stop_timeout: float | None = None,
-    ) -> None:
-        super().__init__(
-            lifecycle,
-            name=name,
-            sockets=sockets,
-            address=address,
-            grace=grace,
-            depends_on=depends_on,
-            stop_timeout=stop_timeout,
-        )
+    def __init__(self, lifecycle: Lifecycle, app: web.Application, **serve: Unpack[Serve]) -> None:
+        super().__init__(lifecycle, **serve)
         self._app = app
         self._draining = False
         self.inflight = InFlight()

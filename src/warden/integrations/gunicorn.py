@@ -44,7 +44,9 @@ import traceback
 from typing import Any
 
 from warden.lifecycle import EXIT_DEADLINE, Leak
-from warden.lifecycle._leaks import Baseline, find_leaks, take_baseline
+from warden.lifecycle import _Baseline as Baseline
+from warden.lifecycle import _find_leaks as find_leaks
+from warden.lifecycle import _take_baseline as take_baseline
 from warden.systemd import Notifier, monotonic_usec
 
 __all__ = [

@@ -26,12 +26,10 @@ when a connection's last stream has closed):
 from __future__ import annotations
 
 import asyncio
-import socket
 import struct
 import time
 import weakref
-from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 import hypercorn.asyncio.run as _run
 from hypercorn.asyncio.tcp_server import TCPServer
@@ -46,12 +44,9 @@ from warden.lifecycle import Lifecycle
 
 from ._asgi import App, DrainState, wrap
 from ._budget import RESERVE
-from ._component import ServerComponent
+from ._component import IDLE_GRACE, Serve, ServerComponent
 
 __all__ = ["IDLE_GRACE", "HypercornServer"]
-
-IDLE_GRACE = 1.0
-"""Seconds an idle or unread connection may take to send its request once the stop began."""
 
 #: RFC 9113 §6.8: GOAWAY (type 7) on stream 0, last stream id 2^31-1, NO_ERROR.
 _GOAWAY_ALL = struct.pack(">I", 8)[1:] + bytes([7, 0]) + struct.pack(">III", 0, 2**31 - 1, 0)
@@ -70,15 +65,10 @@ class HypercornServer(ServerComponent):
     Args:
         lifecycle: the :class:`warden.Lifecycle` to join.
         app: the ASGI application.
-        name: the component's name.
-        sockets: listening sockets (from :func:`warden.listen_fds`), served as they are.
-        address: ``HOST:PORT`` to bind when no socket is handed (port 0: any free port; see
-            :attr:`port`).
-        config: a hypercorn ``Config`` for the rest (``bind`` is ignored: see above).
-        grace: the longest in-flight requests may run once the stop begins (``None``: as
-            long as the stop timeout and the shutdown deadline allow).
-        depends_on: components that must stop after this one.
-        stop_timeout: the component's stop timeout.
+        config: a hypercorn ``Config`` for the rest (``bind`` is ignored: the sockets handed,
+            served as they are, or ``address``).
+        **serve: ``name`` (``"http"``), ``sockets``, ``address``, ``grace``, ``depends_on``,
+            ``stop_timeout``: see :class:`~warden.integrations._component.Serve`.
     """
 
     def __init__(
@@ -86,23 +76,10 @@ class HypercornServer(ServerComponent):
         lifecycle: Lifecycle,
         app: App,
         *,
-        name: str = "http",
-        sockets: Sequence[socket.socket] = (),
-        address: str | None = None,
         config: Config | None = None,
-        grace: float | None = None,
-        depends_on: Sequence[str] = (),
-        stop_timeout: float | None = None,
+        **serve: Unpack[Serve],
     ) -> None:
-        super().__init__(
-            lifecycle,
-            name=name,
-            sockets=sockets,
-            address=address,
-            grace=grace,
-            depends_on=depends_on,
-            stop_timeout=stop_timeout,
-        )
+        super().__init__(lifecycle, **serve)
         self._state = DrainState()
         self._app = wrap(app, self._state)
         self._config = config or Config()

@@ -39,7 +39,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
@@ -49,13 +49,10 @@ from warden.lifecycle import Lifecycle
 
 from ._asgi import App, DrainState, wrap
 from ._budget import RESERVE
-from ._component import ServerComponent
+from ._component import IDLE_GRACE, ServerComponent, serve_options
 
 __all__ = ["IDLE_GRACE", "H11Protocol", "UvicornServer"]
 
-
-#: Seconds a keep-alive connection may stay silent once a shutdown began.
-IDLE_GRACE = 2.0
 
 _CLOSE = (b"connection", b"close")
 
@@ -135,39 +132,14 @@ class UvicornServer(ServerComponent):
     Args:
         lifecycle: the :class:`warden.Lifecycle` to join.
         app: the ASGI application.
-        name: the component's name.
-        sockets: listening sockets (from :func:`warden.listen_fds`).
-        address: ``HOST:PORT`` to bind when no socket is handed (port 0: any free port; see
-            :attr:`port`).
-        grace: the longest in-flight requests may run once the stop begins.
-        depends_on: components that must stop after this one.
-        stop_timeout: the component's stop timeout.
+        name, sockets, address, grace, depends_on, stop_timeout: as every server integration
+            (:class:`~warden.integrations._component.Serve`).
         **options: more ``uvicorn.Config`` options (``http`` defaults to
             :class:`H11Protocol`; ``lifespan``, ``timeout_keep_alive``, ...).
     """
 
-    def __init__(
-        self,
-        lifecycle: Lifecycle,
-        app: App,
-        *,
-        name: str = "http",
-        sockets: Sequence[socket.socket] = (),
-        address: str | None = None,
-        grace: float | None = None,
-        depends_on: Sequence[str] = (),
-        stop_timeout: float | None = None,
-        **options: Any,
-    ) -> None:
-        super().__init__(
-            lifecycle,
-            name=name,
-            sockets=sockets,
-            address=address,
-            grace=grace,
-            depends_on=depends_on,
-            stop_timeout=stop_timeout,
-        )
+    def __init__(self, lifecycle: Lifecycle, app: App, **options: Any) -> None:
+        super().__init__(lifecycle, **serve_options(options))
         self._state = DrainState()
         options.setdefault("http", H11Protocol)
         options.setdefault("log_config", None)  # the application's logging stays its own

@@ -11,6 +11,7 @@ from .._exitcodes import EXIT_FAILURE as EXIT_FAILURE
 from .._exitcodes import EXIT_OK as EXIT_OK
 from .._exitcodes import EXIT_SIGNAL_BASE as EXIT_SIGNAL_BASE
 from .._exitcodes import EXIT_USAGE as EXIT_USAGE
+from . import _children, _leaks
 from ._clock import Clock as Clock
 from ._clock import ManualClock as ManualClock
 from ._clock import Timer as Timer
@@ -27,6 +28,7 @@ from ._events import Reloaded as Reloaded
 from ._events import ReloadFinished as ReloadFinished
 from ._events import Reloading as Reloading
 from ._events import ReloadSkipped as ReloadSkipped
+from ._events import Says as Says
 from ._events import SignalHookFailed as SignalHookFailed
 from ._events import SignalReceived as SignalReceived
 from ._events import StateChanged as StateChanged
@@ -40,6 +42,13 @@ from ._lifecycle import Lifecycle as Lifecycle
 from ._signals import signal_name as signal_name
 from ._states import State as State
 from ._timeline import Timeline as Timeline
+
+# Internal, for warden's other packages (the supervisor's reaper and stop ladder, gunicorn's
+# leak report); not public API.
+_child_pids = _children.child_pids
+_Baseline = _leaks.Baseline
+_take_baseline = _leaks.take_baseline
+_find_leaks = _leaks.find_leaks
 
 __all__ = [
     "DEFAULT_SHUTDOWN_TIMEOUT",
@@ -66,6 +75,7 @@ __all__ = [
     "ReloadSkipped",
     "Reloaded",
     "Reloading",
+    "Says",
     "SignalHookFailed",
     "SignalReceived",
     "State",

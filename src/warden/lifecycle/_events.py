@@ -10,8 +10,11 @@ only once.
 Observers read the fields (``match event.fact: case ComponentStopped(outcome=...)``), never
 text. For people, each fact also renders itself in four short strings (``name``, ``outcome``,
 ``detail``, and ``duration`` in seconds) that the log observer prints; nothing parses them.
-How loud it is printed is declared on its kind too (``for_people``, ``log_level``): a person
-on a terminal hears what matters, the JSON log and the journal get every fact.
+A kind declares them once, as formats over its fields (:class:`Says`: ``name="pid {pid}"``,
+``detail="gate: {gate}"``), and the base renders them; only a text that depends on a value
+(a plural, a choice of words) is written as a property of its own. How loud it is printed is
+declared on its kind too (``for_people``, ``log_level``): a person on a terminal hears what
+matters, the JSON log and the journal get every fact.
 
 A few bases say what a fact means to a service manager, so the systemd observer can report
 facts of layers it does not import: :class:`Reloading`, :class:`Reloaded`,
@@ -23,10 +26,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
+import re
 import signal
-from collections.abc import Mapping
+import string
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from ._leaks import Leak
 from ._signals import signal_name
@@ -49,9 +54,62 @@ class Outcome(enum.Enum):
 _WARNING_OUTCOMES = frozenset({"failed", "timeout", "refused", "warning", "rolled back"})
 
 
+@dataclass(frozen=True, slots=True)
+class Says:
+    """How a person reads a fact, declared once on its kind.
+
+    ``name``, ``outcome`` and ``detail`` are :meth:`str.format` templates over the fact's
+    fields (``"pid {pid}"``, ``"after {after}; starting again in {delay:.3g}s"``,
+    ``"{result.value}"``), with three formats of warden's own: ``{signum:signal}`` is a
+    signal's name (``SIGTERM``), ``{argv:words}`` a sequence joined by spaces and
+    ``{paths:list}`` one joined by commas. ``duration`` names the field that holds the
+    seconds the step took. ``warning``: always worth a look, whatever the outcome.
+    """
+
+    name: str | None = None
+    outcome: str | None = None
+    detail: str | None = None
+    duration: str | None = None
+    warning: bool = False
+
+
+class _Words(string.Formatter):
+    """``str.format`` over a fact's fields, with the formats :class:`Says` names."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if format_spec == "signal":
+            return signal_name(value)
+        if format_spec == "words":
+            return " ".join(value)
+        if format_spec == "list":
+            return ", ".join(value)
+        return format(value, format_spec)
+
+
+class _Fields(Mapping[str, object]):
+    """A fact's fields (and properties) by name, for :class:`_Words`."""
+
+    def __init__(self, fact: Fact) -> None:
+        self._fact = fact
+
+    def __getitem__(self, key: str) -> object:
+        return getattr(self._fact, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(f.name for f in dataclasses.fields(self._fact))
+
+    def __len__(self) -> int:
+        return len(dataclasses.fields(self._fact))
+
+
+_WORDS = _Words()
+_ONE_FIELD = re.compile(r"\{(\w+)\}")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Fact:
-    """Base of every kind of event. Subclasses set ``kind`` and declare their fields."""
+    """Base of every kind of event. Subclasses set ``kind``, declare their fields and say
+    how a person reads them (``says``)."""
 
     kind: ClassVar[str] = ""
 
@@ -61,6 +119,9 @@ class Fact:
     #: the journal keep it, a terminal does not show it. A fact that calls for a look
     #: (``warning``) is a WARNING either way; a kind can say more by overriding ``log_level``.
     for_people: ClassVar[bool] = True
+
+    #: The four short strings for people, as formats over the fields (see :class:`Says`).
+    says: ClassVar[Says] = Says()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         object.__init_subclass__(**kwargs)  # not super(): slots=True remakes the class
@@ -79,25 +140,26 @@ class Fact:
     @property
     def name(self) -> str | None:
         """What the fact is about: a component, a signal, a pid."""
-        return None
+        return self._said(self.says.name)
 
     @property
     def outcome(self) -> str | None:
-        return None
+        return self._said(self.says.outcome)
 
     @property
     def duration(self) -> float | None:
         """Seconds the step took, where it applies."""
-        return None
+        field = self.says.duration
+        return None if field is None else cast("float | None", getattr(self, field))
 
     @property
     def detail(self) -> str | None:
-        return None
+        return self._said(self.says.detail)
 
     @property
     def warning(self) -> bool:
         """Whether a person should look (logged at warning level)."""
-        return self.outcome in _WARNING_OUTCOMES
+        return self.says.warning or self.outcome in _WARNING_OUTCOMES
 
     @property
     def log_level(self) -> int:
@@ -110,6 +172,14 @@ class Fact:
     def data(self) -> dict[str, object]:
         """The fields as JSON-ready values (enums by value, nested records as dicts)."""
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def _said(self, template: str | None) -> str | None:
+        if template is None:
+            return None
+        alone = _ONE_FIELD.fullmatch(template)
+        if alone is not None and getattr(self, alone[1]) is None:
+            return None  # "{error}" of no error: no detail, not "None"
+        return _WORDS.vformat(template, (), _Fields(self))
 
 
 def _plain(value: object) -> object:
@@ -171,12 +241,9 @@ class StateChanged(Fact):
     """The lifecycle moved to ``state``; ``took`` is the phase that ended, where it applies."""
 
     kind: ClassVar[str] = "state"
+    says: ClassVar[Says] = Says(name="{state.value}", duration="took")
     state: State
     took: float | None = None
-
-    @property
-    def name(self) -> str:
-        return self.state.value
 
     @property
     def log_level(self) -> int:
@@ -186,22 +253,15 @@ class StateChanged(Fact):
             return logging.INFO
         return logging.DEBUG
 
-    @property
-    def duration(self) -> float | None:
-        return self.took
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SignalReceived(Fact):
     """A signal the lifecycle handles arrived (coalesced: at least one of it)."""
 
     kind: ClassVar[str] = "signal"
+    says: ClassVar[Says] = Says(name="{signum:signal}")
     signum: int
     second_stop: bool = False
-
-    @property
-    def name(self) -> str:
-        return signal_name(self.signum)
 
     @property
     def detail(self) -> str | None:
@@ -213,46 +273,21 @@ class SignalHookFailed(Fact):
     """A callback given to ``on_signal`` raised."""
 
     kind: ClassVar[str] = "signal.hook_failed"
+    says: ClassVar[Says] = Says(name="{signum:signal}", outcome="failed", detail="{error}")
     signum: int
     error: str
-
-    @property
-    def name(self) -> str:
-        return signal_name(self.signum)
-
-    @property
-    def outcome(self) -> str:
-        return "failed"
-
-    @property
-    def detail(self) -> str:
-        return self.error
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _ComponentStep(Fact):
     for_people: ClassVar[bool] = False  # a failure or a timeout is a warning all the same
-
+    says: ClassVar[Says] = Says(
+        name="{component}", outcome="{result.value}", detail="{error}", duration="took"
+    )
     component: str
     result: Outcome
     took: float | None = None
     error: str | None = None
-
-    @property
-    def name(self) -> str:
-        return self.component
-
-    @property
-    def outcome(self) -> str:
-        return self.result.value
-
-    @property
-    def duration(self) -> float | None:
-        return self.took
-
-    @property
-    def detail(self) -> str | None:
-        return self.error
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -279,11 +314,8 @@ class StopRequested(Fact):
 
     kind: ClassVar[str] = "stop_requested"
     for_people: ClassVar[bool] = False  # the signal, or main's end, says why
+    says: ClassVar[Says] = Says(detail="{reason}")
     reason: str
-
-    @property
-    def detail(self) -> str:
-        return self.reason
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -292,36 +324,18 @@ class MainFinished(Fact):
 
     kind: ClassVar[str] = "main"
     for_people: ClassVar[bool] = False  # raising is a warning all the same
+    says: ClassVar[Says] = Says(outcome="{result.value}", detail="{error}", duration="took")
     result: Outcome
     took: float
     error: str | None = None
 
-    @property
-    def outcome(self) -> str:
-        return self.result.value
-
-    @property
-    def duration(self) -> float:
-        return self.took
-
-    @property
-    def detail(self) -> str | None:
-        return self.error
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _HooksRan(Fact):
+    says: ClassVar[Says] = Says(outcome="{result.value}", duration="took")
     result: Outcome
     took: float
     errors: tuple[str, ...] = ()
-
-    @property
-    def outcome(self) -> str:
-        return self.result.value
-
-    @property
-    def duration(self) -> float:
-        return self.took
 
     @property
     def detail(self) -> str | None:
@@ -346,15 +360,8 @@ class ReloadSkipped(Fact):
     """A reload was asked for while the service was not serving."""
 
     kind: ClassVar[str] = "reload.skipped"
+    says: ClassVar[Says] = Says(outcome="skipped", detail="lifecycle is {state.value}")
     state: State
-
-    @property
-    def outcome(self) -> str:
-        return "skipped"
-
-    @property
-    def detail(self) -> str:
-        return f"lifecycle is {self.state.value}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -369,19 +376,8 @@ class LeakFound(Fact):
     """Something the service started is still alive after the stop."""
 
     kind: ClassVar[str] = "leak"
+    says: ClassVar[Says] = Says(name="{leak.kind} {leak.name}", detail="{leak.stack}", warning=True)
     leak: Leak
-
-    @property
-    def name(self) -> str:
-        return f"{self.leak.kind} {self.leak.name}"
-
-    @property
-    def detail(self) -> str:
-        return self.leak.stack
-
-    @property
-    def warning(self) -> bool:
-        return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,13 @@ cgroup discovery and the OOM attribution at every start, the sentinel only when 
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from .._lazy import lazy
+
 if TYPE_CHECKING:
+    # Internal, for warden's other packages (warden run, warden doctor); not public API.
+    from . import _attribution, _child_cgroup, _events, _readers, _sizes
     from ._attribution import RunAttribution as RunAttribution
     from ._attribution import describe_timeline as describe_timeline
     from ._cgroup import MemoryCgroup as MemoryCgroup
@@ -40,6 +43,17 @@ if TYPE_CHECKING:
     from ._shed import ShedLoadWSGI as ShedLoadWSGI
     from ._sizes import parse_size as parse_size
     from ._watch import watch_memory as watch_memory
+
+    _RunAttribution = _attribution.RunAttribution
+    _ChildCgroup = _child_cgroup.ChildCgroup
+    _MemoryRecycle = _events.MemoryRecycle
+    _OomKillSurvived = _events.OomKillSurvived
+    _MemoryReader = _readers.MemoryReader
+    _reader_for = _readers.reader_for
+    _limit_of = _readers.limit_of
+    _parse_keyed = _readers.parse_keyed
+    _parse_meminfo = _readers.parse_meminfo
+    _MIN_LIMIT = _sizes.MIN_LIMIT
 
 _LAZY = {
     "RunAttribution": "warden.memory._attribution",
@@ -65,16 +79,20 @@ _LAZY = {
     "ShedLoadWSGI": "warden.memory._shed",
     "parse_size": "warden.memory._sizes",
     "watch_memory": "warden.memory._watch",
+    # Internal, for warden's other packages (warden run, warden doctor); not public API.
+    "_RunAttribution": "warden.memory._attribution:RunAttribution",
+    "_ChildCgroup": "warden.memory._child_cgroup:ChildCgroup",
+    "_MemoryRecycle": "warden.memory._events:MemoryRecycle",
+    "_OomKillSurvived": "warden.memory._events:OomKillSurvived",
+    "_MemoryReader": "warden.memory._readers:MemoryReader",
+    "_reader_for": "warden.memory._readers:reader_for",
+    "_limit_of": "warden.memory._readers:limit_of",
+    "_parse_keyed": "warden.memory._readers:parse_keyed",
+    "_parse_meminfo": "warden.memory._readers:parse_meminfo",
+    "_MIN_LIMIT": "warden.memory._sizes:MIN_LIMIT",
 }
 
-
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'warden.memory' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy(__name__, _LAZY, globals())
 
 
 __all__ = [

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import ClassVar
 
-from warden.lifecycle import Fact, Outcome, signal_name
+from warden.lifecycle import Fact, Outcome, Says, signal_name
 
 from ._levels import Level
 
@@ -21,12 +21,13 @@ class MemoryWatching(Fact):
 
     kind: ClassVar[str] = "memory.watching"
     for_people: ClassVar[bool] = False
+    says: ClassVar[Says] = Says(detail="{reader}; sources: {_sources}")
     reader: str
     sources: tuple[str, ...]
 
     @property
-    def detail(self) -> str:
-        return f"{self.reader}; sources: {', '.join(self.sources) or 'polling only'}"
+    def _sources(self) -> str:
+        return ", ".join(self.sources) or "polling only"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,15 +35,8 @@ class MemoryWatchDegraded(Fact):
     """Something the sentinel would use is not there (no cgroup, no PSI, ...); it goes on."""
 
     kind: ClassVar[str] = "memory.degraded"
+    says: ClassVar[Says] = Says(outcome="warning", detail="{reason}")
     reason: str
-
-    @property
-    def outcome(self) -> str:
-        return "warning"
-
-    @property
-    def detail(self) -> str:
-        return self.reason
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,6 +55,7 @@ class MemoryLevelChanged(Fact):
     """
 
     kind: ClassVar[str] = "memory.level"
+    says: ClassVar[Says] = Says(name="{level.value}")
     level: Level
     previous: Level
     working_set: int
@@ -68,10 +63,6 @@ class MemoryLevelChanged(Fact):
     time_to_limit: float | None
     rate: float
     cgroup: str
-
-    @property
-    def name(self) -> str:
-        return self.level.value
 
     @property
     def detail(self) -> str:
@@ -93,24 +84,15 @@ class MemoryActionTaken(Fact):
 
     kind: ClassVar[str] = "memory.action"
     for_people: ClassVar[bool] = False  # the level it acted at is said; a failure is a warning
+    says: ClassVar[Says] = Says(
+        name="{level.value} {action}", outcome="{result.value}", duration="took"
+    )
     level: Level
     action: str
     result: Outcome
     took: float
     error: str | None = None
     note: str | None = None
-
-    @property
-    def name(self) -> str:
-        return f"{self.level.value} {self.action}"
-
-    @property
-    def outcome(self) -> str:
-        return self.result.value
-
-    @property
-    def duration(self) -> float:
-        return self.took
 
     @property
     def detail(self) -> str | None:
@@ -135,6 +117,7 @@ class OomKillAttributed(Fact):
     """
 
     kind: ClassVar[str] = "memory.oom_kill"
+    says: ClassVar[Says] = Says(name="{pid}")
     pid: int
     oom_killed: bool
     signum: int | None
@@ -142,10 +125,6 @@ class OomKillAttributed(Fact):
     kills_during_run: int | None
     kills_survived: int = 0
     timeline: tuple[str, ...] = ()
-
-    @property
-    def name(self) -> str:
-        return str(self.pid)
 
     @property
     def outcome(self) -> str:
@@ -189,23 +168,16 @@ class OomKillSurvived(Fact):
     """
 
     kind: ClassVar[str] = "memory.oom_survived"
+    says: ClassVar[Says] = Says(
+        name="{pid}",
+        outcome="warning",
+        detail=(
+            "oom_kill +{kills} in its cgroup killed another process; pid {pid} outlived it, "
+            "so its own end will not be named after it"
+        ),
+    )
     pid: int
     kills: int
-
-    @property
-    def name(self) -> str:
-        return str(self.pid)
-
-    @property
-    def outcome(self) -> str:
-        return "warning"
-
-    @property
-    def detail(self) -> str:
-        return (
-            f"oom_kill +{self.kills} in its cgroup killed another process; pid {self.pid} "
-            "outlived it, so its own end will not be named after it"
-        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -223,6 +195,7 @@ class MemoryRecycle(Fact):
     """
 
     kind: ClassVar[str] = "memory.recycle"
+    says: ClassVar[Says] = Says(name="{pid}")
     pid: int
     at: str
     working_set: int
@@ -230,10 +203,6 @@ class MemoryRecycle(Fact):
     fresh: int | None
     recycled: bool
     reason: str | None = None
-
-    @property
-    def name(self) -> str:
-        return str(self.pid)
 
     @property
     def outcome(self) -> str:

@@ -257,5 +257,19 @@ def reader_for(
     return V2Reader(cgroup, meminfo=meminfo)
 
 
+def limit_of(cgroup: MemoryCgroup) -> int | None:
+    """``cgroup``'s effective memory limit in bytes, read now; None when it has none.
+
+    Raises:
+        OSError, ValueError: the limit file cannot be read, or does not hold a number.
+    """
+    reader = V1Reader(cgroup) if cgroup.version == 1 else V2Reader(cgroup)
+    try:
+        limit = reader.cgroup_limit()
+    finally:
+        reader.close()
+    return None if limit >= UNLIMITED else limit
+
+
 def _mib(value: int) -> str:
     return "none" if value >= UNLIMITED else f"{value / 2**20:.0f} MiB"

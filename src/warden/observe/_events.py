@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..lifecycle import Fact
+from ..lifecycle import Fact, Says
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -13,12 +13,5 @@ class HealthServing(Fact):
     """The health server answers at ``url`` (the port chosen, where port 0 was asked for)."""
 
     kind: ClassVar[str] = "health.serving"
+    says: ClassVar[Says] = Says(name="{url}", detail="serving /livez, /readyz and /metrics")
     url: str
-
-    @property
-    def name(self) -> str:
-        return self.url
-
-    @property
-    def detail(self) -> str:
-        return "serving /livez, /readyz and /metrics"

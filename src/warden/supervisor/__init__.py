@@ -6,14 +6,26 @@ into them); everything else here is private.
 
 from __future__ import annotations
 
+from . import _declare, _options
 from ._options import SupervisorOptions as SupervisorOptions
 from ._supervisor import Supervisor as Supervisor
+from .process import _signals
 from .process._reason import ExitKind as ExitKind
 from .process._reason import ExitReason as ExitReason
 from .process._signals import parse_signal as parse_signal
 from .process._spawn import SpawnError as SpawnError
 from .release._restart import Backoff as Backoff
 from .release._restart import RestartPolicy as RestartPolicy
+
+# Internal, for the CLI and warden doctor (the option table and its parser, the signals warden
+# run leaves to the program); not public API.
+_OPTIONS = _options.OPTIONS
+_KILL_MARGIN = _options.KILL_MARGIN
+_add_arguments = _declare.add_arguments
+_given_values = _declare.given_values
+_parse_command_line = _declare.parse_command_line
+_paths = _declare.paths
+_ignore_unforwarded = _signals.ignore_unforwarded
 
 __all__ = [
     "Backoff",

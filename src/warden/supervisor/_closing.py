@@ -22,9 +22,15 @@ import dataclasses
 import signal
 import time
 
-from ..lifecycle import Event, SignalReceived, StopRequested, signal_name
-from ..memory._events import MemoryLevelChanged
-from ..memory._levels import Level
+from ..lifecycle import (
+    ComponentStarted,
+    Event,
+    Outcome,
+    SignalReceived,
+    StopRequested,
+    signal_name,
+)
+from ..memory import Level, MemoryLevelChanged
 from ._events import (
     ChildExited,
     ChildStarted,
@@ -94,6 +100,9 @@ class ClosingReason:
         self._stopped_while_down: str | None = None  # ... or while it was not running
         self._killed_at_deadline = False
         self._last: _End | None = None
+        #: The line for a component whose start failed without a word of its own (the
+        #: control socket out of descriptors...): the run never got to the program.
+        self._failed_start: str | None = None
 
     # -- what happened -------------------------------------------------------------------
 
@@ -128,6 +137,9 @@ class ClosingReason:
                 self._stopped_while_down = self._asked_by
         elif isinstance(fact, EverythingKilled) and fact.cause == "deadline":
             self._killed_at_deadline = True
+        elif isinstance(fact, ComponentStarted) and fact.result is Outcome.FAILED:
+            failed = f"the program was not started: {fact.component} failed: {fact.error}"
+            self._failed_start = self._failed_start or failed
 
     def stop_asked(self, by: str) -> None:
         """A stop asked for other than by a signal (``warden stop``): call before the
@@ -171,7 +183,9 @@ class ClosingReason:
 
     def decide(self, exit_code: int, message: str | None = None) -> WardenExiting:
         """The closing fact for ``exit_code``; ``message``: warden's own words, if warden
-        decided (the give-up line, an exec failure, a socket it could not bind)."""
+        decided (the give-up line, an exec failure, a socket it could not bind); else those
+        of a component whose start failed, if one did."""
+        message = message or self._failed_start
         end = self._last
         cause, reason = self._why(end, message)
         return WardenExiting(

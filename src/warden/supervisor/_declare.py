@@ -23,8 +23,9 @@ import shlex
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
-from .._durations import parse_duration, parse_size, shown
-from .._exceptions import ConfigurationError
+from .._durations import parse_duration
+from .._exceptions import ConfigurationError, shown
+from .._sizes import parse_size
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance

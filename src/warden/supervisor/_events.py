@@ -20,20 +20,23 @@ from ..lifecycle import (
     Fact,
     Reloaded,
     Reloading,
+    Says,
     StateChanged,
     StatusUpdate,
     TimeoutExtended,
-    signal_name,
 )
-from ..memory._levels import Level
+from ..memory import Level
 from .process._footprint import OOM_SCORE_ADJ_MIN
 from .process._reason import ExitKind, ExitReason
 
+#: How an upgrade ended (``warden status``, ``upgrade.finished``, ``/metrics``).
 UpgradeOutcome = Literal["ok", "failed", "rolled back"]
 
 
-def _pid(pid: int) -> str:
-    return f"pid {pid}"
+#: How a fact about one run of the program is named in the log.
+_PID = "pid {pid}"
+_OLD = "pid {old_pid}"
+_NEW = "pid {new_pid}"
 
 
 # -- warden itself ------------------------------------------------------------------------
@@ -56,15 +59,8 @@ class SocketHeld(Fact):
     """A listening socket warden holds for every run of the program."""
 
     kind: ClassVar[str] = "socket"
+    says: ClassVar[Says] = Says(name="{description}", detail="held for every child")
     description: str
-
-    @property
-    def name(self) -> str:
-        return self.description
-
-    @property
-    def detail(self) -> str:
-        return "held for every child"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,15 +69,8 @@ class ControlListening(Fact):
 
     kind: ClassVar[str] = "control"
     for_people: ClassVar[bool] = False
+    says: ClassVar[Says] = Says(name="{path}", detail="listening (mode 0600)")
     path: str
-
-    @property
-    def name(self) -> str:
-        return self.path
-
-    @property
-    def detail(self) -> str:
-        return "listening (mode 0600)"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,15 +78,8 @@ class ControlUnavailable(Fact):
     """The default control path cannot be used: warden runs without a control socket."""
 
     kind: ClassVar[str] = "control.unavailable"
+    says: ClassVar[Says] = Says(outcome="failed", detail="{error}; running without one")
     error: str
-
-    @property
-    def outcome(self) -> str:
-        return "failed"
-
-    @property
-    def detail(self) -> str:
-        return f"{self.error}; running without one"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,15 +87,8 @@ class SubreaperFailed(Fact):
     """PR_SET_CHILD_SUBREAPER was refused: orphans are not warden's to reap."""
 
     kind: ClassVar[str] = "subreaper"
+    says: ClassVar[Says] = Says(outcome="failed", detail="{error}; orphans stay zombies")
     error: str
-
-    @property
-    def outcome(self) -> str:
-        return "failed"
-
-    @property
-    def detail(self) -> str:
-        return f"{self.error}; orphans stay zombies"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,16 +123,9 @@ class ChildStarted(Fact):
     """A run of the program was spawned."""
 
     kind: ClassVar[str] = "child.started"
+    says: ClassVar[Says] = Says(name=_PID, detail="started: {argv:words}")
     pid: int
     argv: tuple[str, ...]
-
-    @property
-    def name(self) -> str:
-        return _pid(self.pid)
-
-    @property
-    def detail(self) -> str:
-        return f"started: {' '.join(self.argv)}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -165,25 +133,10 @@ class ChildReady(Fact):
     """A run passed its readiness gate."""
 
     kind: ClassVar[str] = "child.ready"
+    says: ClassVar[Says] = Says(name=_PID, outcome="ready", detail="gate: {gate}", duration="took")
     pid: int
     gate: str
     took: float
-
-    @property
-    def name(self) -> str:
-        return _pid(self.pid)
-
-    @property
-    def outcome(self) -> str:
-        return "ready"
-
-    @property
-    def duration(self) -> float:
-        return self.took
-
-    @property
-    def detail(self) -> str:
-        return f"gate: {self.gate}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -191,20 +144,9 @@ class ChildNotReady(Fact):
     """A run missed its readiness gate (it ended, or was stopped when the time was up)."""
 
     kind: ClassVar[str] = "child.not_ready"
+    says: ClassVar[Says] = Says(name=_PID, outcome="failed", detail="not ready: {reason}")
     pid: int
     reason: ExitReason | None
-
-    @property
-    def name(self) -> str:
-        return _pid(self.pid)
-
-    @property
-    def outcome(self) -> str:
-        return "failed"
-
-    @property
-    def detail(self) -> str:
-        return f"not ready: {self.reason}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,23 +169,12 @@ class ChildExited(Fact):
     """A run of the program ended, with the precise reason (and its memory, where known)."""
 
     kind: ClassVar[str] = "child.exited"
+    says: ClassVar[Says] = Says(name=_PID, detail="{reason}", duration="uptime")
     pid: int
     reason: ExitReason
     uptime: float
     current: bool  # the program's current run (not an old release draining, not a candidate)
     memory: MemoryAtExit | None = None
-
-    @property
-    def name(self) -> str:
-        return _pid(self.pid)
-
-    @property
-    def duration(self) -> float:
-        return self.uptime
-
-    @property
-    def detail(self) -> str:
-        return str(self.reason)
 
     @property
     def log_level(self) -> int:
@@ -262,16 +193,9 @@ class SpawnFailed(Fact):
     """The program could not be executed (126/127)."""
 
     kind: ClassVar[str] = "child.spawn_failed"
+    says: ClassVar[Says] = Says(outcome="failed", detail="{error}")
     error: str
     exit_code: int
-
-    @property
-    def outcome(self) -> str:
-        return "failed"
-
-    @property
-    def detail(self) -> str:
-        return self.error
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -280,22 +204,15 @@ class StartDeferred(Fact):
     EMFILE, ENFILE, ENOMEM, ENOBUFS, EAGAIN); tried again after ``delay`` (restart policy)."""
 
     kind: ClassVar[str] = "child.start_deferred"
+    says: ClassVar[Says] = Says(
+        name="attempt {attempt}",
+        outcome="warning",
+        detail="the program could not be started: {error}; trying again in {delay:.3g}s",
+    )
     error: str
     errno: str
     attempt: int
     delay: float
-
-    @property
-    def name(self) -> str:
-        return f"attempt {self.attempt}"
-
-    @property
-    def outcome(self) -> str:
-        return "warning"
-
-    @property
-    def detail(self) -> str:
-        return f"the program could not be started: {self.error}; trying again in {self.delay:.3g}s"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -304,16 +221,9 @@ class ProgramStatus(StatusUpdate):
 
     kind: ClassVar[str] = "program.status"
     for_people: ClassVar[bool] = False  # the program's own words: `warden status` shows them
+    says: ClassVar[Says] = Says(name=_PID, detail="{text}")
     pid: int
     text: str
-
-    @property
-    def name(self) -> str:
-        return _pid(self.pid)
-
-    @property
-    def detail(self) -> str:
-        return self.text
 
     @property
     def status(self) -> str:
@@ -325,11 +235,8 @@ class ProgramReloading(Reloading):
     """The program said RELOADING=1 (it reloads its own configuration)."""
 
     kind: ClassVar[str] = "program.reloading"
+    says: ClassVar[Says] = Says(name=_PID)
     pid: int
-
-    @property
-    def name(self) -> str:
-        return _pid(self.pid)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -337,11 +244,8 @@ class ProgramReloaded(Reloaded):
     """The program said READY=1 after its RELOADING=1."""
 
     kind: ClassVar[str] = "program.reloaded"
+    says: ClassVar[Says] = Says(name=_PID)
     pid: int
-
-    @property
-    def name(self) -> str:
-        return _pid(self.pid)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -350,15 +254,12 @@ class ProgramExtendsTimeout(TimeoutExtended):
 
     kind: ClassVar[str] = "program.extend_timeout"
     for_people: ClassVar[bool] = False
+    says: ClassVar[Says] = Says(name=_PID, detail="{_seconds:g}s more")
     pid: int
 
     @property
-    def name(self) -> str:
-        return _pid(self.pid)
-
-    @property
-    def detail(self) -> str:
-        return f"{self.usec / 1e6:g}s more"
+    def _seconds(self) -> float:
+        return self.usec / 1e6
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -366,23 +267,21 @@ class WatchdogExpired(Fact):
     """A run missed its watchdog (or said WATCHDOG=trigger): SIGABRT, then SIGKILL."""
 
     kind: ClassVar[str] = "watchdog"
+    says: ClassVar[Says] = Says(
+        name=_PID,
+        outcome="timeout",
+        detail="{_why}: SIGABRT now, SIGKILL to its group in {kill_after:g}s",
+    )
     pid: int
     triggered: bool
     interval: float
     kill_after: float
 
     @property
-    def name(self) -> str:
-        return _pid(self.pid)
-
-    @property
-    def outcome(self) -> str:
-        return "timeout"
-
-    @property
-    def detail(self) -> str:
-        why = "WATCHDOG=trigger" if self.triggered else f"no WATCHDOG=1 within {self.interval:g}s"
-        return f"{why}: SIGABRT now, SIGKILL to its group in {self.kill_after:g}s"
+    def _why(self) -> str:
+        if self.triggered:
+            return "WATCHDOG=trigger"
+        return f"no WATCHDOG=1 within {self.interval:g}s"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -391,25 +290,22 @@ class MemoryStopSent(Fact):
     cleanly before the kernel's OOM killer takes it."""
 
     kind: ClassVar[str] = "memory.stop"
+    says: ClassVar[Says] = Says(
+        name=_PID,
+        outcome="warning",
+        detail=(
+            "{signum:signal} at critical (working set {_mib}): to exit cleanly before the OOM "
+            "killer"
+        ),
+    )
     pid: int
     signum: int
     working_set: int
     limit: int
 
     @property
-    def name(self) -> str:
-        return _pid(self.pid)
-
-    @property
-    def outcome(self) -> str:
-        return "warning"
-
-    @property
-    def detail(self) -> str:
-        return (
-            f"{signal_name(self.signum)} at critical (working set "
-            f"{mib_of(self.working_set, self.limit)}): to exit cleanly before the OOM killer"
-        )
+    def _mib(self) -> str:
+        return mib_of(self.working_set, self.limit)
 
 
 def mib_of(part: int, whole: int) -> str:
@@ -430,17 +326,12 @@ class RestartScheduled(Fact):
     """The program ended and will be started again after ``delay``."""
 
     kind: ClassVar[str] = "restart"
+    says: ClassVar[Says] = Says(
+        name="attempt {attempt}", detail="after {after}; starting again in {delay:.3g}s"
+    )
     attempt: int
     delay: float
     after: ExitReason | None
-
-    @property
-    def name(self) -> str:
-        return f"attempt {self.attempt}"
-
-    @property
-    def detail(self) -> str:
-        return f"after {self.after}; starting again in {self.delay:.3g}s"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -448,16 +339,9 @@ class GaveUp(Fact):
     """The restart policy gave up: warden exits non-zero."""
 
     kind: ClassVar[str] = "give_up"
+    says: ClassVar[Says] = Says(outcome="failed", detail="{message}")
     message: str
     exit_code: int
-
-    @property
-    def outcome(self) -> str:
-        return "failed"
-
-    @property
-    def detail(self) -> str:
-        return self.message
 
 
 # -- the stop ladder ----------------------------------------------------------------------
@@ -468,19 +352,17 @@ class StopSignalSent(Fact):
     """The ladder's first rung: the stop signal to the program (or its group)."""
 
     kind: ClassVar[str] = "stop_ladder"
+    says: ClassVar[Says] = Says(
+        name="{signum:signal}", detail="to {_target}; SIGKILL to its group in {kill_after:g}s"
+    )
     signum: int
     pid: int
     pgid: int | None  # the group, when the signal went to the whole group
     kill_after: float
 
     @property
-    def name(self) -> str:
-        return signal_name(self.signum)
-
-    @property
-    def detail(self) -> str:
-        target = f"process group {self.pgid}" if self.pgid is not None else f"pid {self.pid}"
-        return f"to {target}; SIGKILL to its group in {self.kill_after:g}s"
+    def _target(self) -> str:
+        return f"process group {self.pgid}" if self.pgid is not None else f"pid {self.pid}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -488,14 +370,11 @@ class LeftoversSignalled(Fact):
     """The stop signal to what the program left behind (its group, adopted orphans)."""
 
     kind: ClassVar[str] = "stop_ladder.leftovers"
+    says: ClassVar[Says] = Says(name="{signum:signal}")
     signum: int
     pgid: int | None
     orphans: int
     kill_after: float
-
-    @property
-    def name(self) -> str:
-        return signal_name(self.signum)
 
     @property
     def detail(self) -> str:
@@ -513,13 +392,11 @@ class EverythingKilled(Fact):
     """The ladder's last rung: SIGKILL to the group and every child process of warden."""
 
     kind: ClassVar[str] = "stop_ladder.killed"
+    #: A warning whatever the outcome: the graceful stop did not finish, something was cut.
+    says: ClassVar[Says] = Says(name="SIGKILL", warning=True)
     cause: Literal["deadline", "second stop signal"]
     pgid: int | None
     killed: int
-
-    @property
-    def name(self) -> str:
-        return "SIGKILL"
 
     @property
     def detail(self) -> str:
@@ -530,25 +407,14 @@ class EverythingKilled(Fact):
             "of warden"
         )
 
-    @property
-    def warning(self) -> bool:
-        return True  # the graceful stop did not finish: something was cut
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StopEscalated(Fact):
     """A second stop signal: the ladder skips to SIGKILL."""
 
     kind: ClassVar[str] = "stop_ladder.escalated"
+    says: ClassVar[Says] = Says(name="{signum:signal}", detail="second stop signal: SIGKILL now")
     signum: int
-
-    @property
-    def name(self) -> str:
-        return signal_name(self.signum)
-
-    @property
-    def detail(self) -> str:
-        return "second stop signal: SIGKILL now"
 
 
 # -- upgrades -----------------------------------------------------------------------------
@@ -559,15 +425,8 @@ class UpgradeStarted(Reloading):
     """An upgrade begins: a new release will start beside ``old_pid``."""
 
     kind: ClassVar[str] = "upgrade.started"
+    says: ClassVar[Says] = Says(name=_OLD, outcome="started")
     old_pid: int
-
-    @property
-    def name(self) -> str:
-        return _pid(self.old_pid)
-
-    @property
-    def outcome(self) -> str:
-        return "started"
 
     @property
     def status(self) -> str:
@@ -586,12 +445,9 @@ class UpgradeGateShared(Fact):
     """
 
     kind: ClassVar[str] = "upgrade.gate_shared"
+    says: ClassVar[Says] = Says(outcome="warning")
     check: str
     cause: Literal["connect", "not held", "shared"]
-
-    @property
-    def outcome(self) -> str:
-        return "warning"
 
     @property
     def detail(self) -> str:
@@ -617,20 +473,9 @@ class UpgradeRefusedFact(Fact):
     """An upgrade was asked for (by a signal) and cannot start now."""
 
     kind: ClassVar[str] = "upgrade.refused"
+    says: ClassVar[Says] = Says(name="{signum:signal}", outcome="refused", detail="{reason}")
     signum: int
     reason: str
-
-    @property
-    def name(self) -> str:
-        return signal_name(self.signum)
-
-    @property
-    def outcome(self) -> str:
-        return "refused"
-
-    @property
-    def detail(self) -> str:
-        return self.reason
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -638,20 +483,13 @@ class UpgradeConfirming(Fact):
     """The new release passed its gate and serves beside the old one for ``window``."""
 
     kind: ClassVar[str] = "upgrade.confirming"
+    says: ClassVar[Says] = Says(
+        name=_NEW,
+        outcome="confirming",
+        detail="serving beside the old release for {window:g}s before it is told to stop",
+    )
     new_pid: int
     window: float
-
-    @property
-    def name(self) -> str:
-        return _pid(self.new_pid)
-
-    @property
-    def outcome(self) -> str:
-        return "confirming"
-
-    @property
-    def detail(self) -> str:
-        return f"serving beside the old release for {self.window:g}s before it is told to stop"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -659,18 +497,14 @@ class SteeringUnavailable(Fact):
     """The new release shares the old one's sockets: no sibling could be made for it."""
 
     kind: ClassVar[str] = "upgrade.shared_sockets"
+    says: ClassVar[Says] = Says(
+        outcome="warning",
+        detail=(
+            "cannot give the new release sockets of its own ({error}); it shares the old "
+            "release's, so it may answer requests before its gate and window pass"
+        ),
+    )
     error: str
-
-    @property
-    def outcome(self) -> str:
-        return "warning"
-
-    @property
-    def detail(self) -> str:
-        return (
-            f"cannot give the new release sockets of its own ({self.error}); it shares the "
-            "old release's, so it may answer requests before its gate and window pass"
-        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -679,19 +513,8 @@ class ReleasePromoted(Fact):
 
     kind: ClassVar[str] = "upgrade.promoted"
     for_people: ClassVar[bool] = False  # upgrade.finished says it: old pid -> new pid
+    says: ClassVar[Says] = Says(name=_NEW, outcome="promoted", detail="serving now")
     new_pid: int
-
-    @property
-    def name(self) -> str:
-        return _pid(self.new_pid)
-
-    @property
-    def outcome(self) -> str:
-        return "promoted"
-
-    @property
-    def detail(self) -> str:
-        return "serving now"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -700,44 +523,23 @@ class ReleaseDraining(Fact):
 
     kind: ClassVar[str] = "upgrade.draining"
     for_people: ClassVar[bool] = False
+    says: ClassVar[Says] = Says(
+        name=_OLD,
+        outcome="draining",
+        detail="{signum:signal} to the old release; SIGKILL to its group in {timeout:g}s",
+    )
     old_pid: int
     signum: int
     timeout: float
 
-    @property
-    def name(self) -> str:
-        return _pid(self.old_pid)
-
-    @property
-    def outcome(self) -> str:
-        return "draining"
-
-    @property
-    def detail(self) -> str:
-        return (
-            f"{signal_name(self.signum)} to the old release; SIGKILL to its group in "
-            f"{self.timeout:g}s"
-        )
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DrainTimedOut(Fact):
-    """The old release did not end within the drain timeout."""
+    """The old release did not end within the drain timeout: its unfinished work was cut."""
 
     kind: ClassVar[str] = "upgrade.drain_timeout"
+    says: ClassVar[Says] = Says(name=_OLD, detail="drain timeout: SIGKILL", warning=True)
     old_pid: int
-
-    @property
-    def name(self) -> str:
-        return _pid(self.old_pid)
-
-    @property
-    def detail(self) -> str:
-        return "drain timeout: SIGKILL"
-
-    @property
-    def warning(self) -> bool:
-        return True  # the old release's unfinished work was cut
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -745,23 +547,12 @@ class UpgradeFinished(Reloaded):
     """An upgrade ended, either way; ``result`` and ``reason`` say how."""
 
     kind: ClassVar[str] = "upgrade.finished"
+    says: ClassVar[Says] = Says(outcome="{result}", detail="{reason}", duration="took")
     result: UpgradeOutcome
     reason: str
     old_pid: int | None
     new_pid: int | None
     took: float
-
-    @property
-    def outcome(self) -> str:
-        return self.result
-
-    @property
-    def duration(self) -> float:
-        return self.took
-
-    @property
-    def detail(self) -> str:
-        return self.reason
 
     @property
     def status(self) -> str:
@@ -776,16 +567,15 @@ class ConfigWatching(Fact):
     """``--reload-on-change``: the watch on ``paths`` is armed; a change from now on is seen."""
 
     kind: ClassVar[str] = "config.watching"
+    says: ClassVar[Says] = Says(
+        name="{paths:list}", detail="watching; a change of content is {_does}"
+    )
     paths: tuple[str, ...]
     action: Literal["upgrade", "forward"]
 
     @property
-    def name(self) -> str:
-        return ", ".join(self.paths)
-
-    @property
-    def detail(self) -> str:
-        return f"watching; a change of content is {_HUP_ACTIONS[self.action]}"
+    def _does(self) -> str:
+        return _HUP_ACTIONS[self.action]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -794,16 +584,13 @@ class ConfigChanged(Fact):
     warden does what a SIGHUP to it does (``action``). A file that vanished is a change too."""
 
     kind: ClassVar[str] = "config.changed"
+    says: ClassVar[Says] = Says(name="{paths:list}", detail="changed on disk: {_does}")
     paths: tuple[str, ...]
     action: Literal["upgrade", "forward"]
 
     @property
-    def name(self) -> str:
-        return ", ".join(self.paths)
-
-    @property
-    def detail(self) -> str:
-        return f"changed on disk: {_HUP_ACTIONS[self.action]}"
+    def _does(self) -> str:
+        return _HUP_ACTIONS[self.action]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -812,20 +599,13 @@ class ConfigWatchFailed(Fact):
     program keeps running; SIGHUP and ``warden reload`` still work)."""
 
     kind: ClassVar[str] = "config.watch_failed"
+    says: ClassVar[Says] = Says(
+        name="{paths:list}",
+        outcome="failed",
+        detail="{error}; changes are no longer seen (SIGHUP still reloads)",
+    )
     paths: tuple[str, ...]
     error: str
-
-    @property
-    def name(self) -> str:
-        return ", ".join(self.paths)
-
-    @property
-    def outcome(self) -> str:
-        return "failed"
-
-    @property
-    def detail(self) -> str:
-        return f"{self.error}; changes are no longer seen (SIGHUP still reloads)"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -835,20 +615,13 @@ class ConfigChangeRefused(Fact):
     warden does not act on it."""
 
     kind: ClassVar[str] = "config.change_refused"
+    says: ClassVar[Says] = Says(
+        name="{path}",
+        outcome="refused",
+        detail="changed, but {reason}, so another user may have changed it: no reload",
+    )
     path: str
     reason: str
-
-    @property
-    def name(self) -> str:
-        return self.path
-
-    @property
-    def outcome(self) -> str:
-        return "refused"
-
-    @property
-    def detail(self) -> str:
-        return f"changed, but {self.reason}, so another user may have changed it: no reload"
 
 
 _HUP_ACTIONS = {"forward": "SIGHUP to the program", "upgrade": "a zero-downtime upgrade"}
@@ -901,6 +674,7 @@ class WardenExiting(StatusUpdate):
     """
 
     kind: ClassVar[str] = "exit"
+    says: ClassVar[Says] = Says(name="{exit_code}", detail="{reason}")
     exit_code: int
     cause: ExitCause
     reason: str
@@ -910,14 +684,6 @@ class WardenExiting(StatusUpdate):
     warnings: tuple[MemoryWarning, ...] = ()
     memory_stop: MemoryAtExit | None = None
     message: str | None = None
-
-    @property
-    def name(self) -> str:
-        return str(self.exit_code)
-
-    @property
-    def detail(self) -> str:
-        return self.reason
 
     @property
     def status(self) -> str:
@@ -942,17 +708,8 @@ class TerminationLogFailed(Fact):
     """The reason could not be written to the termination message file."""
 
     kind: ClassVar[str] = "termination_log"
+    says: ClassVar[Says] = Says(
+        name="{path}", outcome="failed", detail="{error}; the reason is in this log only"
+    )
     path: str
     error: str
-
-    @property
-    def name(self) -> str:
-        return self.path
-
-    @property
-    def outcome(self) -> str:
-        return "failed"
-
-    @property
-    def detail(self) -> str:
-        return f"{self.error}; the reason is in this log only"

@@ -17,8 +17,8 @@ from typing import Literal, cast, get_args
 from .._durations import MAX_DURATION
 from .._exceptions import ConfigurationError
 from .._paths import default_control_path
-from ..memory._levels import Level, Thresholds
-from ..memory._sizes import MIN_LIMIT
+from ..memory import _MIN_LIMIT as MIN_LIMIT
+from ..memory import Level, Thresholds
 from ._declare import (
     Option,
     boolean,

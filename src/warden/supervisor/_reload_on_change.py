@@ -87,7 +87,7 @@ class ReloadOnChange:
         action: Literal["upgrade", "forward"],
         publish: Callable[[Fact], object],
     ) -> None:
-        from ..config._watch import file_digest
+        from ..config import _file_digest as file_digest
 
         self.files = files
         self._reload = reload
@@ -100,7 +100,7 @@ class ReloadOnChange:
     async def start(self) -> None:
         """Arm the watch; returns once a change is seen. Raises :class:`ConfigurationError`
         (one line) when the files cannot be watched."""
-        from ..config._watch import watch_for_changes
+        from ..config import watch_for_changes
 
         ready = asyncio.Event()
         task = asyncio.create_task(

@@ -18,7 +18,7 @@ from ._closing import monotonic_age
 
 if TYPE_CHECKING:
     from ._supervisor import Supervisor
-    from .release._run import RunningChild
+    from .release._child import RunningChild
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

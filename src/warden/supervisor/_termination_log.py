@@ -23,6 +23,7 @@ import contextlib
 import os
 import stat
 
+from .._exceptions import WardenError
 from .._unix import untrusted_path
 
 DEFAULT_PATH = "/dev/termination-log"
@@ -34,7 +35,7 @@ LIMIT = 4096
 _OPEN = os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
-class TerminationLogError(OSError):
+class TerminationLogError(WardenError, OSError):
     """The message could not be written; ``str()`` says why, in one line."""
 
 

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, Unpack
 
 import grpc
 import grpc.aio
@@ -31,7 +30,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from warden.lifecycle import Lifecycle
 
 from .._budget import RESERVE
-from .._component import ServerComponent
+from .._component import Serve, ServerComponent
 from .._errors import ServeError
 from .._executor import DaemonPool
 from .._inflight import InFlight
@@ -47,36 +46,26 @@ Register = Callable[[Any], object]
 
 
 class _GrpcComponent(ServerComponent, Generic[_ServerT]):
+    default_name = "grpc"
     _health: health.HealthServicer | health.aio.HealthServicer
 
     def __init__(
         self,
         lifecycle: Lifecycle,
-        register: Register | None,
+        register: Register | None = None,
         *,
-        name: str,
-        sockets: Sequence[socket.socket],
-        address: str | None,
-        grace: float | None,
-        depends_on: Sequence[str],
-        stop_timeout: float | None,
-        interceptors: Sequence[Any],
-        options: Sequence[tuple[str, Any]],
+        max_workers: int = 16,
+        interceptors: Sequence[Any] = (),
+        options: Sequence[tuple[str, Any]] = (),
+        **serve: Unpack[Serve],
     ) -> None:
-        if not sockets and address is None:
+        if not serve.get("sockets") and serve.get("address") is None:
             raise ServeError(
-                f"gRPC component {name!r} has nowhere to listen; pass sockets= (from "
-                "warden.listen_fds()) or address='HOST:PORT'"
+                f"gRPC component {serve.get('name', self.default_name)!r} has nowhere to "
+                "listen; pass sockets= (from warden.listen_fds()) or address='HOST:PORT'"
             )
-        super().__init__(
-            lifecycle,
-            name=name,
-            sockets=sockets,
-            address=address,
-            grace=grace,
-            depends_on=depends_on,
-            stop_timeout=stop_timeout,
-        )
+        super().__init__(lifecycle, **serve)
+        self._pool = DaemonPool(max_workers, name=f"warden:grpc:{self.name}")
         self._register = register
         self._interceptors = list(interceptors)
         # Our own port must be ours alone: grpc sets SO_REUSEPORT by default, which would let
@@ -85,6 +74,11 @@ class _GrpcComponent(ServerComponent, Generic[_ServerT]):
         self.inflight = InFlight()
         self._relay = Relay(self._handed, private_address()) if self._handed else None
         self._server: _ServerT | None = None
+        self._health = self._make_health()
+        self._stops: list[asyncio.Task[None]] = []  # grpc.aio's stops under way
+
+    def _make_health(self) -> health.HealthServicer | health.aio.HealthServicer:
+        raise NotImplementedError
 
     @property
     def server(self) -> _ServerT:
@@ -119,6 +113,22 @@ class _GrpcComponent(ServerComponent, Generic[_ServerT]):
         self._not_serving()
 
     async def start(self) -> None:
+        """Build the server, bind, start; returns once RPCs are accepted (health SERVING)."""
+        server = self._new_server()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        if self._register is not None:
+            self._register(server)
+        self._bind(server)
+        await self._start_serving(server)
+        self._server = server
+        if self._relay is not None:
+            self._relay.start()
+
+    def _new_server(self) -> _ServerT:
+        raise NotImplementedError
+
+    async def _start_serving(self, server: _ServerT) -> None:
+        """Start ``server``; its health says SERVING."""
         raise NotImplementedError
 
     def _not_serving(self) -> None:
@@ -145,9 +155,6 @@ class _GrpcComponent(ServerComponent, Generic[_ServerT]):
 
     async def _cancel_all(self, settle: float) -> None:
         raise NotImplementedError
-
-    def _serving(self) -> None:
-        self._health.set(health.OVERALL_HEALTH, health_pb2.HealthCheckResponse.SERVING)
 
 
 class GrpcServer(_GrpcComponent[grpc.Server]):
@@ -185,52 +192,21 @@ class GrpcServer(_GrpcComponent[grpc.Server]):
         options: grpc channel arguments for the server.
     """
 
-    def __init__(
-        self,
-        lifecycle: Lifecycle,
-        register: Register | None = None,
-        *,
-        name: str = "grpc",
-        sockets: Sequence[socket.socket] = (),
-        address: str | None = None,
-        grace: float | None = None,
-        depends_on: Sequence[str] = (),
-        stop_timeout: float | None = None,
-        max_workers: int = 16,
-        interceptors: Sequence[grpc.ServerInterceptor] = (),
-        options: Sequence[tuple[str, Any]] = (),
-    ) -> None:
-        super().__init__(
-            lifecycle,
-            register,
-            name=name,
-            sockets=sockets,
-            address=address,
-            grace=grace,
-            depends_on=depends_on,
-            stop_timeout=stop_timeout,
-            interceptors=interceptors,
-            options=options,
-        )
-        self._pool = DaemonPool(max_workers, name=f"warden:grpc:{name}")
-        self._health = health.HealthServicer()
+    _health: health.HealthServicer
 
-    async def start(self) -> None:
-        """Build the server, bind, start; returns once RPCs are accepted."""
-        server = grpc.server(
+    def _make_health(self) -> health.HealthServicer:
+        return health.HealthServicer()
+
+    def _new_server(self) -> grpc.Server:
+        return grpc.server(
             self._pool,
             interceptors=[TrackingInterceptor(self.inflight, self._peer), *self._interceptors],
             options=self._options,
         )
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        if self._register is not None:
-            self._register(server)
-        self._bind(server)
+
+    async def _start_serving(self, server: grpc.Server) -> None:
         server.start()
-        self._server = server
-        self._serving()
-        if self._relay is not None:
-            self._relay.start()
+        self._health.set(health.OVERALL_HEALTH, health_pb2.HealthCheckResponse.SERVING)
 
     def _not_serving(self) -> None:
         assert isinstance(self._health, health.HealthServicer)
@@ -255,56 +231,21 @@ class AioGrpcServer(_GrpcComponent[grpc.aio.Server]):
     cannot be cancelled, and named in the report. Same arguments as :class:`GrpcServer`.
     """
 
-    def __init__(
-        self,
-        lifecycle: Lifecycle,
-        register: Register | None = None,
-        *,
-        name: str = "grpc",
-        sockets: Sequence[socket.socket] = (),
-        address: str | None = None,
-        grace: float | None = None,
-        depends_on: Sequence[str] = (),
-        stop_timeout: float | None = None,
-        max_workers: int = 16,
-        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
-        options: Sequence[tuple[str, Any]] = (),
-    ) -> None:
-        super().__init__(
-            lifecycle,
-            register,
-            name=name,
-            sockets=sockets,
-            address=address,
-            grace=grace,
-            depends_on=depends_on,
-            stop_timeout=stop_timeout,
-            interceptors=interceptors,
-            options=options,
-        )
-        self._pool = DaemonPool(max_workers, name=f"warden:grpc:{name}")
-        self._health = health.aio.HealthServicer()
-        self._stops: list[asyncio.Task[None]] = []
+    _health: health.aio.HealthServicer
 
-    async def start(self) -> None:
-        """Build the server on the running loop, bind, start; returns once RPCs are accepted."""
-        server = grpc.aio.server(
+    def _make_health(self) -> health.aio.HealthServicer:
+        return health.aio.HealthServicer()
+
+    def _new_server(self) -> grpc.aio.Server:  # on the running loop
+        return grpc.aio.server(
             migration_thread_pool=self._pool,
             interceptors=[AioTrackingInterceptor(self.inflight, self._peer), *self._interceptors],
             options=self._options,
         )
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        if self._register is not None:
-            self._register(server)
-        self._bind(server)
-        await server.start()
-        self._server = server
-        await self._health.set(health.OVERALL_HEALTH, health_pb2.HealthCheckResponse.SERVING)
-        if self._relay is not None:
-            self._relay.start()
 
-    def _serving(self) -> None:  # the aio servicer's set() is a coroutine: see start()
-        pass
+    async def _start_serving(self, server: grpc.aio.Server) -> None:
+        await server.start()
+        await self._health.set(health.OVERALL_HEALTH, health_pb2.HealthCheckResponse.SERVING)
 
     def _not_serving(self) -> None:
         assert isinstance(self._health, health.aio.HealthServicer)

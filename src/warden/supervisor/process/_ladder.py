@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ...lifecycle import Clock, Fact
-from ...lifecycle._children import child_pids as children
+from ...lifecycle import _child_pids as children
 from .._events import EverythingKilled, LeftoversSignalled, StopSignalSent
 from ._reaper import Reaper
 
@@ -44,6 +44,8 @@ class Run(Protocol):
     def pgid(self) -> int: ...
     @property
     def running(self) -> bool: ...
+    @property
+    def ended(self) -> asyncio.Event: ...
     def send(self, signum: int, *, group: bool) -> bool: ...
 
 
@@ -159,6 +161,15 @@ class StopLadder:
                     os.kill(pid, self._stop_signal)
                     orphans += 1
         return group, orphans
+
+    async def stop_run(self, run: Run, within: float | None = None) -> None:
+        """Stop one run and what is left of its group (a release that missed its gate or failed
+        its confirmation window, an upgrade abandoned): the stop signal to its group, SIGKILL
+        after ``within`` seconds (the ladder's timeout by default); returns once it ended."""
+        deadline = self._clock.now() + (self._timeout if within is None else within)
+        run.send(self._stop_signal, group=True)
+        await self.stop_group(run, deadline, group_signalled=True)
+        await run.ended.wait()
 
     async def stop_group(self, child: Run, deadline: float, *, group_signalled: bool) -> None:
         """Stop what is left of ``child``'s process group, as the ladder does for a whole stop.

@@ -23,7 +23,7 @@ import os
 import signal
 from collections.abc import Callable
 
-from ...lifecycle._children import child_pids
+from ...lifecycle import _child_pids as child_pids
 from .._tally import Tally
 
 _PR_SET_CHILD_SUBREAPER = 36

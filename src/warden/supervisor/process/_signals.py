@@ -38,40 +38,6 @@ import signal
 
 from ..._exceptions import ConfigurationError
 
-NOT_FORWARDED = frozenset(
-    {
-        signal.SIGTERM,
-        signal.SIGINT,
-        signal.SIGCHLD,
-        signal.SIGKILL,
-        signal.SIGSTOP,
-        signal.SIGSEGV,
-        signal.SIGBUS,
-        signal.SIGFPE,
-        signal.SIGILL,
-        signal.SIGTRAP,
-        signal.SIGSYS,
-        signal.SIGABRT,
-        signal.SIGPIPE,
-        signal.SIGXFSZ,
-        signal.SIGXCPU,
-        signal.SIGTTIN,
-        signal.SIGTTOU,
-    }
-)
-
-#: The signals warden catches and passes on, in number order: every named one it does not
-#: keep for itself, then every real-time signal (named ones as ``signal.Signals``).
-FORWARDED: tuple[int, ...] = tuple(
-    sorted(
-        {
-            *(sig for sig in signal.Signals if sig not in NOT_FORWARDED),
-            *range(signal.SIGRTMIN + 1, signal.SIGRTMAX),
-        },
-        key=int,
-    )
-)
-
 #: Not forwarded, and ignored while warden runs (see the module's docstring): a user's
 #: ``kill`` with one of them must not end warden without its ladder.
 IGNORED = (
@@ -85,6 +51,33 @@ IGNORED = (
     signal.SIGXCPU,
     signal.SIGXFSZ,
     signal.SIGPIPE,
+)
+
+#: Signals warden keeps for itself: the lifecycle's stop, the reaper's, those that cannot be
+#: caught, the terminal's (warden ignores them), and the ignored ones above.
+NOT_FORWARDED = frozenset(
+    {
+        signal.SIGTERM,
+        signal.SIGINT,
+        signal.SIGCHLD,
+        signal.SIGKILL,
+        signal.SIGSTOP,
+        signal.SIGTTIN,
+        signal.SIGTTOU,
+        *IGNORED,
+    }
+)
+
+#: The signals warden catches and passes on, in number order: every named one it does not
+#: keep for itself, then every real-time signal (named ones as ``signal.Signals``).
+FORWARDED: tuple[int, ...] = tuple(
+    sorted(
+        {
+            *(sig for sig in signal.Signals if sig not in NOT_FORWARDED),
+            *range(signal.SIGRTMIN + 1, signal.SIGRTMAX),
+        },
+        key=int,
+    )
 )
 
 #: Signals that cannot end a program (ignored or stopping by default): never a stop signal.

@@ -30,7 +30,7 @@ import contextlib
 import errno
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from ..._exceptions import WardenError
@@ -135,3 +135,19 @@ class Terminal:
             return  # the terminal went away (hang-up); nothing to hand over
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def ignoring_terminal_stops() -> Iterator[None]:
+    """Ignore SIGTTIN/SIGTTOU while supervising (tini does the same).
+
+    warden hands the terminal's foreground to the program, after which warden is a background
+    process: with ``TOSTOP`` set a write of its own would stop it, and moving the foreground
+    again after a restart (``tcsetpgrp`` from the background) sends SIGTTOU.
+    """
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGTTIN, signal.SIGTTOU)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,49 +1,43 @@
-"""Starting one run of the program: spawn, readiness gate, watchdog, its messages, its end.
+"""Starting one run of the program, and following it: its messages, its watchdog, its end.
 
-A run is started the same way for a start, a restart and an upgrade: with the held sockets at
-fds 3.., a notify socket of its own, the reaper watching its pid and, with ``--watchdog``, a
-watchdog counting from its first message. What the run *is* (the program, or an upgrade's
-candidate) is not decided here but in :class:`~._runs.Runs`.
+A run is started the same way for a start, a restart and an upgrade: with the program's
+sockets at fds 3.. (an upgrade's new release: their siblings), a notify socket of its own, in
+the program's memory cgroup, the reaper watching its pid and, with ``--watchdog``, a watchdog
+counting from its first message. What the run *is* (the program, or an upgrade's candidate)
+is not decided here but in :class:`~._program.Program`; whether it is ready, in
+:class:`~._gate.Gate`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import re
 import signal
-import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-from ..._exceptions import NotReady
 from ...lifecycle import Clock, Fact
 from .._events import (
     ChildExited,
-    ChildNotReady,
-    ChildReady,
     ChildStarted,
+    OomScoreAdjusted,
     ProgramExtendsTimeout,
     ProgramReloaded,
     ProgramReloading,
     ProgramStatus,
+    SubreaperFailed,
     WatchdogExpired,
 )
 from .._options import SupervisorOptions
 from .._tally import Tally
 from ..notify._server import NotifyMessage, NotifyServer
-from ..process._footprint import OomScoreGuard
+from ..process._footprint import OomScoreGuard, release_free_memory
 from ..process._handover import spawn_with_sockets
-from ..process._ladder import StopLadder
-from ..process._reaper import Reaper
+from ..process._reaper import Reaper, become_subreaper
 from ..process._reason import ExitKind, ExitReason
-from ..process._spawn import spawn_child
 from ..sockets._held import HeldSockets
-from ..sockets._steering import Steering
-from ._memory import ProgramMemory
-from ._readiness import GateInputs, ReadySpec, Seen, http_ok, wait_ready
-from ._run import RunningChild
-from ._runs import Runs
+from ._child import RunningChild
+from ._program import Program
+from ._program_memory import ProgramMemory
 from ._watchdog import ChildWatchdog
 
 #: What warden's own manager told warden, not the program: the program gets warden's values.
@@ -51,49 +45,59 @@ MANAGER_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
 
 
 class Launcher:
-    """Spawns runs of the program and gates them.
+    """Spawns runs of the program and follows each to its end.
 
     Args:
-        options: the supervisor's options (command, gate, watchdog, stop signal...).
-        sockets: the sockets every run gets at fds 3...
+        options: the supervisor's options (command, watchdog, notify access...).
+        program: which run is the program (only the current run's messages go upward) and
+            the sockets a run gets.
         reaper: the only code that waits for children; told about every run.
-        runs: which run is the program (a message from the current run is relayed upward).
-        ladder: stops a run that misses its gate.
-        footprint: warden's own oom_score_adj, reset around each spawn.
+        memory: the program's cgroup (joined before exec), told of each run and its end.
+        tally: counts the notify datagrams dropped.
         publish: puts a fact on the timeline.
         clock: the supervisor's clock (read and waited on).
         relaying: whether a program's RELOADING=1 may be relayed now (not during an upgrade,
             which reports its own).
-        memory: the program's cgroup (joined before exec) and OOM-kill attribution.
     """
 
     def __init__(
         self,
         options: SupervisorOptions,
         *,
-        sockets: Callable[[], HeldSockets],
+        program: Program,
         reaper: Reaper,
-        runs: Runs,
-        ladder: StopLadder,
-        footprint: OomScoreGuard,
+        memory: ProgramMemory,
+        tally: Tally,
         publish: Callable[[Fact], object],
         clock: Clock,
         relaying: Callable[[], bool],
-        memory: ProgramMemory,
-        tally: Tally,
     ) -> None:
         self._options = options
-        self._sockets = sockets
+        self._program = program
         self._reaper = reaper
-        self._runs = runs
-        self._ladder = ladder
-        self._footprint = footprint
+        self._memory = memory
+        self._tally = tally
         self._publish = publish
         self._clock = clock
         self._relaying = relaying
-        self._memory = memory
-        self._tally = tally
+        #: warden's own oom_score_adj: lowered once, the original given to each run.
+        self._footprint = OomScoreGuard()
         self._watchdog_fired: set[int] = set()
+
+    def prepare(self) -> None:
+        """Make warden a fit parent, once, before the first spawn: the subreaper of what the
+        program leaves behind, the last process the OOM killer picks, and small."""
+        try:
+            become_subreaper()
+        except OSError as exc:
+            self._publish(SubreaperFailed(error=str(exc)))
+        self._footprint.protect()
+        self._publish(
+            OomScoreAdjusted(original=self._footprint.original, current=self._footprint.current)
+        )
+        # Before the first spawn, not after it: a stop signal that comes right after the
+        # program started must not wait for a full garbage collection.
+        release_free_memory()
 
     # -- spawn ------------------------------------------------------------------------
 
@@ -103,7 +107,7 @@ class Launcher:
         ``sockets``: what it gets at fds 3.. (default: the program's; an upgrade's new release
         gets their siblings, see ``sockets/_steering.py``).
         """
-        given = self._sockets() if sockets is None else sockets
+        given = self._program.sockets if sockets is None else sockets
         argv = self._options.command
         child: RunningChild | None = None
 
@@ -114,7 +118,7 @@ class Launcher:
         notify = NotifyServer(on_message, access=self._options.notify_access, tally=self._tally)
         pid_variables = ("LISTEN_PID", "WATCHDOG_PID") if self._options.watchdog else ()
         # Before the spawn: at a small limit the run can be OOM-killed before it returns.
-        kills_before = self._memory.before_spawn()
+        kills_before = self._memory.spawning()
         try:
             with self._footprint.child_defaults():
                 pid = spawn_with_sockets(
@@ -154,152 +158,23 @@ class Launcher:
             env["WATCHDOG_USEC"] = str(int(self._options.watchdog * 1_000_000))
         return env
 
-    # -- the readiness gate -----------------------------------------------------------
-
-    async def gate(
-        self,
-        child: RunningChild,
-        *,
-        route: Steering | None = None,
-        stop_within: float | None = None,
-    ) -> str | None:
-        """Wait for ``child``'s readiness gate; a late one is stopped. Returns why it failed.
-
-        ``route``: an upgrade's steering, through which an ``http`` gate on a held port asks
-        this run alone (another release serves the same port). ``stop_within``: how long a run
-        that missed its gate gets between its stop signal and SIGKILL (``--stop-timeout`` by
-        default; an upgrade's new release gets ``--drain-timeout``).
-        """
-        ready = self._options.ready
-        inputs = GateInputs(
-            notified=child.notified,
-            ended=child.ended,
-            held_tcp=self.held_tcp_address(),
-            route=route if ready.kind == "http" and self.holds_port(ready.port) else None,
-            run_check=self.run_check,
-        )
-        try:
-            await wait_ready(self._options.ready, inputs, self._options.ready_timeout)
-        except NotReady as exc:
-            await self._not_ready(child, exc, stop_within)
-            return f"not ready: {child.reason}"
-        child.ready_at = self._clock.now()
-        self._publish(
-            ChildReady(
-                pid=child.pid, gate=str(self._options.ready), took=child.ready_at - child.started_at
-            )
-        )
-        if child.watchdog is not None:
-            child.watchdog.start()
-        return None
-
-    async def _not_ready(
-        self, child: RunningChild, exc: NotReady, stop_within: float | None
-    ) -> None:
-        running = child.running
-        # Not ready in time: stop it as systemd does after a start timeout, the stop signal to
-        # its group first. It may be accepting on the shared sockets already (during an
-        # upgrade, next to the old release): SIGKILL would reset what it has accepted. Its
-        # group goes even when it ended by itself: no worker of a failed run stays behind.
-        await self.stop_run(child, stop_within)
-        if running:
-            assert child.reason is not None
-            child.reason = child.reason.refined(ExitKind.NOT_READY, str(exc))
-            self._runs.record_end(child)
-        self._publish(ChildNotReady(pid=child.pid, reason=child.reason))
-
-    async def stop_run(self, child: RunningChild, within: float | None = None) -> None:
-        """Stop one run and what is left of its group: the stop signal, then SIGKILL after
-        ``within`` seconds (``--stop-timeout`` by default); returns once it has ended."""
-        deadline = self._clock.now() + (self._options.stop_timeout if within is None else within)
-        child.send(self._options.stop_signal, group=True)
-        await self._ladder.stop_group(child, deadline, group_signalled=True)
-        await child.ended.wait()
-
-    def probes_held_socket(self) -> bool:
-        """Whether the ``--ready`` gate connects to a socket every release shares."""
-        ready = self._options.ready
-        if ready.kind == "tcp" and not ready.port:
-            return True
-        return ready.kind in ("http", "tcp") and self.holds_port(ready.port)
-
-    def holds_port(self, port: int) -> bool:
-        """Whether ``port`` is one of the TCP sockets warden holds for the program."""
-        inet = (socket.AF_INET, socket.AF_INET6)
-        held = self._sockets()
-        return any(h.sock.getsockname()[1] == port for h in held if h.sock.family in inet)
-
-    def health_checks(self) -> tuple[ReadySpec, ...]:
-        """What the confirmation window asks of a new release: the ``http`` or ``exec:`` gate,
-        and ``--upgrade-confirm-url``."""
-        ready = self._options.ready
-        checks = (ready,) if ready.kind in ("http", "exec") else ()
-        url = self._options.upgrade_confirm_url
-        return checks if url is None else (*checks, url)
-
-    async def healthy(self, child: RunningChild, route: Steering | None = None) -> str | None:
-        """One round of health checks of ``child`` (the confirmation window's): None if each
-        passed, else why not. ``http`` checks of a held port go through ``route``, so ``child``
-        alone answers them; an ``exec:`` gate's command is run again."""
-        for check in self.health_checks():
-            if check.kind == "http":
-                seen = Seen()
-                via = route if self.holds_port(check.port) else None
-                if not await http_ok(check, route=via, seen=seen):
-                    return f"its health check {check} did not answer 2xx/3xx ({seen})"
-            else:
-                code = await self.run_check(check.command)
-                if code != 0:
-                    return f"its health check {check} exited with {code}"
-        return None
-
-    def held_tcp_address(self) -> tuple[str, int] | None:
-        """Where a bare ``--ready tcp`` connects: the first TCP socket warden holds."""
-        for held in self._sockets():
-            if held.sock.family in (socket.AF_INET, socket.AF_INET6):
-                host, port = held.sock.getsockname()[:2]
-                wildcard = {"0.0.0.0": "127.0.0.1", "::": "::1"}
-                return wildcard.get(host, host), port
-        return None
-
-    async def run_check(self, command: Sequence[str]) -> int:
-        """Run an ``exec:`` check as warden's child; the reaper collects it."""
-        # No await between the spawn and watch(): the SIGCHLD callback that reaps runs on
-        # this same loop, so it cannot take the status before the pid is watched.
-        # Not warden's manager's variables: a check that says READY=1 must not speak for warden.
-        env = {k: v for k, v in os.environ.items() if k not in MANAGER_VARIABLES}
-        pid = spawn_child(command, env)
-        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-
-        def ended(status: int) -> None:
-            if not done.done():
-                done.set_result(os.waitstatus_to_exitcode(status))
-
-        self._reaper.watch(pid, ended)
-        try:
-            return await done
-        except asyncio.CancelledError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-            raise
-
     # -- the run's end ----------------------------------------------------------------
 
     def _ended(self, child: RunningChild, status: int) -> None:
-        reason = self._memory.attribute(child, ExitReason.from_wait_status(status))
+        reason, memory = self._memory.ended(child, ExitReason.from_wait_status(status))
         if child.pid in self._watchdog_fired:
             self._watchdog_fired.discard(child.pid)
             reason = reason.refined(ExitKind.WATCHDOG_TIMEOUT)
         now = self._clock.now()
         child.mark_ended(reason, now)
-        self._runs.record_end(child)
+        current = self._program.record_end(child)
         self._publish(
             ChildExited(
                 pid=child.pid,
                 reason=reason,
                 uptime=now - child.started_at,
-                current=self._runs.is_current(child),
-                memory=self._memory.at_exit(child),
+                current=current,
+                memory=memory,
             )
         )
 
@@ -328,7 +203,7 @@ class Launcher:
         fields = message.fields
         for fd in message.fds:  # FDSTORE: not kept yet (no fd store across restarts)
             os.close(fd)
-        current = self._runs.is_current(child)
+        current = self._program.is_current(child)
         if "STATUS" in fields:
             # Shown by `warden status`, warden's log and a systemd above: no terminal escapes.
             child.status = _printable(fields["STATUS"])

@@ -123,20 +123,14 @@ class RestartTracker:
         uptime = 0.0 if started_at is None else self._clock() - started_at
         if uptime >= self.min_uptime:
             self._quick_ends = 0
-        self._quick_ends += 1
-        if self.max_restarts is not None and self._quick_ends > self.max_restarts:
-            # Never exit 0 after giving up: a crash loop of clean exits is still a failure.
-            code = reason.exit_code or 1
-            return Finish(
-                code,
-                gave_up=True,
-                message=(
-                    f"giving up after {self.max_restarts} restarts: the child ended "
-                    f"{self._quick_ends} times in a row, each within "
-                    f"{self.min_uptime:g}s of starting (last: {reason}); exit code {code}"
-                ),
-            )
-        return Restart(self.backoff.delay(self._quick_ends, self._rng), self._quick_ends)
+        # Never exit 0 after giving up: a crash loop of clean exits is still a failure.
+        return self._quick_end(
+            reason.exit_code or 1,
+            lambda ends: (
+                f"the child ended {ends} times in a row, each within {self.min_uptime:g}s of "
+                f"starting (last: {reason})"
+            ),
+        )
 
     def start_failed(self, error: str) -> Restart | Finish:
         """A start (or restart) could not run the program for want of a resource (no
@@ -145,15 +139,25 @@ class RestartTracker:
         warden exits 1 (its own failure, not the program's)."""
         if self.policy is RestartPolicy.NO:
             return Finish(EXIT_FAILURE)
+        return self._quick_end(
+            EXIT_FAILURE,
+            lambda ends: (
+                f"{ends} failures in a row (last: the program could not be started: {error})"
+            ),
+        )
+
+    def _quick_end(self, code: int, ends: Callable[[int], str]) -> Restart | Finish:
+        """One more quick end in a row: the next restart and its backoff, or, past
+        ``max_restarts``, giving up with ``code`` and a line saying why (``ends``: the quick
+        ends in a row, in words)."""
         self._quick_ends += 1
         if self.max_restarts is not None and self._quick_ends > self.max_restarts:
             return Finish(
-                EXIT_FAILURE,
+                code,
                 gave_up=True,
                 message=(
-                    f"giving up after {self.max_restarts} restarts: {self._quick_ends} failures "
-                    f"in a row (last: the program could not be started: {error}); exit code "
-                    f"{EXIT_FAILURE}"
+                    f"giving up after {self.max_restarts} restarts: {ends(self._quick_ends)}; "
+                    f"exit code {code}"
                 ),
             )
         return Restart(self.backoff.delay(self._quick_ends, self._rng), self._quick_ends)

@@ -1,4 +1,4 @@
-"""Which run is the program: the one place where that changes.
+"""The program: which of its runs it is, and the sockets its runs are given.
 
 At most three runs of the program live at once:
 
@@ -8,7 +8,9 @@ At most three runs of the program live at once:
 * ``draining``: the old release an upgrade promoted away from, which has had its stop signal.
 
 Only the methods here move a run between those places, so a reader who wants to know when
-"the program" changes reads this file.
+"the program" changes reads this file. What follows from the change happens here too: the
+terminal's foreground goes to the new program, and the restart policy counts its uptime from
+then on.
 """
 
 from __future__ import annotations
@@ -17,16 +19,29 @@ import asyncio
 from collections.abc import Iterator
 
 from ..process._reason import ExitReason
-from ._run import RunningChild
+from ..process._spawn import Terminal
+from ..sockets._held import HeldSockets
+from ._child import RunningChild
+from ._restart import RestartTracker
 
 
-class Runs:
-    """The program's runs: current, candidate and draining."""
+class Program:
+    """The program: which of its runs is current, which a candidate, which draining.
 
-    def __init__(self) -> None:
+    Args:
+        terminal: the terminal whose foreground the program gets, if warden has one.
+        restarts: the restart policy, told when the program (re)started.
+    """
+
+    def __init__(self, *, terminal: Terminal, restarts: RestartTracker) -> None:
+        self._terminal = terminal
+        self._restarts = restarts
         self.current: RunningChild | None = None
         self.candidate: RunningChild | None = None
         self.draining: RunningChild | None = None
+        #: The listening sockets a new run gets at fds 3.. (an upgrade's new release: their
+        #: siblings, which become the program's once the old release is gone).
+        self.sockets = HeldSockets()
         #: Set each time an upgrade promotes a new release (``main`` watches the new one).
         self.replaced = asyncio.Event()
         #: The program's last exit reason, once it has ended at least once.
@@ -35,6 +50,7 @@ class Runs:
     def start(self, run: RunningChild) -> None:
         """A start or a restart: ``run`` is the program."""
         self.current = run
+        self._became_the_program(run)
 
     def propose(self, run: RunningChild) -> None:
         """An upgrade's new release, until it is promoted or withdrawn."""
@@ -51,6 +67,7 @@ class Runs:
         self.candidate = None
         self.current = new
         self.replaced.set()
+        self._became_the_program(new)
         return old
 
     def drain(self, old: RunningChild) -> None:
@@ -61,10 +78,14 @@ class Runs:
         if self.draining is old:
             self.draining = None
 
-    def record_end(self, run: RunningChild) -> None:
-        """``run`` ended (or its reason was refined): the program's, if it is the current one."""
-        if run is self.current and run.reason is not None:
+    def record_end(self, run: RunningChild) -> bool:
+        """``run`` ended (or its reason was refined): the program's last end, if it is the
+        current run; returns whether it is."""
+        if run is not self.current:
+            return False
+        if run.reason is not None:
             self.last_reason = run.reason
+        return True
 
     def is_current(self, run: RunningChild) -> bool:
         return run is self.current
@@ -81,6 +102,10 @@ class Runs:
             if run is not None and id(run) not in seen:
                 seen.add(id(run))
                 yield run
+
+    def _became_the_program(self, run: RunningChild) -> None:
+        self._terminal.give_to(run.pgid)
+        self._restarts.child_started()
 
 
 async def first_of(*events: asyncio.Event) -> None:

@@ -21,6 +21,13 @@
 
 The sentinel runs only when one of those options asks for it; attribution is always on where
 a memory cgroup is readable, and says once when none is.
+
+Memory reaches the supervisor one way: the launcher and the gate tell :class:`ProgramMemory`
+about each run (:meth:`~ProgramMemory.spawning`, :meth:`~ProgramMemory.spawned`,
+:meth:`~ProgramMemory.ready`, :meth:`~ProgramMemory.ended`), and the one thing it asks of the
+supervisor, a fresh copy for ``--recycle-at``, it sets on :attr:`~ProgramMemory.recycle_asked`,
+which the runner's main loop awaits. It calls nothing of the supervisor's and follows no
+timeline; the sentinel's callbacks stay inside it.
 """
 
 from __future__ import annotations
@@ -29,24 +36,34 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ...lifecycle import Event, Fact
+from ...lifecycle import Fact
 
-# Only what every start needs (discovery, attribution): the sentinel, its event sources and
-# actions are imported in start() when an option asks for one (a PID 1 stays small).
-from ...memory._attribution import RunAttribution
-from ...memory._cgroup import MemoryCgroup, find_memory_cgroup
-from ...memory._child_cgroup import ChildCgroup
-from ...memory._errors import MemoryCgroupError, MemoryUnavailableError
-from ...memory._events import MemoryRecycle, MemoryWatchDegraded, OomKillSurvived
-from ...memory._levels import Level
-from ...memory._readers import MemoryReader, reader_for
-from .._events import ChildReady, MemoryAtExit, MemoryStopSent
+# Only what every start needs (discovery, attribution; warden.memory loads each name on first
+# use): the sentinel, its event sources and actions are loaded in start() when an option asks
+# for one (a PID 1 stays small).
+from ...memory import (
+    Level,
+    MemoryCgroup,
+    MemoryCgroupError,
+    MemoryUnavailableError,
+    MemoryWatchDegraded,
+    find_memory_cgroup,
+)
+from ...memory import _ChildCgroup as ChildCgroup
+from ...memory import _limit_of as limit_of
+from ...memory import _MemoryReader as MemoryReader
+from ...memory import _MemoryRecycle as MemoryRecycle
+from ...memory import _OomKillSurvived as OomKillSurvived
+from ...memory import _reader_for as reader_for
+from ...memory import _RunAttribution as RunAttribution
+from .._events import MemoryAtExit, MemoryStopSent
 from .._options import SupervisorOptions
 from ..process._reason import ExitKind, ExitReason
-from ._run import RunningChild
+from ._child import RunningChild
+from ._program import Program
 
 if TYPE_CHECKING:
-    from ...memory._sentinel import MemorySentinel, MemoryStatus
+    from ...memory import MemorySentinel, MemoryStatus
 
 
 class ProgramMemory:
@@ -54,12 +71,10 @@ class ProgramMemory:
 
     Args:
         options: ``memory_limit``, ``memory_warn_signal``, ``recycle_at``, ``stop_signal``.
-        current: the program's current run, if any.
-        recycle: starts a zero-downtime upgrade (the Upgrader's trigger).
+        program: which run is the program (warned at ``high``, recycled).
         publish: the timeline.
 
-    The supervisor also counts :meth:`accepting` in its readiness and gives :meth:`observe`
-    its timeline (a run's readiness is when a fresh copy's size is measured).
+    The supervisor also counts :meth:`accepting` in its readiness.
     """
 
     #: After an OOM kill in the cgroup, how soon to look again whether each run outlived it.
@@ -69,13 +84,11 @@ class ProgramMemory:
         self,
         options: SupervisorOptions,
         *,
-        current: Callable[[], RunningChild | None],
-        recycle: Callable[[], None],
+        program: Program,
         publish: Callable[[Fact], object],
     ) -> None:
         self._options = options
-        self._current = current
-        self._recycle = recycle
+        self._program = program
         self._publish = publish
         self._own: ChildCgroup | None = None
         self._cgroup: MemoryCgroup | None = None
@@ -93,15 +106,14 @@ class ProgramMemory:
         self._recycled_for: int | None = None  # the pid a recycle was asked for
         self._refused_for: int | None = None  # the pid "no room" was said for
         self._warned = False  # told at high: not again until memory was below high
+        #: Set when ``--recycle-at`` asks for a fresh copy of the program: the runner's main
+        #: loop clears it and starts a zero-downtime upgrade.
+        self.recycle_asked = asyncio.Event()
 
     @property
     def cgroup_procs(self) -> str | None:
         """The ``cgroup.procs`` a new run joins before its exec, with ``--memory-limit``."""
         return None if self._own is None else str(self._own.procs_file)
-
-    @property
-    def sentinel(self) -> MemorySentinel | None:
-        return self._sentinel
 
     def accepting(self) -> bool:
         """False from ``high`` on: warden's readiness (read on any thread)."""
@@ -136,7 +148,7 @@ class ProgramMemory:
                 return
         self._reader = reader_for(self._cgroup)
         if self._wants_sentinel():
-            from ...memory._sentinel import MemorySentinel
+            from ...memory import MemorySentinel
 
             self._sentinel = MemorySentinel(
                 self._cgroup,
@@ -172,9 +184,9 @@ class ProgramMemory:
             except MemoryCgroupError as exc:
                 self._publish(MemoryWatchDegraded(reason=str(exc)))
 
-    # -- runs ---------------------------------------------------------------------------
+    # -- the runs, as the launcher and the gate tell them ---------------------------------
 
-    def before_spawn(self) -> int | None:
+    def spawning(self) -> int | None:
         """The cgroup's ``oom_kill`` counter, read right before a spawn.
 
         The run joins its cgroup before its exec, so at a small limit the kernel can kill it
@@ -199,14 +211,20 @@ class ProgramMemory:
         except (OSError, MemoryCgroupError) as exc:
             self._publish(MemoryWatchDegraded(reason=f"oom_kill counter unreadable: {exc}"))
 
-    def observe(self, event: Event) -> None:
-        """The supervisor's timeline: a run that became ready is measured (a fresh copy)."""
-        fact = event.fact
-        if isinstance(fact, ChildReady) and self._sentinel is not None and self._loop:
-            self._became_ready.add(fact.pid)
+    def ready(self, run: RunningChild) -> None:
+        """``run`` passed its gate: measured at the next sample (a fresh copy, if alone)."""
+        if self._sentinel is not None and self._loop:
+            self._became_ready.add(run.pid)
             self._loop.call_soon(self._check)
 
-    def at_exit(self, run: RunningChild) -> MemoryAtExit | None:
+    def ended(
+        self, run: RunningChild, reason: ExitReason
+    ) -> tuple[ExitReason, MemoryAtExit | None]:
+        """``run`` ended for ``reason``: the reason made precise (``oom-killed``, or a SIGKILL
+        that was not one), and its memory at the end."""
+        return self._attribute(run, reason), self._at_exit(run)
+
+    def _at_exit(self, run: RunningChild) -> MemoryAtExit | None:
         """The memory at ``run``'s end: the highest working set of the sentinel's samples
         since it started (the last seconds), and the limit; without the sentinel, the limit."""
         sentinel = self._sentinel
@@ -217,19 +235,13 @@ class ProgramMemory:
                 return MemoryAtExit(working_set=peak.working_set, limit=peak.limit)
         if self._cgroup is None:
             return None
-        from ...memory._readers import UNLIMITED, V1Reader, V2Reader
-
-        cgroup = self._cgroup
-        reader = V1Reader(cgroup) if cgroup.version == 1 else V2Reader(cgroup)
         try:
-            limit = reader.cgroup_limit()
+            limit = limit_of(self._cgroup)
         except (OSError, ValueError):
             return None
-        finally:
-            reader.close()
-        return None if limit >= UNLIMITED else MemoryAtExit(working_set=None, limit=limit)
+        return None if limit is None else MemoryAtExit(working_set=None, limit=limit)
 
-    def attribute(self, run: RunningChild, reason: ExitReason) -> ExitReason:
+    def _attribute(self, run: RunningChild, reason: ExitReason) -> ExitReason:
         """``reason`` made precise: ``oom-killed``, or a SIGKILL that was not one."""
         self._runs.pop(run.pid, None)
         self._became_ready.discard(run.pid)
@@ -275,7 +287,7 @@ class ProgramMemory:
             self._confirm = self._loop.call_later(self.CONFIRM_AFTER, self._check)
 
     def _on_high(self, status: MemoryStatus) -> None:
-        run = self._current()
+        run = self._program.current
         signum = self._options.memory_warn_signal
         # Entered from below only: back down from critical, the program knows already.
         if run is not None and run.running and signum is not None and not self._warned:
@@ -285,7 +297,7 @@ class ProgramMemory:
     def _on_critical(self, status: MemoryStatus) -> None:
         # During an upgrade the release being replaced (the oldest) goes, not the new one.
         runs = [run for run in self._runs.values() if run.running]
-        run = min(runs, key=lambda r: r.started_at) if runs else self._current()
+        run = min(runs, key=lambda r: r.started_at) if runs else self._program.current
         if run is not None and run.running:
             # Its stop signal now: a clean exit (buffers flushed) before the kernel's SIGKILL.
             signum = self._options.stop_signal
@@ -301,7 +313,7 @@ class ProgramMemory:
 
     def _maybe_recycle(self, status: MemoryStatus) -> None:
         at = self._options.recycle_at
-        run = self._current()
+        run = self._program.current
         if at is None or run is None or not run.running or run.ready_at is None:
             return
         if run.pid in (self._recycled_for, self._refused_for) or len(self._runs) > 1:
@@ -347,4 +359,4 @@ class ProgramMemory:
             )
         )
         if refused is None:
-            self._recycle()
+            self.recycle_asked.set()
