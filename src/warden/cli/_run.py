@@ -206,9 +206,9 @@ def _say(text: str) -> None:
             sys.stderr.write(text)
         return
     if "JOURNAL_STREAM" in os.environ:
-        from ..observe._journal import journal_stream_matches
+        from ..observe import _journal_stream_matches
 
-        if journal_stream_matches(fd):
+        if _journal_stream_matches(fd):
             text = "".join(f"<3>{line}\n" for line in text.splitlines())
     write_bounded(fd, text)
 

@@ -31,6 +31,14 @@ __getattr__ = lazy(__name__, _LAZY, globals())
 #: Internal, for the CLI: a line to a stderr that may be stalled, never blocking on it.
 _write_bounded = _stream.write_bounded
 
+
+def _journal_stream_matches(fd: int) -> bool:
+    """Internal, for the CLI: whether ``fd`` is the journal's stream (``JOURNAL_STREAM``);
+    the journald module loads only when asked."""
+    from ._journal import journal_stream_matches
+
+    return journal_stream_matches(fd)
+
 __all__ = [
     "HumanFormatter",
     "JsonFormatter",
