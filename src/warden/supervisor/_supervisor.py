@@ -114,6 +114,7 @@ class Supervisor:
         self.lifecycle = _SupervisorLifecycle(
             shutdown_timeout=options.shutdown_timeout,
             on_second_signal=self._second_stop_signal,
+            clock=clock,
         )
         self.started_at = clock.now()
         #: The code ``warden run`` exits with, once decided.
@@ -148,6 +149,7 @@ class Supervisor:
             current=lambda: self.runs.current,
             recycle=self._recycle,
             publish=self.publish,
+            clock=clock,
         )
         # Memory at "high": readiness false (shed load); a run's readiness: a fresh copy's size.
         self.lifecycle.ready_when(self.memory.accepting, what="memory high")
@@ -418,7 +420,11 @@ class Supervisor:
     async def _open_control(self) -> None:
         assert self.options.control is not None
         control = ControlServer(
-            self.options.control, self._on_control, commands=_CONTROL_COMMANDS, tally=self.tally
+            self.options.control,
+            self._on_control,
+            commands=_CONTROL_COMMANDS,
+            tally=self.tally,
+            clock=self._clock,
         )
         try:
             await control.start()

@@ -29,7 +29,8 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ...lifecycle import Event, Fact
+from ...lifecycle import Clock, Event, Fact
+from ...lifecycle import Timer as _Timer
 
 # Only what every start needs (discovery, attribution): the sentinel, its event sources and
 # actions are imported in start() when an option asks for one (a PID 1 stays small).
@@ -57,6 +58,7 @@ class ProgramMemory:
         current: the program's current run, if any.
         recycle: starts a zero-downtime upgrade (the Upgrader's trigger).
         publish: the timeline.
+        clock: the supervisor's clock (the sentinel's polls, the OOM kills' second look).
 
     The supervisor also counts :meth:`accepting` in its readiness and gives :meth:`observe`
     its timeline (a run's readiness is when a fresh copy's size is measured).
@@ -72,8 +74,10 @@ class ProgramMemory:
         current: Callable[[], RunningChild | None],
         recycle: Callable[[], None],
         publish: Callable[[Fact], object],
+        clock: Clock | None = None,
     ) -> None:
         self._options = options
+        self._clock = clock or Clock()
         self._current = current
         self._recycle = recycle
         self._publish = publish
@@ -87,7 +91,7 @@ class ProgramMemory:
         self._attributions: dict[int, RunAttribution] = {}
         self._runs: dict[int, RunningChild] = {}  # the runs alive, by pid
         self._became_ready: set[int] = set()  # measured at the next sample if alone
-        self._confirm: asyncio.TimerHandle | None = None
+        self._confirm: _Timer | None = None
         #: The working set of a fresh copy: measured when a run was ready and alone.
         self.fresh: int | None = None
         self._recycled_for: int | None = None  # the pid a recycle was asked for
@@ -144,6 +148,7 @@ class ProgramMemory:
                 on_critical=self._on_critical,
                 on_sample=self._on_sample,
                 publish=self._publish,
+                clock=self._clock,
             )
             await self._sentinel.start()
 
@@ -272,7 +277,7 @@ class ProgramMemory:
             if attribution.kills_survived > before:
                 self._publish(OomKillSurvived(pid=pid, kills=attribution.kills_survived - before))
         if pending and self._confirm is None and self._loop is not None:
-            self._confirm = self._loop.call_later(self.CONFIRM_AFTER, self._check)
+            self._confirm = self._clock.call_later(self.CONFIRM_AFTER, self._check)
 
     def _on_high(self, status: MemoryStatus) -> None:
         run = self._current()

@@ -97,7 +97,7 @@ class ReleaseSwap:
             return
         timeout = self._options.ready_timeout
         try:
-            async with asyncio.timeout(timeout):
+            async with self._clock.timeout(timeout):
                 code = await self._launcher.run_check(command)
         except TimeoutError:
             raise UpgradeFailed(f"--upgrade-check did not finish within {timeout:g}s") from None
