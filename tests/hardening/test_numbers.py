@@ -23,7 +23,7 @@ from tests.hardening.conftest import run, warden_argv
 from warden._durations import MAX_SIZE, parse_duration, parse_size
 from warden._exceptions import ConfigurationError
 from warden.memory import MemorySentinel, Thresholds, watch_memory
-from warden.memory import parse_size as memory_parse_size
+from warden.memory._sizes import parse_size as memory_parse_size
 from warden.supervisor import SupervisorOptions
 
 THOUSANDS_OF_DIGITS = "9" * 5000
