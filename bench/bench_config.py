@@ -57,7 +57,8 @@ sys.path.insert(0, str(ROOT))
 
 from tests.config._files import ConfigMap, write_atomic, write_in_place  # noqa: E402
 
-from warden.config import DEFAULT_DEBOUNCE, ConfigStore  # noqa: E402
+from warden.config import ConfigStore  # noqa: E402
+from warden.config._watch import DEFAULT_DEBOUNCE  # noqa: E402
 
 PEERS = ["watchfiles", "pydantic", "pydantic-settings"]
 

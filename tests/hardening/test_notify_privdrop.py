@@ -68,7 +68,7 @@ def test_a_program_that_drops_privileges_says_ready_and_pings_its_watchdog(
 def test_another_user_cannot_say_ready_for_it(
     procs: Processes, other_user: User, shared_dir: Path
 ) -> None:
-    warden = procs.warden(
+    warden = procs.jumped(  # on a clock the test jumps over the 3 s
         "--ready",
         "notify",
         "--ready-timeout",
@@ -88,5 +88,6 @@ def test_another_user_cannot_say_ready_for_it(
         other_user.argv("ls", str(Path(path).parent)), capture_output=True, timeout=20, check=False
     )
     assert listed.returncode != 0
+    warden.jump(3)  # the gate's timeout (armed with the start, before the program said a word)
     assert warden.wait(timeout=30) == 4  # not ready: the injected READY=1 did not count
     assert "failed to become ready within 3s" in warden.err.text()

@@ -24,7 +24,7 @@ from warden._durations import parse_duration
 from warden._exceptions import ConfigurationError
 from warden._sizes import MAX_SIZE, parse_size
 from warden.memory import MemorySentinel, Thresholds, watch_memory
-from warden.memory import parse_size as memory_parse_size
+from warden.memory._sizes import parse_size as memory_parse_size
 from warden.supervisor import SupervisorOptions
 
 THOUSANDS_OF_DIGITS = "9" * 5000

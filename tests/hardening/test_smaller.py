@@ -33,7 +33,9 @@ def test_a_notify_gated_program_that_exits_0_before_ready_failed(procs: Processe
 
 
 def test_a_readiness_timeout_has_its_own_exit_code(procs: Processes) -> None:
-    warden_run = procs.warden("--ready", "notify", "--ready-timeout", "0.5s", "--", "sleep", "30")
+    warden_run = procs.jumped("--ready", "notify", "--ready-timeout", "0.5s", "--", "sleep", "30")
+    warden_run.err.wait_for(r'"detail": "started: sleep 30"')  # its gate's timeout is armed
+    warden_run.jump(0.5)
     assert warden_run.wait() == EXIT_NOT_READY  # not 143: the program's death is warden's doing
     reason = closing_reason(warden_run.err.text())
     assert reason == "the program failed to become ready within 0.5s"

@@ -13,7 +13,7 @@ from types import FrameType
 import pytest
 
 import warden
-from warden.lifecycle import parse_duration
+from warden._durations import parse_duration
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,9 @@ from warden.memory import (
     Level,
     MemorySentinel,
     MemoryStatus,
-    OomKillAttributed,
     RunAttribution,
 )
+from warden.memory._events import OomKillAttributed
 
 from .conftest import app
 

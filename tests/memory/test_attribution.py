@@ -15,7 +15,8 @@ from pathlib import Path
 
 from tests._proc import Proc
 from tests.conftest import Spawn
-from warden.memory import ChildCgroup, OomKillAttributed, RunAttribution, reader_for
+from warden.memory import ChildCgroup, RunAttribution, reader_for
+from warden.memory._events import OomKillAttributed
 
 from .conftest import MakeCgroup, MiB, app
 

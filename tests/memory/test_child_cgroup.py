@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from warden import ConfigurationError
-from warden.memory import ChildCgroup, MemoryCgroup, MemoryCgroupError, parse_size
+from warden.memory import ChildCgroup, MemoryCgroup, MemoryCgroupError
+from warden.memory._sizes import parse_size
 
 from .conftest import MakeCgroup, MiB
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Spawn
-from warden.memory import Level
+from warden.lifecycle import ManualClock
+from warden.memory import Level, MemorySentinel
 
 from ._watching import watch_ramp
 from .conftest import MakeCgroup, MiB
@@ -47,3 +48,22 @@ async def test_ramp_20_mib_per_s(memory_cgroup: MakeCgroup, spawn: Spawn, tmp_pa
 
 async def test_ramp_100_mib_per_s(memory_cgroup: MakeCgroup, spawn: Spawn, tmp_path: Path) -> None:
     await _ramp(memory_cgroup, spawn, tmp_path, 100, 128)
+
+
+async def test_a_still_cgroup_arms_no_poll_on_the_sentinels_clock(
+    memory_cgroup: MakeCgroup,
+) -> None:
+    """The idle goal: nothing grows, the kernel's thresholds (and the band around the usage)
+    stand guard, and the sentinel keeps no timer at all. A poll due is a timer on its clock."""
+    group = memory_cgroup(64 * MiB)
+    clock = ManualClock()
+    sentinel = MemorySentinel(group.cgroup, psi=False, publish=lambda _fact: None, clock=clock)
+    await sentinel.start()
+    try:
+        assert sentinel.sources[0] == "v1 usage thresholds"
+        assert sentinel.level is Level.OK
+        assert clock.pending == 0
+        clock.jump(3600)  # an idle hour
+        assert sentinel.wakeups == {"start": 1}
+    finally:
+        sentinel.stop()

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from warden.lifecycle import Fact
+from warden.lifecycle import Fact, ManualClock
 from warden.memory import Level, MemoryCgroup, MemorySentinel, MemoryWatchDegraded, Thresholds
 from warden.memory._sources import MemoryEventsFile, PriorityEvents
 
@@ -100,12 +100,14 @@ async def test_a_sentinel_on_a_v2_tree_polls_and_reads_levels(tmp_path: Path) ->
     mount = tmp_path / "sys/fs/cgroup"
     v2_group(mount / "app", current=50 * MiB, inactive=10 * MiB, max_=str(100 * MiB))
     facts: list[Fact] = []
+    clock = ManualClock()
     sentinel = MemorySentinel(
         MemoryCgroup(2, mount / "app", mount),
         thresholds=Thresholds(flush_budget=0),
         publish=facts.append,
         psi=False,
         root=tmp_path,
+        clock=clock,
     )
     await sentinel.start()
     try:
@@ -115,7 +117,43 @@ async def test_a_sentinel_on_a_v2_tree_polls_and_reads_levels(tmp_path: Path) ->
             isinstance(f, MemoryWatchDegraded) and "polling instead" in f.reason for f in facts
         )
         write(mount / "app/memory.current", f"{95 * MiB}\n")  # working set 85 MiB: warn
-        status = sentinel.check()  # a poll now, without waiting for the timer
+        clock.jump(sentinel.unarmed_interval)  # the next poll, on the sentinel's clock
+        status = sentinel.status
         assert status.level is Level.WARN
     finally:
         sentinel.stop()
+
+
+async def test_polls_come_faster_as_a_ramp_nears_a_level(tmp_path: Path) -> None:
+    """Where no kernel threshold guards the levels (v2), the sentinel polls; the interval is
+    a quarter of the projected time to the next level at the measured rate, so a ramp is
+    sampled faster and faster as it nears ``warn``. Jumped from poll to poll, 4 MiB/s."""
+    proc_self(tmp_path, "0::/app\n", "")
+    mount = tmp_path / "sys/fs/cgroup"
+    v2_group(mount / "app", current=20 * MiB, inactive=0, max_=str(100 * MiB))
+    clock = ManualClock()
+    sentinel = MemorySentinel(
+        MemoryCgroup(2, mount / "app", mount),
+        thresholds=Thresholds(flush_budget=0),
+        publish=lambda _fact: None,
+        psi=False,
+        root=tmp_path,
+        clock=clock,
+    )
+    await sentinel.start()
+    try:
+        intervals = []
+        while sentinel.level is Level.OK:
+            due = clock.next_deadline
+            assert due is not None, "a sentinel that polls has a poll armed"
+            intervals.append(round(due - clock.now(), 3))
+            grown = sentinel.working_set + int(4 * MiB * (due - clock.now()))
+            write(mount / "app/memory.current", f"{grown}\n")
+            clock.jump(due - clock.now())
+        assert intervals[0] == sentinel.unarmed_interval  # not growing yet: the idle poll
+        assert intervals == sorted(intervals, reverse=True), intervals  # ever sooner
+        assert intervals[-1] < 1.0, intervals
+        assert sentinel.level is Level.WARN and clock.pending == 1
+    finally:
+        sentinel.stop()
+    assert clock.pending == 0  # stopped: no poll left armed

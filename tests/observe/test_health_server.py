@@ -190,9 +190,11 @@ def test_a_newcomer_evicts_the_connection_that_waited_longest() -> None:
         # The server's thread clears the timer right after the last connection goes: wait for
         # both, read from this thread.
         wait_until(
-            lambda: server.connections is not None
-            and len(server.connections) == 0
-            and server.connections._timer is None,
+            lambda: (
+                server.connections is not None
+                and len(server.connections) == 0
+                and server.connections._timer is None
+            ),
             "no connection and no timer left",
         )
         server.close()

@@ -86,18 +86,35 @@ class Lines:
             return "\n".join(self.lines)
 
 
+#: ``warden run``, as a user types it.
+WARDEN_RUN = (sys.executable, "-m", "warden", "run")
+
+#: ``warden run`` on a clock the test jumps (``_jumped.py``): its first argument is the fd.
+JUMPED_RUN = (sys.executable, str(Path(__file__).with_name("_jumped.py")))
+JUMPED = "test clock jump"  # what _jumped.py says after each jump: "JUMPED N: TIME"
+
+
 class Warden:
     """A ``warden run`` process with its stdout (the program's) and stderr (warden's log)."""
 
-    def __init__(self, argv: list[str], env: dict[str, str] | None, prefix: list[str]) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        env: dict[str, str] | None,
+        prefix: list[str],
+        *,
+        run: tuple[str, ...] = WARDEN_RUN,
+        pass_fds: tuple[int, ...] = (),
+    ) -> None:
         self.proc = subprocess.Popen(
-            [*prefix, sys.executable, "-m", "warden", "run", *argv],
+            [*prefix, *run, *argv],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env=env,
             start_new_session=True,
+            pass_fds=pass_fds,
         )
         self.pid = self.proc.pid
         assert self.proc.stdout is not None and self.proc.stderr is not None
@@ -125,6 +142,29 @@ class Warden:
         return found
 
 
+class JumpedWarden(Warden):
+    """``warden run`` whose clock moves only when :meth:`jump` says (``_jumped.py``)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self._jumped = 0
+        read, self._jumps = os.pipe()
+        try:
+            super().__init__([str(read), *argv], env, [], run=JUMPED_RUN, pass_fds=(read,))
+        finally:
+            os.close(read)
+
+    def jump(self, seconds: float) -> float:
+        """Move warden's clock ``seconds`` forward: what falls due fires, in order. Returns
+        the clock's new time once warden has made the jump."""
+        self._jumped += 1
+        os.write(self._jumps, f"{seconds!r}\n".encode())
+        return float(self.err.wait_for(f"^{JUMPED} {self._jumped}: (\\S+)$").group(1))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._jumps)
+
+
 class Processes:
     """Starts wardens and remembers every pid to kill at teardown."""
 
@@ -145,15 +185,24 @@ class Processes:
         env: dict[str, str] | None = None,
         prefix: list[str] | None = None,
     ) -> Warden:
+        warden = Warden(list(argv), self._env(env), prefix or [])
+        self.wardens.append(warden)
+        return warden
+
+    def jumped(self, *argv: str, env: dict[str, str] | None = None) -> JumpedWarden:
+        """``warden run`` on a clock that stands still until the test jumps it."""
+        warden = JumpedWarden(list(argv), self._env(env))
+        self.wardens.append(warden)
+        return warden
+
+    def _env(self, env: dict[str, str] | None) -> dict[str, str]:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("WARDEN_")}
         full_env["PYTHONUNBUFFERED"] = "1"
         # A control socket of the test's own: the default path is shared by the machine.
         full_env["WARDEN_CONTROL"] = str(self.control)
         full_env["XDG_RUNTIME_DIR"] = str(self.runtime)
         full_env.update(env or {})
-        warden = Warden(list(argv), full_env, prefix or [])
-        self.wardens.append(warden)
-        return warden
+        return full_env
 
     def script(self, name: str, body: str) -> str:
         """Write a Python script to tmp_path; returns its path."""
@@ -186,6 +235,8 @@ class Processes:
                 if str(self.tmp_path).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
                     os.kill(pid, signal.SIGKILL)
         for warden in self.wardens:
+            if isinstance(warden, JumpedWarden):
+                warden.close()
             for lines, stream in (
                 (warden.out, warden.proc.stdout),
                 (warden.err, warden.proc.stderr),

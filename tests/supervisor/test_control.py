@@ -21,6 +21,7 @@ import pytest
 
 from tests._proc import ROOT
 from warden import ConfigurationError
+from warden.lifecycle import Clock, ManualClock
 from warden.supervisor.control._server import (
     ControlError,
     ControlInUseError,
@@ -48,9 +49,12 @@ async def status_handler(command: str, request: Mapping[str, object]) -> dict[st
 
 @contextlib.asynccontextmanager
 async def serving(
-    path: Path, handler: Handler = status_handler, commands: tuple[str, ...] = COMMANDS
+    path: Path,
+    handler: Handler = status_handler,
+    commands: tuple[str, ...] = COMMANDS,
+    clock: Clock | None = None,
 ) -> AsyncIterator[ControlServer]:
-    server = ControlServer(str(path), handler, commands=commands)
+    server = ControlServer(str(path), handler, commands=commands, clock=clock)
     await server.start()
     try:
         yield server
@@ -244,9 +248,11 @@ async def test_a_client_that_sends_nothing_is_told_after_the_request_timeout(
     short_dir: Path,
 ) -> None:
     path = short_dir / "control.sock"
-    async with serving(path) as server:
+    clock = ManualClock(autojump_threshold=0)  # the request timeout passes by a jump
+    async with serving(path, clock=clock) as server:
         server.request_timeout = 0.2
         reply = await ask(path, b"", eof=False)
+        assert clock.now() == 1000.2
         assert reply == {
             "ok": False,
             "error": "no request within 0.2s of connecting; send one JSON object on one line, "

@@ -27,7 +27,7 @@ from tests.supervisor._socket_peers import (
     receive_all,
 )
 from tests.supervisor.conftest import children_of, descendants
-from warden.supervisor import SpawnError
+from warden.supervisor.process._spawn import SpawnError
 from warden.supervisor.sockets._held import HeldSockets
 from warden.supervisor.sockets._listenspec import parse_listen
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import signal
 
-from .conftest import Processes, proc_state
+from .conftest import JUMPED, Processes, proc_state
+from .test_upgrade import control
 
 # A program that ignores SIGTERM, with a grandchild in its group that ignores it too, and an
 # escaped daemon (its own session, orphaned by an intermediate that exits) that ignores it
@@ -39,14 +40,24 @@ while True:
 
 def test_term_ignored_until_the_timeout_then_everything_is_killed(procs: Processes) -> None:
     script = procs.script("stubborn.py", STUBBORN)
-    warden = procs.warden("--group", "--stop-timeout", "1", "--", script)
+    # On a clock the test jumps: ten minutes of --stop-timeout pass in a moment.
+    warden = procs.jumped("--group", "--stop-timeout", "600", "--", script)
     grandchild = int(warden.out.wait_for(r"^grandchild (\d+)$").group(1))
     daemon = int(warden.out.wait_for(r"^daemon (\d+)$").group(1))
     procs.track(grandchild, daemon)
     warden.out.wait_for("^ready$")
 
     warden.kill(signal.SIGTERM)
+    warden.err.wait_for(r'"event": "stop_ladder".*"name": "SIGTERM"')  # its deadline is armed
+    assert warden.jump(599.9) == 1599.9
+    control(procs.control, "status")  # a round trip: warden ran what the jump woke, if any
+    assert warden.jump(0.1) == 1600.0
     assert warden.wait() == 128 + signal.SIGKILL
+    # SIGKILL came with the jump to the deadline, not before it.
+    lines = warden.err.lines
+    jumped = next(i for i, line in enumerate(lines) if line.startswith(f"{JUMPED} 2:"))
+    killed = next(i for i, line in enumerate(lines) if '"name": "SIGKILL"' in line)
+    assert killed > jumped
     # warden waited for them all: nothing it started is left, not even as a zombie.
     assert proc_state(grandchild) is None
     assert proc_state(daemon) is None

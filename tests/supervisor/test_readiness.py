@@ -11,9 +11,12 @@ import pytest
 
 import warden
 from warden._exceptions import NotReady
+from warden.lifecycle import ManualClock
 from warden.supervisor.release._readiness import (
     GateInputs,
     ReadySpec,
+    Seen,
+    http_status,
     parse_ready,
     wait_ready,
 )
@@ -81,10 +84,40 @@ async def test_http_gate_waits_for_a_2xx() -> None:
 
 
 async def test_http_gate_times_out_with_the_reason() -> None:
-    server, port, _ = await serve_http([503])
+    server, port, seen = await serve_http([503])
+    clock = ManualClock(autojump_threshold=0)  # the probes' intervals and the timeout, jumped
+    start = clock.now()
     async with server:
         with pytest.raises(NotReady, match=r"^0\.3s$"):
-            await wait_ready(parse_ready(f"http://127.0.0.1:{port}/"), inputs(), timeout=0.3)
+            gate = inputs(clock=clock)
+            await wait_ready(parse_ready(f"http://127.0.0.1:{port}/"), gate, timeout=0.3)
+    assert clock.now() == start + 0.3
+    # Every 10 ms, growing by half each time: 0, 10, 25, 47.5, 81.25, 131.9, 207.8 ms.
+    assert len(seen) == 7
+
+
+async def test_a_probe_nobody_answers_is_cut_at_its_own_timeout() -> None:
+    """A server that accepts and never answers (a release whose loop is stuck): the probe
+    gives up after its 2 s and says why, on the clock it is given."""
+    hung_up = asyncio.Event()
+
+    async def deaf(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.read()  # until the probe gives up and closes
+        finally:
+            writer.close()
+            hung_up.set()
+
+    server = await asyncio.start_server(deaf, "127.0.0.1", 0)
+    clock = ManualClock(autojump_threshold=0)
+    start = clock.now()
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        seen = Seen()
+        assert await http_status("127.0.0.1", port, "/", why=seen, clock=clock) is None
+        await asyncio.wait_for(hung_up.wait(), 5)
+    assert str(seen) == "its probe got no answer within 2s"
+    assert clock.now() == start + 2
 
 
 async def test_a_program_that_ends_stops_the_wait() -> None:

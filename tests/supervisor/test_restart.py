@@ -7,8 +7,8 @@ import signal
 import pytest
 
 from warden.lifecycle import ManualClock
-from warden.supervisor import Backoff, ExitKind, ExitReason, RestartPolicy
-from warden.supervisor.release._restart import Finish, Restart, RestartTracker
+from warden.supervisor import ExitKind, ExitReason, RestartPolicy
+from warden.supervisor.release._restart import Backoff, Finish, Restart, RestartTracker
 
 FAILED = ExitReason(ExitKind.EXITED, code=3)
 CLEAN = ExitReason(ExitKind.EXITED, code=0)

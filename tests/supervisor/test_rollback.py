@@ -16,7 +16,7 @@ import threading
 import pytest
 
 from tests.supervisor._systemd_peers import free_port
-from tests.supervisor.conftest import Processes, wait_until
+from tests.supervisor.conftest import DEADLINE, Processes, wait_until
 from tests.supervisor.test_upgrade import Load, Service, control, gone
 
 WINDOW = ("--upgrade-confirm", "3s", "--ready-timeout", "3s")
@@ -234,3 +234,70 @@ def test_a_unix_socket_deployment_upgrades_and_says_when_its_probe_cannot_tell_r
         ) in str(warnings[0]["detail"]), warnings
     warden.kill(signal.SIGTERM)
     assert warden.wait() == 0
+
+
+# -- the window on a clock the test jumps: ten minutes of it in a moment -------------------
+
+
+def upgrade_in_background(service: Service) -> tuple[threading.Thread, list[dict[str, object]]]:
+    """``warden upgrade`` on a thread (its reply comes at the end of the window)."""
+    replies: list[dict[str, object]] = []
+    asking = threading.Thread(target=lambda: replies.append(service.control("upgrade")))
+    asking.start()
+    return asking, replies
+
+
+def test_a_good_release_is_promoted_when_the_window_ends_and_not_before(
+    procs: Processes,
+) -> None:
+    service = Service(procs, "--upgrade-confirm", "600s", jumped=True)
+    service.deploy("v2")
+    asking, replies = upgrade_in_background(service)
+    new = service.started("v2")
+    service.warden.err.wait_for('"outcome": "confirming"')  # the window's end is armed
+    service.jump(599.9)
+    program = service.program()  # a round trip: warden ran what the jump woke
+    assert (program["pid"], program["state"]) == (service.first, "upgrading")
+    assert not replies and not gone(service.first)
+    service.jump(0.1)
+    asking.join(DEADLINE)
+    assert replies and replies[0]["ok"] is True, replies
+    assert service.program()["pid"] == new
+    assert service.warden.out.count(f"^stopped v1 {service.first}$") == 1
+    assert service.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("release", "why"),
+    [
+        # Answers 500 (or, a probe still on its way at the next jump, is cut at its timeout).
+        ("err500", "did not answer 2xx/3xx (its probe"),
+        # Accepts nothing: each check waits for its probe's own timeout, on the clock too.
+        ("deaf", "did not answer 2xx/3xx (its probe got no answer within 2s)"),
+    ],
+)
+def test_a_release_failing_its_health_checks_in_the_window_is_rolled_back(
+    procs: Processes, release: str, why: str
+) -> None:
+    """--ready notify passes; the window's health checks (--upgrade-confirm-url, asking the
+    new release alone) fail twice: rolled back long before the ten minutes are up."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    service = Service(
+        procs, "--upgrade-confirm", "600s", "--upgrade-confirm-url", url, port=port, jumped=True
+    )
+    service.deploy(release)
+    asking, replies = upgrade_in_background(service)
+    new = service.started(release)
+    service.warden.err.wait_for('"outcome": "confirming"')
+    now = start = service.jump(0)
+    while asking.is_alive() and now - start < 60:  # a check each second, on warden's clock
+        now = service.jump(1)
+        service.status()  # a round trip: warden ran what the jump woke
+    asking.join(DEADLINE)
+    upgrade = replies[0]["upgrade"]
+    assert isinstance(upgrade, dict) and upgrade["result"] == "rolled back", upgrade
+    assert why in str(upgrade["detail"]), upgrade
+    assert gone(new)
+    assert service.program()["pid"] == service.first
+    assert service.stop() == 0

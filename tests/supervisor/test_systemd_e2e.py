@@ -235,7 +235,7 @@ def test_not_ready_in_time_is_killed_with_the_reason(procs: Processes, manager: 
     """``--ready http://... --ready-timeout 1s -- sleep 1000`` with nothing answering: the
     program is killed, the reason logged, a final line, a non-zero exit, no READY=1 upward."""
     port = free_port()  # nobody listens: every probe is refused
-    warden = procs.warden(
+    warden = procs.jumped(  # on a clock the test jumps over the second
         "--ready",
         f"http://127.0.0.1:{port}/",
         "--ready-timeout",
@@ -246,6 +246,7 @@ def test_not_ready_in_time_is_killed_with_the_reason(procs: Processes, manager: 
         env=manager.env,
     )
     pid = int(warden.err.wait_for(r'"name": "pid (\d+)", "detail": "started: sleep 1000"').group(1))
+    warden.jump(1)  # the gate's timeout, armed with the start
     code = warden.wait()
     assert code != 0
     assert closing_reason(warden.err.text()) == "the program failed to become ready within 1s"

@@ -2,9 +2,9 @@
 
 Each "release" is one script whose behaviour comes from a file the test rewrites between
 upgrades (what a deploy does to the code on disk): ``v1``/``v2`` serve and say READY=1,
-``crash`` exits 3 at start, ``hang`` never says READY=1, ``gated FIFO`` waits for the test
-before it says READY=1, ``stubborn`` ignores SIGTERM. A load thread sends requests over new
-connections the whole time and counts every failure.
+``crash`` exits 3 at start, ``hang`` never says READY=1, ``deaf`` says it and never answers,
+``gated FIFO`` waits for the test before it says READY=1, ``stubborn`` ignores SIGTERM. A load
+thread sends requests over new connections the whole time and counts every failure.
 """
 
 from __future__ import annotations
@@ -27,7 +27,14 @@ import pytest
 
 from tests.supervisor._socket_peers import http_get
 from tests.supervisor._systemd_peers import Manager, closing_reason, make_fifo, release
-from tests.supervisor.conftest import DEADLINE, Processes, Warden, proc_state, wait_until
+from tests.supervisor.conftest import (
+    DEADLINE,
+    JumpedWarden,
+    Processes,
+    Warden,
+    proc_state,
+    wait_until,
+)
 
 RELEASE = """\
 import os, select, signal, socket, sys, time
@@ -81,7 +88,8 @@ ready_at = time.monotonic()
 last_ping = 0.0
 while True:
     timeout = 0.05 if after is not None or "WATCHDOG_USEC" in os.environ else None
-    readable = select.select([*listeners, wakeup], [], [], timeout)[0]
+    watched = [wakeup] if name == "deaf" else [*listeners, wakeup]
+    readable = select.select(watched, [], [], timeout)[0]
     if wakeup in readable:
         break
     late = after is not None and time.monotonic() - ready_at >= after
@@ -157,12 +165,14 @@ class Service:
         env: dict[str, str] | None = None,
         port: int = 0,
         ready: str = "notify",
+        jumped: bool = False,
     ):
         self.procs = procs
         self.release_file = procs.tmp_path / "release"
         self.deploy("v1")
         script = procs.script("release.py", RELEASE)
-        self.warden: Warden = procs.warden(
+        run = procs.jumped if jumped else procs.warden  # jumped: on a clock the test moves
+        self.warden: Warden = run(
             "--listen",
             f"tcp://127.0.0.1:{port}",
             "--ready",
@@ -210,6 +220,11 @@ class Service:
         assert upgrade["result"] == ("ok" if ok else "failed")
         assert upgrade["new_pid"] == new
         return upgrade, new
+
+    def jump(self, seconds: float) -> float:
+        """Move warden's clock (a ``jumped`` service's): see :meth:`JumpedWarden.jump`."""
+        assert isinstance(self.warden, JumpedWarden), "Service(..., jumped=True) only"
+        return self.warden.jump(seconds)
 
     def status(self) -> dict[str, object]:
         reply = self.control("status")

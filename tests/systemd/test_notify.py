@@ -18,7 +18,8 @@ import pytest
 import warden
 from tests._proc import python
 from tests.conftest import Spawn
-from warden.systemd import Notifier, encode
+from warden.systemd import Notifier
+from warden.systemd._notify import encode
 
 
 class Receiver:

@@ -22,9 +22,7 @@ if TYPE_CHECKING:
     from ._events import ConfigWatchDone as ConfigWatchDone
     from ._snapshot import ReloadResult as ReloadResult
     from ._snapshot import Snapshot as Snapshot
-    from ._sources import DEFAULT_MAX_BYTES as DEFAULT_MAX_BYTES
     from ._store import ConfigStore as ConfigStore
-    from ._watch import DEFAULT_DEBOUNCE as DEFAULT_DEBOUNCE
     from ._watch import file_digest
     from ._watch import watch_for_changes as watch_for_changes
 
@@ -41,9 +39,7 @@ _LAZY = {
     "ConfigWatchDone": "warden.config._events",
     "ReloadResult": "warden.config._snapshot",
     "Snapshot": "warden.config._snapshot",
-    "DEFAULT_MAX_BYTES": "warden.config._sources",
     "ConfigStore": "warden.config._store",
-    "DEFAULT_DEBOUNCE": "warden.config._watch",
     "watch_for_changes": "warden.config._watch",
     # Internal: for warden run --reload-on-change; not public API.
     "_file_digest": "warden.config._watch:file_digest",
@@ -57,8 +53,6 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "DEFAULT_DEBOUNCE",
-    "DEFAULT_MAX_BYTES",
     "ConfigError",
     "ConfigReloadFailed",
     "ConfigReloaded",

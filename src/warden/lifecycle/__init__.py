@@ -1,16 +1,14 @@
 """The lifecycle core: states, component graph, signals, deadline guard, leak report, timeline.
 
-Imports nothing else of warden's: every other part builds on this one.
+Imports nothing else of warden's: every other part builds on this one. ``__all__`` is what a
+service written on it uses: :class:`Lifecycle`, its timeline and facts, and the clock its
+waits run on (:class:`ManualClock` for tests). A few more names are re-exported for warden's
+own packages (``KINDS``, ``Timer``, ``signal_name``) and are not a promise.
 """
 
 from __future__ import annotations
 
-from .._durations import parse_duration as parse_duration
 from .._exitcodes import EXIT_DEADLINE as EXIT_DEADLINE
-from .._exitcodes import EXIT_FAILURE as EXIT_FAILURE
-from .._exitcodes import EXIT_OK as EXIT_OK
-from .._exitcodes import EXIT_SIGNAL_BASE as EXIT_SIGNAL_BASE
-from .._exitcodes import EXIT_USAGE as EXIT_USAGE
 from . import _children, _leaks
 from ._clock import Clock as Clock
 from ._clock import ManualClock as ManualClock
@@ -36,8 +34,6 @@ from ._events import StatusUpdate as StatusUpdate
 from ._events import StopRequested as StopRequested
 from ._events import TimeoutExtended as TimeoutExtended
 from ._leaks import Leak as Leak
-from ._lifecycle import DEFAULT_SHUTDOWN_TIMEOUT as DEFAULT_SHUTDOWN_TIMEOUT
-from ._lifecycle import Component as Component
 from ._lifecycle import Lifecycle as Lifecycle
 from ._signals import signal_name as signal_name
 from ._states import State as State
@@ -51,15 +47,8 @@ _take_baseline = _leaks.take_baseline
 _find_leaks = _leaks.find_leaks
 
 __all__ = [
-    "DEFAULT_SHUTDOWN_TIMEOUT",
     "EXIT_DEADLINE",
-    "EXIT_FAILURE",
-    "EXIT_OK",
-    "EXIT_SIGNAL_BASE",
-    "EXIT_USAGE",
-    "KINDS",
     "Clock",
-    "Component",
     "ComponentStarted",
     "ComponentStopped",
     "Event",
@@ -84,7 +73,4 @@ __all__ = [
     "StopRequested",
     "Timeline",
     "TimeoutExtended",
-    "Timer",
-    "parse_duration",
-    "signal_name",
 ]

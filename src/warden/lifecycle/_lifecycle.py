@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from warden._exceptions import ConfigurationError, DependencyError, LifecycleErr
 from .._durations import parse_duration
 from .._exitcodes import EXIT_FAILURE, EXIT_OK
 from ._calls import Callback, call, is_async
+from ._clock import Clock
 from ._events import (
     ComponentStarted,
     ComponentStopped,
@@ -94,6 +94,10 @@ class Lifecycle:
         on_second_signal: what a second SIGTERM/SIGINT does: ``"exit"`` at once with 128+N,
             ``"ignore"``, or a callable given the signal number, called in the loop.
         handle_signals: install signal handlers while running (main thread only).
+        clock: what the drain delay and the stop timeouts wait on (and what the service's
+            parts built on the lifecycle read, :attr:`clock`); a test gives a
+            :class:`~warden.lifecycle.ManualClock` to jump over them. The shutdown deadline
+            is the guard thread's, in real time.
     """
 
     #: The fact a change of state is published as. A service built on the lifecycle whose own
@@ -109,7 +113,10 @@ class Lifecycle:
         stop_timeout: float | str | None = None,
         on_second_signal: SecondSignal = "exit",
         handle_signals: bool = True,
+        clock: Clock | None = None,
     ) -> None:
+        #: The one clock the service's waits run on.
+        self.clock = clock or Clock()
         if shutdown_timeout is None:
             env = os.environ.get("WARDEN_SHUTDOWN_TIMEOUT")
             self.shutdown_timeout = (
@@ -359,7 +366,7 @@ class Lifecycle:
         return self.exit_code
 
     async def _run_main(self, main: Main) -> None:
-        started = time.monotonic()
+        started = self.clock.now()
         try:
             if is_async(main):
                 result = await main()  # type: ignore[misc]
@@ -368,7 +375,7 @@ class Lifecycle:
                 await call(lambda: box.append(main()), thread_name="warden:main")
                 result = box[0]
         except asyncio.CancelledError:
-            self.publish(MainFinished(result=Outcome.CANCELLED, took=time.monotonic() - started))
+            self.publish(MainFinished(result=Outcome.CANCELLED, took=self.clock.now() - started))
             raise
         except SystemExit as exc:  # sys.exit(n) in main: a return with an exit code
             result = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -376,14 +383,14 @@ class Lifecycle:
             self.exit_code = EXIT_FAILURE
             self.publish(
                 MainFinished(
-                    result=Outcome.FAILED, took=time.monotonic() - started, error=_err(exc)
+                    result=Outcome.FAILED, took=self.clock.now() - started, error=_err(exc)
                 )
             )
             self._begin_stop("main failed")
             return
         if isinstance(result, int) and not isinstance(result, bool):
             self.exit_code = result
-        self.publish(MainFinished(result=Outcome.OK, took=time.monotonic() - started))
+        self.publish(MainFinished(result=Outcome.OK, took=self.clock.now() - started))
         self._begin_stop("main returned")
 
     # -- start-up -----------------------------------------------------------------------
@@ -422,7 +429,7 @@ class Lifecycle:
             self._guard.handled = intake.signals
         self._guard.start()
         self._set_state(State.STARTING)
-        began = time.monotonic()
+        began = self.clock.now()
         for name in order:
             if self._stop_event.is_set():
                 self.publish(
@@ -437,7 +444,7 @@ class Lifecycle:
                 raise StartupError(name, error) from error
         if self._stop_event.is_set():
             return
-        self._set_state(State.READY, duration=time.monotonic() - began)
+        self._set_state(State.READY, duration=self.clock.now() - began)
 
     async def _start_one(self, component: Component) -> BaseException | None:
         """Start one component; returns the error if its start failed."""
@@ -476,7 +483,7 @@ class Lifecycle:
             with contextlib.suppress(asyncio.CancelledError):
                 await stop_wait  # a cancelled task not awaited would show in the leak report
             self._in_flight.pop(name, None)
-        duration = time.monotonic() - flight.since
+        duration = self.clock.now() - flight.since
         error = task.exception()
         if error is not None:
             self.publish(
@@ -502,7 +509,7 @@ class Lifecycle:
         self._guard.arm()
         self.publish(StopRequested(reason=reason))
         if self._state.serving:
-            self._draining_since = time.monotonic()
+            self._draining_since = self.clock.now()
             self._set_state(State.DRAINING)
 
     async def _shutdown(self, main_task: asyncio.Task[None] | None = None) -> None:
@@ -510,9 +517,9 @@ class Lifecycle:
         self._begin_stop("service body finished")
         try:
             if self._draining_since is not None:
-                remaining = self._draining_since + self.drain_delay - time.monotonic()
-                if remaining > 0:
-                    await asyncio.sleep(remaining)
+                drained = self._draining_since + self.drain_delay
+                if drained > self.clock.now():
+                    await self.clock.sleep_until(drained)
             if main_task is not None and not main_task.done() and self._stop_heard:
                 # main listens for the stop (it called wait_for_stop()): it finishes its own
                 # way, as long as it needs; the shutdown deadline bounds it, and names it.
@@ -529,9 +536,9 @@ class Lifecycle:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
             self._set_state(State.STOPPING)
-            began = time.monotonic()
+            began = self.clock.now()
             await self._stop_components()
-            self._set_state(State.STOPPED, duration=time.monotonic() - began)
+            self._set_state(State.STOPPED, duration=self.clock.now() - began)
             # Still under the deadline guard: the leak scan is part of the shutdown.
             assert self._baseline is not None
             self.leaks = find_leaks(self._baseline)
@@ -583,7 +590,7 @@ class Lifecycle:
         flight.task = task
         outcome, detail = Outcome.OK, None
         try:
-            interrupt = await asyncio.wait_for(task, timeout)
+            interrupt = await self.clock.wait_for(task, timeout)
             if interrupt is not None:
                 # KeyboardInterrupt or SystemExit from a stop: it fails this component, and
                 # the stops of the components it depends on still run; it is re-raised after.
@@ -599,7 +606,7 @@ class Lifecycle:
             self._in_flight.pop(name, None)
         if outcome is not Outcome.OK:
             self.exit_code = EXIT_FAILURE
-        duration = time.monotonic() - flight.since
+        duration = self.clock.now() - flight.since
         self.publish(ComponentStopped(component=name, result=outcome, took=duration, error=detail))
 
     # -- signals and reload -------------------------------------------------------------
@@ -667,7 +674,7 @@ class Lifecycle:
     async def _run_hooks(
         self, fact: type[ReloadFinished | LogsReopened], hooks: list[Callback]
     ) -> None:
-        began = time.monotonic()
+        began = self.clock.now()
         errors = []
         for hook in hooks:
             try:
@@ -677,7 +684,7 @@ class Lifecycle:
         self.publish(
             fact(
                 result=Outcome.FAILED if errors else Outcome.OK,
-                took=time.monotonic() - began,
+                took=self.clock.now() - began,
                 errors=tuple(errors),
             )
         )
@@ -707,13 +714,13 @@ class Lifecycle:
         return self.timeline.publish(fact, self._state)
 
     def _track(self, name: str, phase: str) -> _InFlight:
-        flight = _InFlight(phase, time.monotonic())
+        flight = _InFlight(phase, self.clock.now())
         self._in_flight[name] = flight
         return flight
 
     def _deadline_report(self, headline: str) -> str:
         """Runs on the guard thread while the loop may be blocked: read, never wait."""
-        now = time.monotonic()
+        now = self.clock.now()
         frames = sys._current_frames()
         lines = [f"warden: {headline}\n"]
         for name, flight in list(self._in_flight.items()):

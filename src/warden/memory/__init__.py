@@ -2,8 +2,9 @@
 
 * :func:`watch_memory` attaches a :class:`MemorySentinel` with default actions to a lifecycle.
 * :class:`MemorySentinel` watches any memory cgroup (a child's too) and calls back per level.
-* :class:`ChildCgroup` and :class:`RunAttribution` are the supervisor's building blocks:
-  a limited cgroup of a child's own, and "was this run OOM-killed?" from its counter.
+* ``ChildCgroup``, ``RunAttribution`` and ``reader_for`` are the supervisor's building blocks
+  (a limited cgroup of a child's own, "was this run OOM-killed?" from its counter, a cgroup's
+  counters): importable for warden's own packages, not in ``__all__``, not a promise.
 
 Layering: imports only the lifecycle (for facts and the stop) and warden's errors.
 
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     # Internal, for warden's other packages (warden run, warden doctor); not public API.
     from . import _attribution, _child_cgroup, _events, _readers, _sizes
     from ._attribution import RunAttribution as RunAttribution
-    from ._attribution import describe_timeline as describe_timeline
     from ._cgroup import MemoryCgroup as MemoryCgroup
     from ._cgroup import find_memory_cgroup as find_memory_cgroup
     from ._child_cgroup import ChildCgroup as ChildCgroup
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from ._events import MemoryLevelChanged as MemoryLevelChanged
     from ._events import MemoryWatchDegraded as MemoryWatchDegraded
     from ._events import MemoryWatching as MemoryWatching
-    from ._events import OomKillAttributed as OomKillAttributed
     from ._levels import Level as Level
     from ._levels import Thresholds as Thresholds
     from ._readers import Sample as Sample
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
     from ._sentinel import MemoryStatus as MemoryStatus
     from ._shed import ShedLoadASGI as ShedLoadASGI
     from ._shed import ShedLoadWSGI as ShedLoadWSGI
-    from ._sizes import parse_size as parse_size
     from ._watch import watch_memory as watch_memory
 
     _RunAttribution = _attribution.RunAttribution
@@ -57,7 +55,6 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "RunAttribution": "warden.memory._attribution",
-    "describe_timeline": "warden.memory._attribution",
     "MemoryCgroup": "warden.memory._cgroup",
     "find_memory_cgroup": "warden.memory._cgroup",
     "ChildCgroup": "warden.memory._child_cgroup",
@@ -67,7 +64,6 @@ _LAZY = {
     "MemoryLevelChanged": "warden.memory._events",
     "MemoryWatchDegraded": "warden.memory._events",
     "MemoryWatching": "warden.memory._events",
-    "OomKillAttributed": "warden.memory._events",
     "Level": "warden.memory._levels",
     "Thresholds": "warden.memory._levels",
     "Sample": "warden.memory._readers",
@@ -77,7 +73,6 @@ _LAZY = {
     "MemoryStatus": "warden.memory._sentinel",
     "ShedLoadASGI": "warden.memory._shed",
     "ShedLoadWSGI": "warden.memory._shed",
-    "parse_size": "warden.memory._sizes",
     "watch_memory": "warden.memory._watch",
     # Internal, for warden's other packages (warden run, warden doctor); not public API.
     "_RunAttribution": "warden.memory._attribution:RunAttribution",
@@ -97,7 +92,6 @@ __getattr__ = lazy(__name__, _LAZY, globals())
 
 __all__ = [
     "Action",
-    "ChildCgroup",
     "Level",
     "MemoryActionTaken",
     "MemoryCgroup",
@@ -108,15 +102,10 @@ __all__ = [
     "MemoryUnavailableError",
     "MemoryWatchDegraded",
     "MemoryWatching",
-    "OomKillAttributed",
-    "RunAttribution",
     "Sample",
     "ShedLoadASGI",
     "ShedLoadWSGI",
     "Thresholds",
-    "describe_timeline",
     "find_memory_cgroup",
-    "parse_size",
-    "reader_for",
     "watch_memory",
 ]

@@ -25,13 +25,13 @@ import errno
 import inspect
 import logging
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from warden._durations import parse_duration
-from warden.lifecycle import Fact, Outcome
+from warden.lifecycle import Clock, Fact, Outcome
+from warden.lifecycle import Timer as _Timer
 
 from ._cgroup import MemoryCgroup, find_memory_cgroup
 from ._errors import MemoryUnavailableError
@@ -53,7 +53,7 @@ class MemoryStatus:
         limit: the effective limit in bytes.
         time_to_limit: projected seconds to the limit, ``None`` when not growing.
         rate: smoothed growth of the working set, bytes per second.
-        at: ``time.monotonic()`` of the sample.
+        at: when it was taken, on the sentinel's clock (``time.monotonic()``).
     """
 
     level: Level
@@ -103,6 +103,8 @@ class MemorySentinel:
             (``unarmed_interval``) where no kernel threshold guards the levels (v2, host).
         history: seconds of samples kept for :meth:`timeline`.
         root: where ``/proc`` and ``/sys`` are (tests).
+        clock: what the polls wait on and the samples are timed by (``watch_memory``
+            gives the lifecycle's); a test gives a :class:`~warden.lifecycle.ManualClock`.
     """
 
     def __init__(
@@ -123,7 +125,7 @@ class MemorySentinel:
         unarmed_interval: float = 1.0,
         history: float = 10.0,
         root: Path = Path("/"),
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
     ) -> None:
         self.thresholds = thresholds or Thresholds()
         self._target = cgroup
@@ -146,7 +148,7 @@ class MemorySentinel:
         )
         history = parse_duration(history, what="history")
         self._root = root
-        self._clock = clock
+        self._clock = clock or Clock()
         self._tracker = LevelTracker(self.thresholds)
         self._rate = GrowthRate()
         self._history: collections.deque[Sample] = collections.deque()
@@ -155,7 +157,7 @@ class MemorySentinel:
         self._v1: V1Events | None = None
         self._pri: PriorityEvents | None = None
         self._events_file: MemoryEventsFile | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: _Timer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[object]] = set()
         self._armed_inactive: int | None = None
@@ -329,7 +331,7 @@ class MemorySentinel:
             return
         self.wakeups[reason.partition(":")[0]] += 1
         try:
-            sample = self._reader.sample(self._clock())
+            sample = self._reader.sample(self._clock.now())
         except (OSError, ValueError) as exc:
             self._emit(MemoryWatchDegraded(reason=f"cannot read memory ({exc}); stopped"))
             self.stop()
@@ -350,6 +352,9 @@ class MemorySentinel:
         self._schedule(sample, rate)
         if self._on_sample is not None:
             self._run_sample_hook(self.status)
+
+    def _poll(self) -> None:
+        self._wake("poll")
 
     def _run_sample_hook(self, status: MemoryStatus) -> None:
         assert self._on_sample is not None
@@ -396,7 +401,7 @@ class MemorySentinel:
             self._run(level, action, status)
 
     def _run(self, level: Level, action: Action, status: MemoryStatus) -> None:
-        started = time.monotonic()
+        started = self._clock.now()
         try:
             result = action.run(status)
         except Exception as exc:
@@ -405,7 +410,7 @@ class MemorySentinel:
                     level=level,
                     action=action.name,
                     result=Outcome.FAILED,
-                    took=time.monotonic() - started,
+                    took=self._clock.now() - started,
                     error=f"{type(exc).__name__}: {exc}",
                 )
             )
@@ -420,7 +425,7 @@ class MemorySentinel:
                 level=level,
                 action=action.name,
                 result=Outcome.OK,
-                took=time.monotonic() - started,
+                took=self._clock.now() - started,
                 note=note,
             )
         )
@@ -487,7 +492,7 @@ class MemorySentinel:
         if self._quiet(sample, rate):
             return  # no timer: the kernel's thresholds are the only wake-ups
         interval = self._interval(sample, rate)
-        self._timer = self._loop.call_later(interval, self._wake, "poll")
+        self._timer = self._clock.call_later(interval, self._poll)
 
     def _interval(self, sample: Sample, rate: float) -> float:
         idle = self.idle_interval if self._guarded(sample) else self.unarmed_interval

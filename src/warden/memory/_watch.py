@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from warden._exceptions import ConfigurationError
-from warden.lifecycle import Fact
+from warden.lifecycle import Clock, Fact
 
 from ._actions import collect_and_trim, graceful_stop, shed_load, tracemalloc_top
 from ._cgroup import MemoryCgroup
@@ -20,6 +20,9 @@ _MAX_TRACEMALLOC_LINES = 1000
 
 
 class _Lifecycle(Protocol):
+    @property
+    def clock(self) -> Clock: ...
+
     def add(self, name: str, *, start: Any = ..., stop: Any = ...) -> None: ...
 
     def publish(self, fact: Fact) -> object: ...
@@ -54,8 +57,9 @@ def watch_memory(
     """Watch this process's memory for the lifecycle ``lc`` and act before the OOM killer.
 
     The sentinel is registered as the component ``name``: it starts with the service (on
-    its event loop) and stops with it. Default actions, each replaceable by the matching
-    ``*_actions`` argument (``[]`` for none), after the ``on_*`` callback:
+    its event loop), polls on its clock, and stops with it. Default actions, each
+    replaceable by the matching ``*_actions`` argument (``[]`` for none), after the ``on_*``
+    callback:
 
     * ``warn`` (80 %): ``gc.collect()`` and ``malloc_trim(0)``; with tracemalloc tracing
       (``trace=True`` starts it), the top allocation sites by line, to the log.
@@ -122,6 +126,7 @@ def watch_memory(
         on_critical=on_critical,
         publish=lc.publish,
         root=sentinel.pop("root", Path("/")),
+        clock=sentinel.pop("clock", lc.clock),
         **sentinel,
     )
     lc.add(name, start=watcher.start, stop=watcher.stop)

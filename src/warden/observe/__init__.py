@@ -1,7 +1,7 @@
 """Observers of the lifecycle's timeline: logs (stderr, journald), systemd, metrics and health.
 
-The health server, the metrics and the journald handler load only when asked for: a PID 1
-that uses none of them never imports them.
+The health server, the metrics and the journald handler load only when asked for (PEP 562):
+a PID 1 that uses none of them never imports them.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ def _journal_stream_matches(fd: int) -> bool:
     from ._journal import journal_stream_matches
 
     return journal_stream_matches(fd)
+
 
 __all__ = [
     "HumanFormatter",

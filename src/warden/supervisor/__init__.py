@@ -1,7 +1,8 @@
 """``warden run``: a PID 1-grade supervisor for any program, built on the lifecycle.
 
 The CLI needs :class:`Supervisor` and :class:`SupervisorOptions` (and the pieces it parses
-into them); everything else here is private.
+into them: :class:`RestartPolicy`; a run's end is an :class:`ExitReason` of an
+:class:`ExitKind`); everything else here is private.
 """
 
 from __future__ import annotations
@@ -12,9 +13,6 @@ from ._supervisor import Supervisor as Supervisor
 from .process import _signals
 from .process._reason import ExitKind as ExitKind
 from .process._reason import ExitReason as ExitReason
-from .process._signals import parse_signal as parse_signal
-from .process._spawn import SpawnError as SpawnError
-from .release._restart import Backoff as Backoff
 from .release._restart import RestartPolicy as RestartPolicy
 
 # Internal, for the CLI and warden doctor (the option table and its parser, the signals warden
@@ -28,12 +26,9 @@ _paths = _declare.paths
 _ignore_unforwarded = _signals.ignore_unforwarded
 
 __all__ = [
-    "Backoff",
     "ExitKind",
     "ExitReason",
     "RestartPolicy",
-    "SpawnError",
     "Supervisor",
     "SupervisorOptions",
-    "parse_signal",
 ]

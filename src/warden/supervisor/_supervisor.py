@@ -126,7 +126,7 @@ class Supervisor:
             spared=lambda: program.signalled,
             clock=clock,
         )
-        self.memory = memory = ProgramMemory(options, program=program, publish=publish)
+        self.memory = memory = ProgramMemory(options, program=program, publish=publish, clock=clock)
         # Memory at "high": readiness false (shed load).
         lifecycle.ready_when(memory.accepting, what="memory high")
         launcher = Launcher(
@@ -402,7 +402,11 @@ class Supervisor:
         assert self.options.control is not None
         commands = ControlCommands(self)
         control = ControlServer(
-            self.options.control, commands.handle, commands=commands.TABLE, tally=self.tally
+            self.options.control,
+            commands.handle,
+            commands=commands.TABLE,
+            tally=self.tally,
+            clock=self.clock,
         )
         try:
             await control.start()

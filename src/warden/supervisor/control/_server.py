@@ -40,6 +40,7 @@ from ..._unix import (
     unlink_if_ours,
     untrusted_path,
 )
+from ...lifecycle import Clock
 from .._tally import Tally
 
 # default_control_path lives in warden._paths (stdlib only, for the CLI clients).
@@ -85,8 +86,10 @@ class ControlServer:
         *,
         commands: Collection[str],
         tally: Tally | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.path = path
+        self._clock = clock or Clock()
         self._handler = handler
         self._commands = frozenset(commands)
         self._uid = os.geteuid()
@@ -174,7 +177,7 @@ class ControlServer:
             except OSError as exc:
                 # EMFILE or ENOBUFS: the connection stays queued and would wake us at once.
                 _LOG.warning("control socket %s: accept failed: %s", self.path, exc)
-                await asyncio.sleep(_ACCEPT_RETRY)
+                await self._clock.sleep(_ACCEPT_RETRY)
                 continue
             task = loop.create_task(self._serve(conn))
             self._connections.add(task)
@@ -219,7 +222,7 @@ class ControlServer:
         loop = asyncio.get_running_loop()
         data = bytearray()
         try:
-            async with asyncio.timeout(self.request_timeout):
+            async with self._clock.timeout(self.request_timeout):
                 while True:
                     chunk = await loop.sock_recv(conn, REQUEST_MAX + 1)
                     end = chunk.find(b"\n")

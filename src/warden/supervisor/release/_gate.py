@@ -85,6 +85,7 @@ class Gate:
             held_tcp=self.held_tcp_address(),
             route=route if ready.kind == "http" and self.holds_port(ready.port) else None,
             run_check=self.run_check,
+            clock=self._clock,
         )
         try:
             await wait_ready(self._options.ready, inputs, self._options.ready_timeout)
@@ -135,7 +136,7 @@ class Gate:
             if check.kind == "http":
                 seen = Seen()
                 via = route if self.holds_port(check.port) else None
-                if not await http_ok(check, route=via, seen=seen):
+                if not await http_ok(check, route=via, seen=seen, clock=self._clock):
                     return f"its health check {check} did not answer 2xx/3xx ({seen})"
             else:
                 code = await self.run_check(check.command)

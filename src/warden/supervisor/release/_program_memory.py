@@ -36,7 +36,7 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ...lifecycle import Fact
+from ...lifecycle import Clock, Fact, Timer
 
 # Only what every start needs (discovery, attribution; warden.memory loads each name on first
 # use): the sentinel, its event sources and actions are loaded in start() when an option asks
@@ -73,6 +73,7 @@ class ProgramMemory:
         options: ``memory_limit``, ``memory_warn_signal``, ``recycle_at``, ``stop_signal``.
         program: which run is the program (warned at ``high``, recycled).
         publish: the timeline.
+        clock: the supervisor's clock (the sentinel's polls, the OOM kills' second look).
 
     The supervisor also counts :meth:`accepting` in its readiness.
     """
@@ -86,8 +87,10 @@ class ProgramMemory:
         *,
         program: Program,
         publish: Callable[[Fact], object],
+        clock: Clock | None = None,
     ) -> None:
         self._options = options
+        self._clock = clock or Clock()
         self._program = program
         self._publish = publish
         self._own: ChildCgroup | None = None
@@ -100,7 +103,7 @@ class ProgramMemory:
         self._attributions: dict[int, RunAttribution] = {}
         self._runs: dict[int, RunningChild] = {}  # the runs alive, by pid
         self._became_ready: set[int] = set()  # measured at the next sample if alone
-        self._confirm: asyncio.TimerHandle | None = None
+        self._confirm: Timer | None = None
         #: The working set of a fresh copy: measured when a run was ready and alone.
         self.fresh: int | None = None
         self._recycled_for: int | None = None  # the pid a recycle was asked for
@@ -156,6 +159,7 @@ class ProgramMemory:
                 on_critical=self._on_critical,
                 on_sample=self._on_sample,
                 publish=self._publish,
+                clock=self._clock,
             )
             await self._sentinel.start()
 
@@ -284,7 +288,7 @@ class ProgramMemory:
             if attribution.kills_survived > before:
                 self._publish(OomKillSurvived(pid=pid, kills=attribution.kills_survived - before))
         if pending and self._confirm is None and self._loop is not None:
-            self._confirm = self._loop.call_later(self.CONFIRM_AFTER, self._check)
+            self._confirm = self._clock.call_later(self.CONFIRM_AFTER, self._check)
 
     def _on_high(self, status: MemoryStatus) -> None:
         run = self._program.current

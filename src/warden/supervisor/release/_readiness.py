@@ -14,7 +14,8 @@
 
 Probing gates (http, tcp, exec) retry with a growing interval, from 10 ms to 250 ms: fast
 when the program is quick to start, a few probes a second when it is slow. They run only
-while a program is starting; nothing probes a program that is serving.
+while a program is starting; nothing probes a program that is serving. The gate's timeout,
+the intervals and each probe's own timeout are on the supervisor's clock.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ import os
 import shlex
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from ..._exceptions import ConfigurationError, NotReady
+from ...lifecycle import Clock
 from ..sockets._steering import Steering
 
 GateKind = Literal["none", "notify", "http", "tcp", "exec"]
@@ -123,6 +125,8 @@ class GateInputs:
     route: Steering | None = None
     #: Runs a command as warden's child and returns its exit code (for ``exec:``).
     run_check: Callable[[Sequence[str]], Awaitable[int]] | None = None
+    #: What the gate's timeout, its probes' intervals and their timeouts wait on.
+    clock: Clock = field(default_factory=Clock)
 
 
 async def wait_ready(spec: ReadySpec, inputs: GateInputs, timeout: float) -> None:
@@ -133,14 +137,15 @@ async def wait_ready(spec: ReadySpec, inputs: GateInputs, timeout: float) -> Non
     """
     seen = Seen()  # what an http gate's probes got
     probe = None if spec.kind in ("none", "notify") else _probe_for(spec, inputs, seen)
+    clock = inputs.clock
+    deadline = clock.at(clock.now() + timeout)
     gate = asyncio.ensure_future(_gate(spec, inputs, probe))
     ended = asyncio.ensure_future(inputs.ended.wait())
+    waits: set[asyncio.Future[Any]] = {gate, ended, deadline}
     try:
-        done, _ = await asyncio.wait(
-            {gate, ended}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (gate, ended):
+        for task in (gate, ended, deadline):
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await gate
@@ -183,32 +188,37 @@ async def _gate(
         return
     interval = _FIRST_INTERVAL
     while not await probe():
-        await asyncio.sleep(interval)
+        await inputs.clock.sleep(interval)
         interval = min(interval * 1.5, _MAX_INTERVAL)
 
 
 def _probe_for(spec: ReadySpec, inputs: GateInputs, seen: Seen) -> Callable[[], Awaitable[bool]]:
+    clock = inputs.clock
     if spec.kind == "http":
-        return lambda: http_ok(spec, route=inputs.route, seen=seen)
+        return lambda: http_ok(spec, route=inputs.route, seen=seen, clock=clock)
     if spec.kind == "tcp":
         address = (spec.host, spec.port) if spec.port else inputs.held_tcp
         if address is None:
             raise ConfigurationError(
                 "--ready tcp needs a TCP --listen socket, or an address: tcp://HOST:PORT"
             )
-        return lambda: _connects(*address)
+        return lambda: _connects(*address, clock)
     run_check = inputs.run_check
     assert run_check is not None, "the supervisor provides run_check for exec gates"
     return lambda: _command_ok(run_check, spec.command)
 
 
 async def http_ok(
-    spec: ReadySpec, *, route: Steering | None = None, seen: Seen | None = None
+    spec: ReadySpec,
+    *,
+    route: Steering | None = None,
+    seen: Seen | None = None,
+    clock: Clock | None = None,
 ) -> bool:
     """One HTTP probe of ``spec``'s URL: True for a 2xx or 3xx status line, False for anything
     else. ``route``: an upgrade's steering, so the new release alone answers; ``seen`` gets
-    what the probe got."""
-    status = await http_status(spec.host, spec.port, spec.path, route=route, why=seen)
+    what the probe got; ``clock``: what its timeout is on."""
+    status = await http_status(spec.host, spec.port, spec.path, route=route, why=seen, clock=clock)
     return status is not None and 200 <= status < 400
 
 
@@ -219,16 +229,18 @@ async def http_status(
     *,
     route: Steering | None = None,
     why: Seen | None = None,
+    clock: Clock | None = None,
 ) -> int | None:
     """One HTTP probe: the status code of the answer, or None when nothing HTTP answered.
 
     Nothing HTTP includes a reply that is not HTTP at all (a status line longer than the
     stream's 64 KiB limit, binary, a closed connection): "not ready yet", never a reason to
-    give up before the gate's timeout. ``why`` gets the status, or why there was none.
+    give up before the gate's timeout. ``why`` gets the status, or why there was none. The
+    probe's own timeout is on ``clock`` (the real one by default).
     """
     seen = why if why is not None else Seen()
     try:
-        async with asyncio.timeout(_PROBE_TIMEOUT):
+        async with (clock or Clock()).timeout(_PROBE_TIMEOUT):
             reader, writer = await _open(host, port, route)
             try:
                 writer.write(
@@ -277,9 +289,9 @@ async def _open(
         raise
 
 
-async def _connects(host: str, port: int) -> bool:
+async def _connects(host: str, port: int, clock: Clock) -> bool:
     try:
-        async with asyncio.timeout(_PROBE_TIMEOUT):
+        async with clock.timeout(_PROBE_TIMEOUT):
             _, writer = await asyncio.open_connection(host, port)
     except (OSError, TimeoutError):
         return False

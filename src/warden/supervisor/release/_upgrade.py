@@ -321,7 +321,7 @@ class Upgrader:
             return
         timeout = self._options.ready_timeout
         try:
-            async with asyncio.timeout(timeout):
+            async with self._clock.timeout(timeout):
                 code = await self._gate.run_check(command)
         except TimeoutError:
             raise UpgradeFailed(f"--upgrade-check did not finish within {timeout:g}s") from None
