@@ -671,6 +671,8 @@ class WardenExiting(StatusUpdate):
         warnings: the memory levels entered on the way to that end.
         memory_stop: the working set and limit when the sentinel sent the stop signal.
         message: warden's own words when warden decided (the give-up line, an exec failure).
+        on_stop_signal: a stop was asked for and the program died of the stop signal warden
+            sent it (128+N, as asked: info, not a warning).
     """
 
     kind: ClassVar[str] = "exit"
@@ -684,6 +686,7 @@ class WardenExiting(StatusUpdate):
     warnings: tuple[MemoryWarning, ...] = ()
     memory_stop: MemoryAtExit | None = None
     message: str | None = None
+    on_stop_signal: bool = False
 
     @property
     def status(self) -> str:
@@ -691,13 +694,14 @@ class WardenExiting(StatusUpdate):
 
     @property
     def warning(self) -> bool:
-        return self.exit_code != 0
+        return self.exit_code != 0 and not self.on_stop_signal
 
     @property
     def log_level(self) -> int:
-        """warden's last line: INFO for a clean stop, WARNING for a non-zero exit, ERROR when
-        the program was OOM-killed."""
-        if self.exit_code == 0:
+        """warden's last line: INFO for a clean stop (the program exited 0, or died of the
+        stop signal a stop asked for), WARNING for another non-zero exit, ERROR when the
+        program was OOM-killed."""
+        if self.exit_code == 0 or self.on_stop_signal:
             return logging.INFO
         oom = self.last_exit is not None and self.last_exit.kind is ExitKind.OOM_KILLED
         return logging.ERROR if oom else logging.WARNING
