@@ -101,7 +101,7 @@ def test_a_steered_probe_leaves_no_thread_behind(procs: Processes) -> None:
     )
     service.upgrade_to("v2", ok=True)
     assert service.stop() == 0
-    assert [e for e in service.warden.events("leak")] == []
+    assert service.warden.events("leak") == []
 
 
 def test_http_gate_probes_the_new_release_alone(procs: Processes) -> None:
