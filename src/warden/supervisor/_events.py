@@ -308,6 +308,31 @@ class MemoryStopSent(Fact):
         return mib_of(self.working_set, self.limit)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryHurriesUpgrade(Fact):
+    """The memory sentinel reached ``critical`` during an upgrade (a ``--recycle-at`` copy
+    starting beside a leaking one, most often): the old release is not stopped where it
+    stands, with connections steered to it; the new one goes in as soon as it is ready, and
+    the old one drains as in any upgrade."""
+
+    kind: ClassVar[str] = "memory.hurry"
+    says: ClassVar[Says] = Says(
+        name=_PID,
+        outcome="warning",
+        detail=(
+            "critical (working set {_mib}) during an upgrade: its new release goes in as soon "
+            "as it is ready, without the rest of the window, and this one drains"
+        ),
+    )
+    pid: int
+    working_set: int
+    limit: int
+
+    @property
+    def _mib(self) -> str:
+        return mib_of(self.working_set, self.limit)
+
+
 def mib_of(part: int, whole: int) -> str:
     """``51 of 64 MiB``: whole MiB from 10 MiB up, a decimal below."""
 

@@ -25,6 +25,7 @@ _FIXES = {
     errno.EDQUOT: "the disk quota is used up; free space or choose another path",
 }
 
+
 class PidFile:
     """A pid file another program may read at any moment: never empty, never half written.
 
