@@ -405,3 +405,37 @@ def test_a_refusal_is_1_with_stderr_closed_or_full(served: Served, stderr: str) 
     served.replies["stop"] = ControlError("warden is stopping already; wait for it to exit")
     assert warden_stderr(stderr, "stop", "--control", str(served.path)) == 1
     assert served.requests == [{"command": "stop"}]
+
+
+# -- and whatever stdout is ---------------------------------------------------------------------
+
+
+def warden_streams(streams: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``warden ARGS`` with stdout (and, for "both closed", stderr) closed or full."""
+    environ = {k: v for k, v in os.environ.items() if k != "WARDEN_CONTROL"}
+    argv = [sys.executable, "-m", "warden", *args]
+    redirect = {"stdout closed": ">&-", "both closed": ">&- 2>&-", "stdout full": ">/dev/full"}
+    argv = ["sh", "-c", f'exec "$@" {redirect[streams]}', "sh", *argv]
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=30, check=False, env=environ
+    )
+
+
+@pytest.mark.parametrize("streams", ["stdout closed", "stdout full", "both closed"])
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_an_answer_keeps_its_exit_code_whatever_stdout_is(
+    served: Served, streams: str, json_flag: list[str]
+) -> None:
+    served.replies["status"] = {"status": STATUS}
+    served.replies["stop"] = {"stop": {"pid": 1}}
+    for command in ("status", "stop"):
+        result = warden_streams(streams, command, *json_flag, "--control", str(served.path))
+        assert result.returncode == 0, (command, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("streams", ["stdout closed", "stdout full"])
+def test_help_and_version_keep_their_exit_code_whatever_stdout_is(streams: str) -> None:
+    for args in (["--help"], ["--version"]):
+        result = warden_streams(streams, *args)
+        assert (result.returncode, "Traceback" in result.stderr) == (0, False), result.stderr

@@ -72,7 +72,8 @@ def parse_size(value: object, *, what: str, allow_zero: bool = True) -> int:
             f"{what} must be a size in bytes, got {type(value).__name__} {shown(value)}"
         )
     if size < 0:
-        raise ConfigurationError(f"{what}={shown(value)} is negative; give 0 or more bytes")
+        more = "0 or more bytes" if allow_zero else "a size of more than 0 bytes, e.g. 512M"
+        raise ConfigurationError(f"{what}={shown(value)} is negative; give {more}")
     if size >= MAX_SIZE:
         raise ConfigurationError(
             f"{what}={shown(value)} is larger than any memory (the most is 4 EiB); give a "

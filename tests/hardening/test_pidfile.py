@@ -76,3 +76,24 @@ def test_remove_neither_follows_nor_blocks_on_what_replaced_the_file(tmp_path: P
     os.mkfifo(tmp_path / "app.pid")  # an open for reading would wait for a writer
     pid_file.remove()  # returns at once (the test's timeout would catch a hang)
     assert (tmp_path / "app.pid").exists()  # not ours: left alone
+
+
+def test_a_full_file_system_is_named_with_its_fix(tmp_path: Path) -> None:
+    """ENOSPC is not "create its directory": the reason's own fix, in one line."""
+    mount = tmp_path / "full"
+    mount.mkdir()
+    result = run(["mount", "-t", "tmpfs", "-o", "size=16k,mode=0755", "tmpfs", str(mount)])
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    try:
+        fd = os.open(mount / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:  # fill it to the last block
+            with pytest.raises(OSError):
+                while True:
+                    os.write(fd, b"\0" * 4096)
+        finally:
+            os.close(fd)
+        with pytest.raises(ConfigurationError, match="the file system is full; free space"):
+            PidFile(str(mount / "app.pid")).write()
+    finally:
+        run(["umount", str(mount)])

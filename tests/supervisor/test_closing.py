@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -78,9 +79,49 @@ def test_a_stop_signal_the_program_does_not_handle(procs: Processes) -> None:
     warden.err.wait_for('"kind": "child.started"')
     warden.kill(signal.SIGTERM)
     assert warden.wait() == 128 + signal.SIGTERM
-    assert closing_reason(warden.err.text()) == (
-        "stopped by SIGTERM; the program did not handle it: killed(SIGTERM)"
+    # Dying of the stop signal a stop asked for is what was asked: said, with how long it
+    # took, at info; not a verdict on the program.
+    last = _last(warden.err.text())
+    assert last["level"] == "info", last
+    assert re.fullmatch(
+        r"stopped by SIGTERM; the program ended on the stop signal \d+ ms after it was sent: "
+        r"killed\(SIGTERM\)",
+        closing_reason(warden.err.text()),
     )
+    assert closing(warden.err.text())["on_stop_signal"] is True
+
+
+RERAISES = """import os, signal, sys, time
+def graceful(signum, frame):  # as uvicorn does: finish, then die of the signal to report it
+    time.sleep(0.3)
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)
+signal.signal(signal.SIGTERM, graceful)
+print(f"started {os.getpid()}", flush=True)
+signal.pause()
+"""
+
+
+def test_a_program_that_reraises_the_stop_signal_after_its_graceful_stop(
+    procs: Processes,
+) -> None:
+    """uvicorn's way: its graceful stop done, it re-raises SIGTERM. Exit 143 (128+15, as tini
+    and systemd report it), and the closing line says what happened, not "did not handle
+    it", at info."""
+    warden = procs.warden("--", procs.script("reraises.py", RERAISES))
+    warden.out.wait_for("^started")
+    warden.kill(signal.SIGTERM)
+    assert warden.wait() == 128 + signal.SIGTERM
+    last = _last(warden.err.text())
+    assert last["level"] == "info", last
+    reason = closing_reason(warden.err.text())
+    took = re.fullmatch(
+        r"stopped by SIGTERM; the program ended on the stop signal (\d+) ms after it was "
+        r"sent: killed\(SIGTERM\)",
+        reason,
+    )
+    assert took is not None, reason
+    assert int(took.group(1)) >= 300  # its graceful stop's time, measured
 
 
 def test_warden_stop_is_named(procs: Processes) -> None:

@@ -92,6 +92,18 @@ def test_a_release_failing_every_other_check_is_rolled_back(procs: Processes) ->
     assert service.stop() == 0
 
 
+def test_a_steered_probe_leaves_no_thread_behind(procs: Processes) -> None:
+    """The probe of a literal address needs no lookup: no resolver thread is started, and the
+    stop after an upgrade reports no leak (it used to name asyncio's "asyncio_0" thread)."""
+    port = free_port()
+    service = Service(
+        procs, "--upgrade-confirm", "0.3s", port=port, ready=f"http://127.0.0.1:{port}/"
+    )
+    service.upgrade_to("v2", ok=True)
+    assert service.stop() == 0
+    assert service.warden.events("leak") == []
+
+
 def test_http_gate_probes_the_new_release_alone(procs: Processes) -> None:
     """A release answering 500 fails an http gate on the shared port: the gate asks the new
     release on its private probe socket, not whoever accepts on the shared one first."""

@@ -592,7 +592,7 @@ def test_pid_file_that_cannot_be_written_is_a_one_line_error(procs: Processes) -
     assert warden.wait() != 0
     assert closing_reason(warden.err.text()) == (
         "--pid-file '/nonexistent/dir/warden.pid': cannot write it: No such file "
-        "or directory; create its directory or choose a writable path"
+        "or directory; create its directory or choose another path"
     )
 
 

@@ -13,7 +13,7 @@ import sys
 
 from .._exitcodes import EXIT_OK, EXIT_USAGE
 from .._version import __version__
-from ._stderr import say
+from ._streams import say, show
 
 __all__ = ["main"]
 
@@ -53,10 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     name, rest = args[0], args[1:]
     if name in ("-h", "--help", "help"):
-        sys.stdout.write(_usage())
+        show(_usage())
         return EXIT_OK
     if name == "--version":
-        sys.stdout.write(f"warden {__version__}\n")
+        show(f"warden {__version__}\n")
         return EXIT_OK
     entry = _COMMANDS.get(name)
     if entry is None:

@@ -18,7 +18,6 @@ import os
 import re
 import shlex
 import socket
-import sys
 import time
 from collections.abc import Callable
 from typing import NoReturn
@@ -28,7 +27,7 @@ from .._exceptions import ConfigurationError, UsageError, WardenError
 from .._exitcodes import EXIT_NO_WARDEN, EXIT_OK, EXIT_REFUSED, EXIT_USAGE
 from .._paths import default_control_path
 from .._unix import peer_credentials, untrusted_path
-from ._stderr import say
+from ._streams import say, show
 
 __all__ = ["main_command", "request"]
 
@@ -72,20 +71,20 @@ def main_command(name: str, argv: list[str]) -> int:
         return EXIT_NO_WARDEN
     code = EXIT_OK if reply.get("ok") is True else EXIT_REFUSED
     if options.json:
-        sys.stdout.write(json.dumps(reply, indent=2, sort_keys=True) + "\n")  # \u001b: inert
+        show(json.dumps(reply, indent=2, sort_keys=True) + "\n")  # \u001b: inert
         return code
     upgrade = reply.get("upgrade")
     if isinstance(upgrade, dict):
         line = _upgrade_line(upgrade)
         if code == EXIT_OK:
-            sys.stdout.write(printable(line) + "\n")
+            show(printable(line) + "\n")
         else:
             say(printable(line) + "\n")
     elif code != EXIT_OK:
         error = printable(str(reply.get("error") or "the warden refused"))
         say(f"warden {name}: {error}\n")
     else:
-        sys.stdout.write(printable(_RENDER[name](reply)))
+        show(printable(_RENDER[name](reply)))
     return code
 
 

@@ -68,10 +68,11 @@ def find_leaks(baseline: Baseline) -> list[Leak]:
             continue
         leaks.append(Leak("task", task.get_name(), task_stack(task)))
     frames = sys._current_frames()
+    loops = _default_executor_threads()
     for thread in threading.enumerate():
         if thread.daemon or thread is threading.main_thread() or thread.ident is None:
             continue
-        if thread.ident in baseline.threads:
+        if thread.ident in baseline.threads or thread in loops:
             continue
         frame = frames.get(thread.ident)
         stack = "".join(traceback.format_stack(frame)) if frame else "(no Python frame)\n"
@@ -83,6 +84,19 @@ def find_leaks(baseline: Baseline) -> list[Leak]:
         fd, address = sockets[inode]
         leaks.append(Leak("socket", f"fd {fd}: listening on {address}", "(still open)\n"))
     return leaks
+
+
+def _default_executor_threads() -> set[threading.Thread]:
+    """The threads of the running loop's default executor (``getaddrinfo``,
+    ``run_in_executor(None, ...)``): the loop's own, shut down by ``asyncio.run`` when the
+    loop ends, so not something the service left behind. asyncio has no public way to ask
+    for them: read its attribute, and count none where it has changed."""
+    try:
+        executor = getattr(asyncio.get_running_loop(), "_default_executor", None)
+    except RuntimeError:
+        return set()
+    threads = getattr(executor, "_threads", None)
+    return set(threads) if isinstance(threads, set) else set()
 
 
 def task_stack(task: asyncio.Task[object] | asyncio.Task[None]) -> str:

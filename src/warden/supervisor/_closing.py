@@ -39,6 +39,7 @@ from ._events import (
     MemoryAtExit,
     MemoryStopSent,
     MemoryWarning,
+    StopSignalSent,
     WardenExiting,
     mib_of,
 )
@@ -99,6 +100,9 @@ class ClosingReason:
         self._stopped_by: str | None = None  # a stop that came while the program ran
         self._stopped_while_down: str | None = None  # ... or while it was not running
         self._killed_at_deadline = False
+        #: The ladder's stop signal, to whom and when: a program that then dies *of* it may
+        #: have had no handler, or re-raised it after its own graceful stop (uvicorn does).
+        self._stop_sent: tuple[StopSignalSent, float] | None = None
         self._last: _End | None = None
         #: The line for a component whose start failed without a word of its own (the
         #: control socket out of descriptors...): the run never got to the program.
@@ -123,6 +127,8 @@ class ClosingReason:
                 self._fell_at = None
             elif fact.level is Level.OK:
                 self._fell_at = event.at
+        elif isinstance(fact, StopSignalSent):
+            self._stop_sent = (fact, event.at)
         elif isinstance(fact, MemoryStopSent):
             self._memory_stops[fact.pid] = (fact, event.at)
         elif isinstance(fact, SignalReceived):
@@ -198,6 +204,7 @@ class ClosingReason:
             warnings=() if end is None else end.warnings,
             memory_stop=None if end is None else end.memory_stop,
             message=message,
+            on_stop_signal=cause == "stop" and self._on_stop_signal(end) is not None,
         )
 
     def _why(self, end: _End | None, message: str | None) -> tuple[ExitCause, str]:
@@ -230,9 +237,31 @@ class ClosingReason:
                 f"stopped by {who}; the program was still running after --stop-timeout "
                 f"{self._stop_timeout:g}s: killed(SIGKILL)"
             )
+        took = self._on_stop_signal(end)
+        if took is not None:
+            # Dying of the stop signal is no verdict: a program without a handler does, and
+            # so does one that re-raises it after its own graceful stop (uvicorn does, to
+            # report the signal). How long it took says which, to a person.
+            return (
+                f"stopped by {who}; the program ended on the stop signal "
+                f"{_elapsed(took)} after it was sent: {reason}"
+            )
         if reason.kind is ExitKind.KILLED and reason.signum in _STOP_SIGNALS:
             return f"stopped by {who}; the program did not handle it: {reason}"
         return f"stopped by {who}; {_the_program(end)}"
+
+    def _on_stop_signal(self, end: _End | None) -> float | None:
+        """Seconds from the ladder's stop signal to the program's death *of that signal*
+        (None when it ended otherwise, or no stop signal was sent to it)."""
+        if end is None or self._stop_sent is None:
+            return None
+        sent, at = self._stop_sent
+        reason = end.fact.reason
+        if reason.kind is not ExitKind.KILLED or reason.signum != sent.signum:
+            return None
+        if end.fact.pid != sent.pid or end.at < at:
+            return None
+        return end.at - at
 
 
 # -- words ---------------------------------------------------------------------------------
@@ -290,6 +319,10 @@ def _warnings(warnings: tuple[MemoryWarning, ...]) -> list[str]:
 
 def _percent(warning: MemoryWarning) -> str:
     return f"{100 * warning.working_set / max(1, warning.limit):.0f} %"
+
+
+def _elapsed(value: float) -> str:
+    return f"{value * 1000:.0f} ms" if value < 1 else _seconds(value)
 
 
 def _seconds(value: float) -> str:

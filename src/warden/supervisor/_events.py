@@ -308,6 +308,31 @@ class MemoryStopSent(Fact):
         return mib_of(self.working_set, self.limit)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryHurriesUpgrade(Fact):
+    """The memory sentinel reached ``critical`` during an upgrade (a ``--recycle-at`` copy
+    starting beside a leaking one, most often): the old release is not stopped where it
+    stands, with connections steered to it; the new one goes in as soon as it is ready, and
+    the old one drains as in any upgrade."""
+
+    kind: ClassVar[str] = "memory.hurry"
+    says: ClassVar[Says] = Says(
+        name=_PID,
+        outcome="warning",
+        detail=(
+            "critical (working set {_mib}) during an upgrade: its new release goes in as soon "
+            "as it is ready, without the rest of the window, and this one drains"
+        ),
+    )
+    pid: int
+    working_set: int
+    limit: int
+
+    @property
+    def _mib(self) -> str:
+        return mib_of(self.working_set, self.limit)
+
+
 def mib_of(part: int, whole: int) -> str:
     """``51 of 64 MiB``: whole MiB from 10 MiB up, a decimal below."""
 
@@ -671,6 +696,8 @@ class WardenExiting(StatusUpdate):
         warnings: the memory levels entered on the way to that end.
         memory_stop: the working set and limit when the sentinel sent the stop signal.
         message: warden's own words when warden decided (the give-up line, an exec failure).
+        on_stop_signal: a stop was asked for and the program died of the stop signal warden
+            sent it (128+N, as asked: info, not a warning).
     """
 
     kind: ClassVar[str] = "exit"
@@ -684,6 +711,7 @@ class WardenExiting(StatusUpdate):
     warnings: tuple[MemoryWarning, ...] = ()
     memory_stop: MemoryAtExit | None = None
     message: str | None = None
+    on_stop_signal: bool = False
 
     @property
     def status(self) -> str:
@@ -691,13 +719,14 @@ class WardenExiting(StatusUpdate):
 
     @property
     def warning(self) -> bool:
-        return self.exit_code != 0
+        return self.exit_code != 0 and not self.on_stop_signal
 
     @property
     def log_level(self) -> int:
-        """warden's last line: INFO for a clean stop, WARNING for a non-zero exit, ERROR when
-        the program was OOM-killed."""
-        if self.exit_code == 0:
+        """warden's last line: INFO for a clean stop (the program exited 0, or died of the
+        stop signal a stop asked for), WARNING for another non-zero exit, ERROR when the
+        program was OOM-killed."""
+        if self.exit_code == 0 or self.on_stop_signal:
             return logging.INFO
         oom = self.last_exit is not None and self.last_exit.kind is ExitKind.OOM_KILLED
         return logging.ERROR if oom else logging.WARNING

@@ -174,9 +174,14 @@ def _watchdog(value: object, what: str) -> float:
 def _health_address(value: object, what: str) -> str:
     text = str(value).strip()
     host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not host or not port.isdigit():
         raise ConfigurationError(
             f"{what}={value!r} is not HOST:PORT; give e.g. 127.0.0.1:9000 or [::1]:9000"
+        )
+    if not 0 < int(port) < 65536:
+        raise ConfigurationError(
+            f"{what}={value!r}: port {port} is not one a probe can be sent to; give a port "
+            "from 1 to 65535, e.g. 127.0.0.1:9000"
         )
     return text
 

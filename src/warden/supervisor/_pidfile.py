@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from pathlib import Path
@@ -11,6 +12,18 @@ from .._exceptions import ConfigurationError
 from .._unix import untrusted_path
 
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+#: What to do when the pid file cannot be written, by the reason the kernel gave.
+_FIXES = {
+    errno.ENOENT: "create its directory or choose another path",
+    errno.ENOTDIR: "a part of the path is not a directory; choose another path",
+    errno.EACCES: "choose a directory warden's user may write, or run as its owner",
+    errno.EPERM: "choose a directory warden's user may write, or run as its owner",
+    errno.EROFS: "the file system is read-only; choose a writable one (a tmpfs such as /run)",
+    errno.ENOSPC: "the file system is full; free space or choose another (a tmpfs such as /run)",
+    errno.EDQUOT: "the disk quota is used up; free space or choose another path",
+}
 
 
 class PidFile:
@@ -55,9 +68,9 @@ class PidFile:
             raise self._cannot(exc) from None
 
     def _cannot(self, exc: OSError) -> ConfigurationError:
+        fix = _FIXES.get(exc.errno or 0, "choose a path where warden may write")
         return ConfigurationError(
-            f"--pid-file {str(self.path)!r}: cannot write it: {exc.strerror}; create its "
-            "directory or choose a writable path"
+            f"--pid-file {str(self.path)!r}: cannot write it: {exc.strerror}; {fix}"
         )
 
     def _check_directory(self) -> None:

@@ -158,6 +158,7 @@ class Supervisor:
             clock=clock,
             tally=tally,
             stopping=self._stopping,
+            hurry=memory.hurry,
         )
         self._runner = ProgramRunner(
             options,

@@ -56,7 +56,7 @@ from ...memory import _MemoryRecycle as MemoryRecycle
 from ...memory import _OomKillSurvived as OomKillSurvived
 from ...memory import _reader_for as reader_for
 from ...memory import _RunAttribution as RunAttribution
-from .._events import MemoryAtExit, MemoryStopSent
+from .._events import MemoryAtExit, MemoryHurriesUpgrade, MemoryStopSent
 from .._options import SupervisorOptions
 from ..process._reason import ExitKind, ExitReason
 from ._child import RunningChild
@@ -112,6 +112,14 @@ class ProgramMemory:
         #: Set when ``--recycle-at`` asks for a fresh copy of the program: the runner's main
         #: loop clears it and starts a zero-downtime upgrade.
         self.recycle_asked = asyncio.Event()
+        #: Set at ``critical`` while an upgrade runs: the upgrade promotes its new release as
+        #: soon as it is ready (its window cut short) and drains the old one, rather than
+        #: the old one stopped where it stands with connections still steered to it (each
+        #: reset: measured, 4 of 4 clients, a --recycle-at copy starting near the limit).
+        self.hurry = asyncio.Event()
+        #: Critical was met during an upgrade: if memory is still critical once it is over
+        #: (it failed), the stop signal goes then.
+        self._critical_pending = False
 
     @property
     def cgroup_procs(self) -> str | None:
@@ -277,6 +285,10 @@ class ProgramMemory:
             if alone:
                 self.fresh = status.working_set
             self._became_ready.clear()
+        if self._critical_pending and self._program.candidate is None:
+            self._critical_pending = False  # the upgrade is over, either way
+            if status.level >= Level.CRITICAL:
+                self._on_critical(status)
         self._maybe_recycle(status)
 
     def _account_oom_kills(self) -> None:
@@ -299,9 +311,27 @@ class ProgramMemory:
             run.send(signum, group=False)
 
     def _on_critical(self, status: MemoryStatus) -> None:
-        # During an upgrade the release being replaced (the oldest) goes, not the new one.
+        candidate = self._program.candidate
+        if candidate is not None and candidate.running:
+            # An upgrade is under way: the release being replaced goes through its drain
+            # (new connections steered away first, its queue emptied), not stopped now.
+            old = self._program.current
+            self._critical_pending = True
+            if not self.hurry.is_set() and old is not None:
+                self.hurry.set()
+                self._publish(
+                    MemoryHurriesUpgrade(
+                        pid=old.pid, working_set=status.working_set, limit=status.limit
+                    )
+                )
+            return
+        # The release being replaced, if one drains still (the oldest), goes, not the new one;
+        # one that has had its stop signal already is not sent a second (it could cut its
+        # graceful stop short).
         runs = [run for run in self._runs.values() if run.running]
         run = min(runs, key=lambda r: r.started_at) if runs else self._program.current
+        if run is not None and run.pid in self._program.signalled:
+            return
         if run is not None and run.running:
             # Its stop signal now: a clean exit (buffers flushed) before the kernel's SIGKILL.
             signum = self._options.stop_signal

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import os
 import shlex
 import socket
@@ -276,10 +277,14 @@ async def _open(
     if route is None:
         return await asyncio.open_connection(host, port)
     loop = asyncio.get_running_loop()
-    # A literal address (the usual) needs no lookup; a name is resolved as a client would.
-    family, _, _, _, address = (
-        await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-    )[0]
+    literal = _literal(host, port)
+    address: object
+    if literal is not None:  # the usual: no lookup, and no resolver thread started for it
+        family, address = literal
+    else:  # a name is resolved as a client would
+        family, _, _, _, address = (
+            await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+        )[0]
     with route.probing(family) as sock:
         await loop.sock_connect(sock, address)
     try:
@@ -287,6 +292,17 @@ async def _open(
     except BaseException:
         sock.close()
         raise
+
+
+def _literal(host: str, port: int) -> tuple[int, tuple[str, int]] | None:
+    """The family and address of a literal IP ``host``; None for a name (or a scoped one)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
+        return None
+    return (socket.AF_INET if ip.version == 4 else socket.AF_INET6), (host, port)
 
 
 async def _connects(host: str, port: int, clock: Clock) -> bool:

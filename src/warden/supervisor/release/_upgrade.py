@@ -123,6 +123,7 @@ class Upgrader:
         clock: the supervisor's clock.
         tally: counts upgrades by result.
         stopping: whether warden is stopping (no upgrade starts then).
+        hurry: set when memory reached critical during an upgrade: its window is cut short.
     """
 
     def __init__(
@@ -137,8 +138,12 @@ class Upgrader:
         clock: Clock,
         tally: Tally,
         stopping: Callable[[], bool],
+        hurry: asyncio.Event | None = None,
     ) -> None:
         self._options = options
+        #: Set by the memory sentinel at critical: the window of the upgrade under way ends
+        #: as soon as its new release is ready (cleared as each upgrade begins).
+        self._hurry = hurry or asyncio.Event()
         self._program = program
         self._launcher = launcher
         self._gate = gate
@@ -241,6 +246,7 @@ class Upgrader:
     # -- one upgrade, step by step ---------------------------------------------------------
 
     async def _upgrade(self, old: RunningChild) -> UpgradeResult:
+        self._hurry.clear()
         self._spawned = False
         self.replacing = old
         self._publish(UpgradeStarted(old_pid=old.pid))  # began
@@ -368,6 +374,7 @@ class Upgrader:
             window=window,
             clock=self._clock,
             healthy=lambda: self._gate.healthy(new, self.sockets.steering),
+            hurry=self._hurry,
         )
         if why is None:
             return

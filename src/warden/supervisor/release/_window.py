@@ -12,6 +12,7 @@ there is).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from ...lifecycle import Clock
@@ -39,16 +40,26 @@ async def watch_window(
     window: float,
     clock: Clock,
     healthy: Callable[[], Awaitable[str | None]],
+    hurry: asyncio.Event,
 ) -> str | None:
     """Watch ``new`` beside ``old`` for ``window`` seconds: why it failed, or None.
 
     ``healthy()`` runs one round of health checks of ``new``: None if each passed, else why.
+    ``hurry`` set (memory at critical) ends the window at once, passed, unless its last
+    health check failed.
     """
     ready_at = new.ready_at if new.ready_at is not None else clock.now()
     members = Descendants(new.pid)
     try:
         return await _watch(
-            new, old, members, window=window, ready_at=ready_at, clock=clock, healthy=healthy
+            new,
+            old,
+            members,
+            window=window,
+            ready_at=ready_at,
+            clock=clock,
+            healthy=healthy,
+            hurry=hurry,
         )
     finally:
         members.close()
@@ -63,6 +74,7 @@ async def _watch(
     ready_at: float,
     clock: Clock,
     healthy: Callable[[], Awaitable[str | None]],
+    hurry: asyncio.Event,
 ) -> str | None:
     deadline = clock.now() + window
     failures = 0  # in the whole window, not only in a row: a release with one worker of
@@ -75,7 +87,7 @@ async def _watch(
     while clock.now() < deadline or last_failed:
         now = clock.now()
         tick = max(now, min(deadline, now + health_interval(window)))
-        await clock.wait_until(first_of(new.ended, old.ended, members.changed), tick)
+        await clock.wait_until(first_of(new.ended, old.ended, members.changed, hurry), tick)
         if members.ended and new.running and exited(new.pid):
             # Its main process ended too (its workers' ends may be seen first): its exit
             # reason says more, and the reaper has it at its next SIGCHLD.
@@ -94,6 +106,8 @@ async def _watch(
                 "it was ready"
             )
         members.scan()  # workers started since (a respawned one) are watched too
+        if hurry.is_set() and not last_failed:
+            return None  # memory at critical: the window ends here, passed so far
         if clock.now() < deadline or last_failed:
             problem = await healthy()
             last_failed = problem is not None
