@@ -5,6 +5,7 @@ input, the image behind a manifest, unreadable input (exit 2, one line), the tex
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,13 +16,15 @@ from tests.doctor._files import CONTAINERFILE, MANIFEST, UNIT, doctor, only, res
 from warden.doctor import check_files, render_json, render_text
 
 
-def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def _cli(
+    *args: str, stdin: str | None = None, timeout: float = 50
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "warden", "doctor", *args],
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
 
@@ -259,3 +262,39 @@ def test_a_program_without_warden_is_noted_and_its_own_checks_still_run(tmp_path
     assert "the program" in only(report, "signal-path").message
     assert results(report, "grace-budget") == []
     assert any("does not run warden" in note for _, note in report.notes)
+
+
+def test_standard_input_is_capped_like_a_file() -> None:
+    """``warden doctor -`` reads at most 16 MiB, as it does of a file (a pipe from /dev/zero
+    once reached 8 GB): more is refused with one line, exit 2."""
+    done = _cli("-", stdin=" " * (16 * 2**20 + 1))
+    assert done.returncode == 2
+    assert done.stderr == ("warden doctor: <stdin>: larger than 16 MiB; give the files it holds\n")
+    assert _cli("-", stdin=" " * (16 * 2**20)).returncode == 0  # at the cap: read
+
+
+@pytest.mark.parametrize("given", ["the file", "its directory"])
+def test_a_fifo_named_like_an_input_is_refused_not_waited_on(tmp_path: Path, given: str) -> None:
+    (tmp_path / "web.yaml").write_text(MANIFEST)
+    fifo = tmp_path / "zz.yaml"
+    os.mkfifo(fifo)
+    # It hung before (no writer ever comes).
+    done = _cli(str(fifo) if given == "the file" else str(tmp_path), timeout=20)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr == f"warden doctor: {fifo}: not a regular file (a FIFO); give a file\n"
+
+
+def test_a_device_is_refused() -> None:
+    done = _cli("/dev/zero")
+    assert (done.returncode, done.stderr) == (
+        2,
+        "warden doctor: /dev/zero: not a regular file (a character device); give a file\n",
+    )
+
+
+def test_a_message_of_the_yaml_reader_is_one_line() -> None:
+    done = _cli("-", stdin="\0")
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("warden doctor: <stdin>: not valid YAML: ")
