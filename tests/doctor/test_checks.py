@@ -19,6 +19,7 @@ from tests.doctor._files import (
     statuses,
     with_env,
 )
+from warden.doctor import check_files
 
 
 def test_the_correct_deployment_is_clean(tmp_path: Path) -> None:
@@ -125,6 +126,68 @@ def test_stop_budget_reads_execstart_variables_and_time_spans(tmp_path: Path) ->
         "warden's deadline 65 s (--stop-timeout 1m + 5 s) + margin 2 s = 67 s <= "
         "TimeoutStopSec 70 s"
     )
+
+
+def test_a_drop_in_directory_applies_to_its_unit(tmp_path: Path) -> None:
+    """``app.service.d/*.conf`` is read after the unit, in the order of the names: the last
+    TimeoutStopSec= wins, and the finding points at the drop-in's line."""
+    files = {
+        "web.service": UNIT,
+        "web.service.d__20-later.conf": "[Service]\nTimeoutStopSec=10s\n",
+        "web.service.d__10-first.conf": "# first\n[Service]\nTimeoutStopSec=5min\n",
+    }
+    report = doctor(tmp_path, **files)
+    found = only(report, "stop-budget")
+    assert found.status == "error"
+    assert "= 27 s > TimeoutStopSec 10 s: systemd's SIGKILL" in found.message
+    assert (Path(found.where.file).name, found.where.line) == ("20-later.conf", 2)
+    assert found.where.subject == "web.service"
+    assert report.notes == ()  # no drop-in taken for a unit of its own
+
+
+def test_a_type_wide_drop_in_applies_to_every_service(tmp_path: Path) -> None:
+    files = {"web.service": UNIT, "service.d__kill.conf": "[Service]\nKillMode=process\n"}
+    assert only(doctor(tmp_path, **files), "kill-mode").status == "error"
+
+
+def test_a_drop_in_given_alone_is_not_a_unit(tmp_path: Path) -> None:
+    dropin = tmp_path / "web.service.d" / "10-timeout.conf"
+    dropin.parent.mkdir()
+    dropin.write_text("[Service]\nTimeoutStopSec=10s\n")
+    report = check_files([str(dropin)])
+    assert report.results == ()  # not a unit without ExecStart= and a default KillMode
+    assert report.notes == (
+        (
+            str(dropin),
+            "a drop-in of web.service, which was not given: give the unit too (its "
+            "directory, or both files); not checked",
+        ),
+    )
+    loose = tmp_path / "override.conf"
+    loose.write_text("[Service]\nKillMode=process\n")
+    assert check_files([str(loose)]).results == ()
+    # With the unit, it applies.
+    (tmp_path / "web.service").write_text(UNIT)
+    both = check_files([str(tmp_path / "web.service"), str(dropin)])
+    assert only(both, "stop-budget").status == "error"
+
+
+@pytest.mark.parametrize(
+    ("lines", "limit", "status"),
+    [
+        ("TimeoutStopSec=1min 30s\nTimeoutSec=5", "TimeoutSec 5 s", "error"),  # the later wins
+        ("TimeoutSec=5\nTimeoutStopSec=1min 30s", "TimeoutStopSec 90 s", "ok"),
+        ("TimeoutSec=0", "TimeoutSec disables the timeout", "ok"),  # 0: no timeout at all
+        ("TimeoutStopSec=5\nTimeoutStopSec=", "TimeoutStopSec 5 s", "error"),  # empty: ignored
+    ],
+)
+def test_timeout_sec_sets_the_stop_timeout_too(
+    tmp_path: Path, lines: str, limit: str, status: str
+) -> None:
+    unit = UNIT.replace("TimeoutStopSec=30s", lines)
+    found = only(doctor(tmp_path, **{"web.service": unit}), "stop-budget")
+    assert found.status == status
+    assert limit in found.message
 
 
 # -- signal-path ------------------------------------------------------------------------------

@@ -94,6 +94,12 @@ class Deployment:
     kill_mode: tuple[str, Where] | None = None
     held: tuple[str, ...] = ()
 
-    def at(self, line: int | None) -> Where:
-        """This deployment's subject at ``line`` (its command's when None)."""
+    def at(self, line: int | Where | None) -> Where:
+        """This deployment's subject at ``line`` of its command's file, or at a number's
+        :class:`Where` (a drop-in's line, an image's); its command's line when None (a
+        default is written nowhere)."""
+        if isinstance(line, Where):
+            if line.line is None:
+                return self.where
+            return dataclasses.replace(self.where, file=line.file, line=line.line)
         return dataclasses.replace(self.where, line=line if line is not None else self.where.line)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ._commands import read_launch
 from ._containerfiles import Image, read_containerfile
 from ._deployment import Deployment
-from ._inputs import Source
+from ._inputs import Source, dropin_of
 from ._kubernetes import container_deployments
 from ._manifests import Manifests, read_manifest
 from ._results import Where
@@ -26,6 +26,7 @@ def gather(sources: list[Source]) -> tuple[list[Deployment], list[tuple[str, str
     notes: list[tuple[str, str]] = []
     manifests = Manifests()
     units: list[UnitFile] = []
+    dropins: list[UnitFile] = []
     images: list[Image] = []
     for source in sources:
         if source.kind == "manifest":
@@ -33,8 +34,11 @@ def gather(sources: list[Source]) -> tuple[list[Deployment], list[tuple[str, str
                 notes.append((source.name, "no Kubernetes objects in it"))
         elif source.kind == "unit":
             units.append(read_unit(source.name, source.text))
+        elif source.kind == "dropin":
+            dropins.append(read_unit(source.name, source.text))
         else:
             images.append(read_containerfile(source.name, source.text))
+    units = _apply_dropins(units, dropins, notes)
     found = container_deployments(manifests, images, notes)
     consumed = bool(manifests.pods) and len(images) == 1
     found += service_deployments(units, notes)
@@ -49,6 +53,31 @@ def gather(sources: list[Source]) -> tuple[list[Deployment], list[tuple[str, str
                 )
             )
     return found, notes
+
+
+def _apply_dropins(
+    units: list[UnitFile], dropins: list[UnitFile], notes: list[tuple[str, str]]
+) -> list[UnitFile]:
+    """Each unit with its drop-ins (``app.service.d/*.conf``, ``service.d/*.conf``); a
+    drop-in whose unit was not given is noted, not read as a unit of its own."""
+    used: set[str] = set()
+    applied = []
+    for unit in units:
+        own = [d for d in dropins if dropin_of(d.file) in (unit.name, unit.type)]
+        used |= {d.file for d in own}
+        applied.append(unit.with_dropins(own) if own else unit)
+    for dropin in dropins:
+        if dropin.file in used:
+            continue
+        target = dropin_of(dropin.file)
+        said = (
+            f"a drop-in of {target}, which was not given: give the unit too (its directory, "
+            "or both files)"
+            if target is not None
+            else "a drop-in outside a UNIT.d/ directory: the unit it belongs to is not known"
+        )
+        notes.append((dropin.file, f"{said}; not checked"))
+    return applied
 
 
 def _image(image: Image, *, consumed: bool) -> Deployment:

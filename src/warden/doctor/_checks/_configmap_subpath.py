@@ -26,7 +26,7 @@ def check(d: Deployment) -> list[Result]:
         mount = _mounted_at(d, path)
         if mount is None:
             continue
-        where = d.at(mount.where.line)
+        where = d.at(mount.where)
         if mount.sub_path is None:
             results.append(
                 ok(ID, where, f"--reload-on-change {path}: a {mount.volume} volume, updated")
@@ -52,7 +52,7 @@ def check(d: Deployment) -> list[Result]:
         results.append(
             warning(
                 ID,
-                d.at(mount.where.line),
+                d.at(mount.where),
                 f"{name}={value} is mounted with subPath {mount.sub_path!r}: if the program "
                 "reloads it (a warden.ConfigStore does), it never sees a change",
                 f"mount the whole {mount.volume} as a directory (no subPath) and point "

@@ -20,7 +20,7 @@ def check(d: Deployment) -> list[Result]:
     pre_stop, said = _pre_stop(d)
     needed = pre_stop + d.warden.deadline + MARGIN
     sum_ = f"{said} + {d.warden.deadline_said()} + margin {MARGIN:g} s = {needed:g} s"
-    where = d.at(d.grace.where.line)
+    where = d.at(d.grace.where)
     grace = d.grace.said()
     if needed <= d.grace.value:
         return [ok(ID, where, f"{sum_} <= {grace}")]

@@ -25,7 +25,7 @@ def check(d: Deployment) -> list[Result]:
         results += _warden_sizes(d, limit)
     request = d.memory_request
     if d.platform == "kubernetes" and limit is not None and request is not None:
-        where = d.at(request.where.line)
+        where = d.at(request.where)
         if request.value < limit.value:
             results.append(
                 warning(
@@ -52,7 +52,7 @@ def _warden_sizes(d: Deployment, limit: Number | None) -> list[Result]:
         value = setting.value
         if setting.default or not isinstance(value, int) or limit is None:
             continue
-        where = d.at(limit.where.line)
+        where = d.at(limit.where)
         said = f"{setting.label} ({value:,} bytes) >= {limit.label} ({limit.value:,.0f} bytes)"
         if value >= limit.value:
             results.append(

@@ -67,7 +67,7 @@ def _propagation(d: Deployment, pre_stop: float) -> Result:
     assert d.propagation is not None
     drain = 0.0 if d.drain is None else d.drain.value
     serving = pre_stop + drain
-    where = d.at(d.pre_stop.where.line if d.pre_stop is not None else None)
+    where = d.at(d.pre_stop.where if d.pre_stop is not None else None)
     said = f"preStop {pre_stop:g} s" + (f" + drain {drain:g} s" if d.drain is not None else "")
     propagation = f"the propagation delay ({d.propagation.label}) {d.propagation.value:g} s"
     if serving > d.propagation.value:

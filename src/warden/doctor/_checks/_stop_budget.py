@@ -21,9 +21,9 @@ def check(d: Deployment) -> list[Result]:
     needed = d.warden.deadline + MARGIN
     sum_ = f"{d.warden.deadline_said()} + margin {MARGIN:g} s = {needed:g} s"
     limit = d.timeout_stop
-    where = d.at(limit.where.line)
+    where = d.at(limit.where)
     if math.isinf(limit.value):
-        return [ok(ID, where, f"{sum_}; TimeoutStopSec=infinity never cuts it")]
+        return [ok(ID, where, f"{sum_}; {limit.label} disables the timeout: it never cuts it")]
     if needed <= limit.value:
         return [ok(ID, where, f"{sum_} <= {limit.said()}")]
     room = limit.value - MARGIN - (d.warden.deadline - float(d.warden["stop_timeout"].value))
