@@ -78,6 +78,15 @@ def test_grace_budget_counts_an_exec_sleep_pre_stop(tmp_path: Path) -> None:
     assert "= 47 s > terminationGracePeriodSeconds 40 s" in found.message
 
 
+def test_grace_budget_without_a_pre_stop_reads_right(tmp_path: Path) -> None:
+    text = MANIFEST.replace("          lifecycle: {preStop: {sleep: {seconds: 5}}}\n", "")
+    found = only(doctor(tmp_path, **{"web.yaml": text}), "grace-budget")
+    assert found.message == (
+        "no preStop (0 s) + warden's deadline 25 s (--stop-timeout 20s + 5 s) + margin 2 s = "
+        "27 s <= terminationGracePeriodSeconds 40 s"
+    )
+
+
 def test_grace_budget_fits(tmp_path: Path) -> None:
     found = only(doctor(tmp_path, **{"web.yaml": MANIFEST}), "grace-budget")
     assert found.status == "ok"
@@ -233,6 +242,29 @@ def test_signal_path_in_a_containerfile(tmp_path: Path) -> None:
     assert only(doctor(tmp_path / "c", Containerfile=CONTAINERFILE), "signal-path").status == "ok"
 
 
+@pytest.mark.parametrize(
+    ("shell", "status", "words"),
+    [
+        # bash execs a lone simple command itself: SIGTERM reaches warden, CMD is still ignored
+        ('["/bin/bash", "-c"]', "warning", "shell form run by bash -c, which execs"),
+        ('["/bin/bash", "-o", "pipefail", "-c"]', "warning", "shell form run by bash -c, which"),
+        ('["/bin/dash", "-c"]', "error", "shell form: /bin/dash -c 'warden run"),
+    ],
+)
+def test_a_shell_instruction_changes_the_shell_form_rule(
+    tmp_path: Path, shell: str, status: str, words: str
+) -> None:
+    text = CONTAINERFILE.replace(
+        'ENTRYPOINT ["warden", "run", "--"]',
+        f"SHELL {shell}\nENTRYPOINT warden run -- python -m web",
+    )
+    found = only(doctor(tmp_path, Containerfile=text), "signal-path")
+    assert (found.status, found.where.line) == (status, 4)
+    assert words in found.message
+    grace = doctor(tmp_path / "b", Containerfile=text.replace("warden run", "warden run --x"))
+    assert only(grace, "warden-options").status == "error"  # warden is found behind the shell
+
+
 def test_signal_path_in_execstart(tmp_path: Path) -> None:
     unit = UNIT.replace(
         "ExecStart=/usr/local/bin/warden run --stop-timeout 20s -- /usr/local/bin/web",
@@ -344,8 +376,9 @@ def test_liveness_identical_to_readiness(tmp_path: Path) -> None:
     assert found.status == "error"
     assert (
         "liveness and readiness both ask httpGet /healthz on port 8000, and liveness fails as soon "
-        "as readiness (periodSeconds 10 (default) x failureThreshold 3 (default) = 30 s <= "
-        "periodSeconds 10 x failureThreshold 3 (default) = 30 s)"
+        "as readiness (liveness after periodSeconds 10 (default) x failureThreshold 3 (default) = "
+        "30 s; readiness after periodSeconds 10 x failureThreshold 3 (default) = 30 s): a busy "
+        "pod is restarted"
     ) in found.message
     slower = text.replace(
         "livenessProbe: {httpGet: {path: /healthz, port: 8000}}",
@@ -368,8 +401,8 @@ def test_liveness_start_kills_a_slow_start(tmp_path: Path) -> None:
     found = only(doctor(tmp_path, **{"web.yaml": text}), "liveness-start")
     assert found.status == "error"
     assert found.message.startswith(
-        "no startupProbe, and initialDelaySeconds 5 + periodSeconds 5 x failureThreshold 2 = 10 s "
-        "= 15 s < --ready-timeout 30s (the default)"
+        "no startupProbe, and initialDelaySeconds 5 + periodSeconds 5 x failureThreshold 2 = 15 s "
+        "< --ready-timeout 30s (the default): a start slower than 15 s is killed"
     )
     started = text.replace(
         "          lifecycle:",

@@ -42,4 +42,4 @@ def _pre_stop(d: Deployment) -> tuple[float, str]:
         return d.pre_stop.value, f"preStop {d.pre_stop.value:g} s"
     if d.pre_stop_node is not None:
         return 0.0, "preStop (not a sleep: its length is not known, counted 0 s)"
-    return 0.0, "no preStop 0 s"
+    return 0.0, "no preStop (0 s)"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .._deployment import Deployment
 from .._results import Result, error, ok
-from ._probes import endpoint, failing_after, field
+from ._probes import endpoint, field, product
 
 ID = "liveness-start"
 
@@ -27,7 +27,7 @@ def check(d: Deployment) -> list[Result]:
             ok(ID, where, "liveness asks warden's /livez, which answers while the program starts")
         ]
     delay, _ = field(live, "initialDelaySeconds")
-    after, said = failing_after(live)
+    after, said = product(live)
     budget = delay + after
     ready = d.warden["ready_timeout"]
     sum_ = f"initialDelaySeconds {delay:g} + {said} = {budget:g} s"
