@@ -298,3 +298,36 @@ def test_a_message_of_the_yaml_reader_is_one_line() -> None:
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith("warden doctor: <stdin>: not valid YAML: ")
+
+
+@pytest.mark.parametrize(
+    ("redirect", "given", "code"),
+    [
+        (">&-", "good", 0),
+        (">/dev/full", "good", 0),
+        (">&-", "bad", 1),
+        (">/dev/full", "bad", 1),
+        ("2>&-", "missing", 2),
+        ("2>/dev/full", "missing", 2),
+        (">&- 2>&-", "bad", 1),
+    ],
+)
+def test_the_exit_code_is_the_verdict_whatever_becomes_of_the_output(
+    tmp_path: Path, redirect: str, given: str, code: int
+) -> None:
+    """``warden doctor --json f >&-`` in a CI job: the text is lost, the code is the verdict
+    (it was 1, a traceback's, for every one of these)."""
+    (tmp_path / "good.yaml").write_text(MANIFEST)
+    (tmp_path / "bad.yaml").write_text(MANIFEST.replace("KillMode", "").replace("40", "20"))
+    path = {"missing": "/nonexistent/app.yaml"}.get(given, str(tmp_path / f"{given}.yaml"))
+    script = f'"$@" {redirect}'
+    done = subprocess.run(
+        ["sh", "-c", script, "sh", sys.executable, "-m", "warden", "doctor", "--json", path],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert done.returncode == code, done.stderr
+    if "2>" not in redirect:
+        assert done.stderr == ""  # no traceback
