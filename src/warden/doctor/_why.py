@@ -156,7 +156,7 @@ def explain_death(
         if not readable:
             results += _blind(status, signum, pid)
         else:
-            results.append(_by_status(status, signum, pid, source, when, unseen, scope))
+            results.append(_by_status(status, signum, pid, source, when=when, unseen=unseen))
     counter = _counter(ours[-1] if ours else (before[-1] if before else None))
     if counter is not None:
         results.append(counter)
@@ -187,7 +187,7 @@ def _blind(status: int | None, signum: int | None, pid: int | None) -> list[Resu
     if status is None:
         return []  # the kernel-log warning says why nothing can be said
     if signum != signal.SIGKILL:
-        return [_by_status(status, signum, pid, "the kernel's log", "", [], "")]
+        return [_by_status(status, signum, pid, "the kernel's log", when="", unseen=[])]
     return [
         error(
             "sigkill",
@@ -210,9 +210,9 @@ def _by_status(
     signum: int | None,
     pid: int | None,
     source: str,
+    *,
     when: str,
     unseen: list[OomKill],
-    scope: str,
 ) -> Result:
     """What the status says. ``unseen``: OOM kills that cannot be tied to the death (no
     ``--pid``, and not in the dead process's cgroup, or not known to be)."""
@@ -222,28 +222,7 @@ def _by_status(
             return _unseen(unseen, source, when)
         return ok("oom-kill", where, f"no OOM kill in the kernel's log {when}")
     if signum == signal.SIGKILL:
-        if unseen:
-            latest = unseen[-1]
-            return error(
-                "sigkill",
-                where,
-                f"exited {status} (128 + SIGKILL): an OOM kill or a kill from outside; the "
-                f"kernel's log has {_count(len(unseen), 'OOM kill')} {when} that may or may "
-                f"not be this one (the latest: pid {latest.pid} ({latest.task})"
-                f"{_in(latest)}), and without --pid doctor cannot tell",
-                "give --pid (warden's log names the program's pid) to tell an OOM kill from a "
-                "kill from outside",
-            )
-        return error(
-            "sigkill",
-            where,
-            f"exited {status} (128 + SIGKILL) and the kernel's log has no OOM kill of "
-            f"{_who(pid) or 'any process'} {when}: killed from outside, not an OOM kill "
-            "(kill -9, or a manager's SIGKILL when its grace period ran out: the kubelet after "
-            "terminationGracePeriodSeconds, systemd after TimeoutStopSec)",
-            "if a manager killed it, give the stop more time (warden doctor on the manifest or "
-            "unit checks the sums); else find who sends kill -9",
-        )
+        return _sigkill(status, where, when, unseen)
     if signum == signal.SIGTERM:
         return error(
             "sigterm-unhandled",
@@ -257,6 +236,31 @@ def _by_status(
     if signum is not None:
         return _signal(signum, source, pid)
     return _code(status, source, pid)
+
+
+def _sigkill(status: int, where: Where, when: str, unseen: list[OomKill]) -> Result:
+    if unseen:
+        latest = unseen[-1]
+        return error(
+            "sigkill",
+            where,
+            f"exited {status} (128 + SIGKILL): an OOM kill or a kill from outside; the "
+            f"kernel's log has {_count(len(unseen), 'OOM kill')} {when} that may or may "
+            f"not be this one (the latest: pid {latest.pid} ({latest.task}){_in(latest)}), "
+            "and without --pid doctor cannot tell",
+            "give --pid (warden's log names the program's pid) to tell an OOM kill from a "
+            "kill from outside",
+        )
+    return error(
+        "sigkill",
+        where,
+        f"exited {status} (128 + SIGKILL) and the kernel's log has no OOM kill of "
+        f"{where.subject or 'any process'} {when}: killed from outside, not an OOM kill "
+        "(kill -9, or a manager's SIGKILL when its grace period ran out: the kubelet after "
+        "terminationGracePeriodSeconds, systemd after TimeoutStopSec)",
+        "if a manager killed it, give the stop more time (warden doctor on the manifest or "
+        "unit checks the sums); else find who sends kill -9",
+    )
 
 
 def _unseen(kills: list[OomKill], source: str, when: str) -> Result:
