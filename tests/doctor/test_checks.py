@@ -307,7 +307,7 @@ def test_server_timeout_gunicorn_default_against_warden_default(tmp_path: Path) 
     found = only(doctor(tmp_path, **{"web.yaml": text}), "server-timeout")
     assert found.status == "error"
     assert found.message.startswith(
-        "gunicorn --graceful-timeout 30 s (the default), >= --stop-timeout 10s (the default): "
+        "gunicorn --graceful-timeout 30 s (the default) >= --stop-timeout 10s (the default): "
         "warden's SIGKILL at 10 s cuts what gunicorn meant to finish"
     )
     assert "--graceful-timeout to 8" in found.fix
@@ -321,8 +321,8 @@ def test_server_timeout_uvicorn_waits_for_ever(tmp_path: Path) -> None:
     found = only(doctor(tmp_path, **{"web.yaml": text}), "server-timeout")
     assert found.status == "error"
     assert (
-        "uvicorn --timeout-graceful-shutdown: none, it waits for ever (the default), unset"
-        in found.message
+        "uvicorn --timeout-graceful-shutdown: none, it waits for ever (the default): "
+        "warden's SIGKILL" in found.message
     )
     given = text.replace('"app:app"]', '"app:app", "--timeout-graceful-shutdown=15"]')
     assert only(doctor(tmp_path / "b", **{"web.yaml": given}), "server-timeout").status == "ok"
@@ -336,7 +336,7 @@ def test_server_timeout_reads_gunicorn_cmd_args_and_the_lifecycle_deadline(tmp_p
     found = only(doctor(tmp_path, **{"web.yaml": text}), "server-timeout")
     assert (
         found.status == "error"
-        and "gunicorn --graceful-timeout 25 s, >= --stop-timeout 20s" in found.message
+        and "gunicorn --graceful-timeout 25 s >= --stop-timeout 20s" in found.message
     )
     lifecycle = MANIFEST.replace(
         '["gunicorn", "--graceful-timeout", "15", "--keep-alive", "75", "app:wsgi"]',
@@ -348,7 +348,7 @@ def test_server_timeout_reads_gunicorn_cmd_args_and_the_lifecycle_deadline(tmp_p
     both = results(doctor(tmp_path / "b", **{"web.yaml": lifecycle}), "server-timeout")
     assert [r.status for r in both] == ["error", "ok"]  # the deadline; the drain within it
     assert both[0].message.startswith(
-        "WARDEN_SHUTDOWN_TIMEOUT (the program's deadline) 25 s, >= --stop-timeout 20s"
+        "WARDEN_SHUTDOWN_TIMEOUT (the program's deadline) 25 s >= --stop-timeout 20s"
     )
 
 

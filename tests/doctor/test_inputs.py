@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.doctor._files import CONTAINERFILE, MANIFEST, UNIT, doctor, only, results, with_env
+from tests.doctor._files import CONTAINERFILE, MANIFEST, UNIT, doctor, only, results
 from warden.doctor import check_files, render_json, render_text
 
 
@@ -222,13 +222,6 @@ def test_kubernetes_variable_references_in_the_command(tmp_path: Path) -> None:
     )
     found = only(doctor(tmp_path, **{"web.yaml": text}), "grace-budget")
     assert "warden's deadline 55 s (--stop-timeout 50s + 5 s)" in found.message
-
-
-def test_a_value_from_a_secret_is_not_guessed(tmp_path: Path) -> None:
-    secret = "{name: WARDEN_STOP_TIMEOUT, valueFrom: {secretKeyRef: {name: s, key: k}}}"
-    text = with_env(MANIFEST.replace('"--stop-timeout", "20s", ', ""), secret)
-    found = only(doctor(tmp_path, **{"web.yaml": text}), "grace-budget")
-    assert "--stop-timeout 10s (the default)" in found.message  # what warden would use if unset
 
 
 def test_a_directory_is_walked_and_other_files_are_passed_over(tmp_path: Path) -> None:

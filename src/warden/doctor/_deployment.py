@@ -13,11 +13,12 @@ import dataclasses
 from typing import Literal
 
 from ._commands import Launch
+from ._env import EnvVar
 from ._manifests import Balancer, Node
 from ._numbers import Number
 from ._results import Where
 from ._servers import Server
-from ._warden import EnvVar, WardenRun
+from ._warden import WardenRun
 
 Platform = Literal["kubernetes", "systemd", "image"]
 

@@ -4,6 +4,8 @@ with their sockets, and each image on its own."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from ._commands import read_launch
 from ._containerfiles import Image, read_containerfile
 from ._deployment import Deployment
@@ -14,7 +16,11 @@ from ._results import Where
 from ._servers import read_server
 from ._systemd import service_deployments
 from ._units import UnitFile, read_unit
-from ._warden import EnvVar, read_warden
+from ._warden import Expansion, read_warden
+
+_EXEC_FORM_LITERAL = (
+    "an exec form expands no variable, only a shell does: warden run gets it as written"
+)
 
 
 def gather(sources: list[Source]) -> tuple[list[Deployment], list[tuple[str, str]]]:
@@ -39,10 +45,9 @@ def gather(sources: list[Source]) -> tuple[list[Deployment], list[tuple[str, str
         else:
             images.append(read_containerfile(source.name, source.text))
     units = _apply_dropins(units, dropins, notes)
-    found = container_deployments(manifests, images, notes)
-    consumed = bool(manifests.pods) and len(images) == 1
+    found, used = container_deployments(manifests, images, notes)
     found += service_deployments(units, notes)
-    found += [_image(image, consumed=consumed) for image in images]
+    found += [_image(image, consumed=image.file in used) for image in images]
     for deployment in found:
         if deployment.launch is not None and deployment.warden is None:
             notes.append(
@@ -85,19 +90,28 @@ def _image(image: Image, *, consumed: bool) -> Deployment:
     line = None if command is None else command.line
     subject = "the image's ENTRYPOINT and CMD"
     where = Where(image.file, line, subject)
-    env = {k: EnvVar(v, Where(image.file, at, subject)) for k, (v, at) in image.env.items()}
+    env = {
+        k: dataclasses.replace(v, where=dataclasses.replace(v.where, subject=subject))
+        for k, v in image.env.items()
+    }
     argv = image.argv()
     launch = None
     warden = server = None
     if argv:
         shell_form = command is not None and command.shell_form
-        known = {k: v for k, (v, _) in image.env.items()}
+        known = {k: v.value for k, v in env.items() if v.value is not None}
         launch = read_launch(argv, shell_form=shell_form, env=known)
         program = launch.command
         if launch.warden is not None:
-            warden = read_warden(launch.warden, env, where)
+            unseen = {k: v.origin for k, v in env.items() if v.value is None}
+            expansion = (
+                Expansion(unseen, "shell")
+                if launch.shell is not None
+                else Expansion(unseen, "none", _EXEC_FORM_LITERAL)
+            )
+            warden = read_warden(launch.warden, env, where, expansion)
             program = warden.command
-        server = read_server(program, {k: v.value for k, v in env.items()})
+        server = read_server(program, env)
     return Deployment(
         platform="image",
         where=where,

@@ -17,12 +17,13 @@ import shlex
 
 from ._commands import read_launch
 from ._deployment import Deployment
+from ._env import EnvVar
 from ._inputs import InputError
 from ._numbers import Number, NumberError, systemd_size, systemd_timespan
 from ._results import Where
 from ._servers import read_server
 from ._units import Entry, UnitFile
-from ._warden import EnvVar, read_warden
+from ._warden import Expansion, read_warden
 
 DEFAULT_TIMEOUT_STOP = 90.0
 _PREFIXES = "@-:+!"
@@ -42,7 +43,8 @@ def _service(unit: UnitFile, sockets: list[UnitFile], notes: list[tuple[str, str
         k: EnvVar(v, Where(entry.file, entry.line, subject))
         for k, (v, entry) in unit.environment().items()
     }
-    if unit.values("Service", "EnvironmentFile"):
+    files = bool(unit.values("Service", "EnvironmentFile"))
+    if files:
         notes.append(
             (unit.file, f"{subject}: EnvironmentFile= is not read; its variables are not checked")
         )
@@ -55,15 +57,21 @@ def _service(unit: UnitFile, sockets: list[UnitFile], notes: list[tuple[str, str
     if start is None:
         notes.append((unit.file, f"{subject} has no ExecStart=: nothing to check in what it runs"))
     else:
-        argv = _exec_argv(start.file, start.value, start.line, env)
+        argv = _exec_argv(start.file, start.value, start.line, env, keep_unset=files)
         known = {k: v.value for k, v in env.items() if v.value is not None}
         launch = read_launch(argv, env=known)
         env = {**env, **{k: EnvVar(v, where) for k, v in launch.assignments.items()}}
         program = launch.command
         if launch.warden is not None:
-            warden = read_warden(launch.warden, env, where)
+            expansion = Expansion(
+                syntax="shell",
+                elsewhere="systemd expands {ref} from EnvironmentFile=, which doctor does not read"
+                if files
+                else "",
+            )
+            warden = read_warden(launch.warden, env, where, expansion)
             program = warden.command
-        server = read_server(program, {k: v.value for k, v in env.items()})
+        server = read_server(program, env)
     return Deployment(
         platform="systemd",
         where=where,
@@ -78,24 +86,31 @@ def _service(unit: UnitFile, sockets: list[UnitFile], notes: list[tuple[str, str
     )
 
 
-def _exec_argv(file: str, value: str, line: int, env: dict[str, EnvVar]) -> list[str]:
+def _exec_argv(
+    file: str, value: str, line: int, env: dict[str, EnvVar], *, keep_unset: bool
+) -> list[str]:
+    """``ExecStart=``'s words as systemd passes them: ``$VAR`` split into words, ``${VAR}``
+    one word, a variable set nowhere empty; with ``keep_unset`` (an ``EnvironmentFile=`` may
+    set it) it stays as written, a value doctor does not know."""
     text = value.lstrip(_PREFIXES)
     try:
         words = shlex.split(text)
     except ValueError as exc:
         raise InputError(file, f"ExecStart={value!r}: {exc}", line) from None
     argv: list[str] = []
+
+    def expand(match: re.Match[str]) -> str:
+        found = env.get(match.group(1) or match.group(2))
+        if found is None:
+            return match.group(0) if keep_unset else ""
+        return found.value or ""
+
     for word in words:
         whole = _WORD_VARIABLE.match(word)
-        if whole is not None and whole.group(1) in env:
-            argv += (env[whole.group(1)].value or "").split()  # $VAR: split into words
+        if whole is not None and (whole.group(1) in env or not keep_unset):
+            found = env.get(whole.group(1))
+            argv += (found.value or "").split() if found is not None else []  # $VAR: words
             continue
-
-        def expand(match: re.Match[str]) -> str:
-            name = match.group(1) or match.group(2)
-            found = env.get(name)
-            return found.value or "" if found is not None else match.group(0)
-
         argv.append(_VARIABLE.sub(expand, word))
     return argv
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from .._deployment import Deployment
 from .._results import Result, error, ok
 from ._probes import endpoint, field, product
+from ._unknown import cannot_check
 
 ID = "liveness-start"
 
@@ -31,6 +32,17 @@ def check(d: Deployment) -> list[Result]:
     budget = delay + after
     ready = d.warden["ready_timeout"]
     sum_ = f"initialDelaySeconds {delay:g} + {said} = {budget:g} s"
+    unknown = d.warden.unknown("ready_timeout")
+    if unknown:
+        return [
+            cannot_check(
+                ID,
+                where,
+                unknown,
+                f"without a startupProbe, --ready-timeout must be at most {sum_}",
+                f"make sure that value is at most {budget:g}s, or add a startupProbe",
+            )
+        ]
     if budget >= float(ready.value):
         return [ok(ID, where, f"{sum_} >= {ready.said()}")]
     return [
