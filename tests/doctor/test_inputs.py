@@ -324,3 +324,90 @@ def test_the_exit_code_is_the_verdict_whatever_becomes_of_the_output(
     assert done.returncode == code, done.stderr
     if "2>" not in redirect:
         assert done.stderr == ""  # no traceback
+
+
+SIDECARS = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 30
+      containers:
+      - name: web
+        image: registry.example.org/web:1.0
+        command: ["warden", "run", "--stop-timeout", "20s", "--", "gunicorn",
+                  "--graceful-timeout", "15", "app:wsgi"]
+      - name: redis
+        image: redis:7
+      - name: envoy
+        image: envoyproxy/envoy:v1.30.0
+        args: ["-c", "/etc/envoy/envoy.yaml"]
+"""
+
+#: The app's image: warden with a 40 s stop, which no sidecar runs.
+APP_IMAGE = """\
+FROM python:3.12-slim
+ENV WARDEN_STOP_TIMEOUT=40s
+ENTRYPOINT ["warden", "run", "--"]
+CMD ["gunicorn", "--graceful-timeout", "30", "app:wsgi"]
+"""
+
+
+def test_sidecars_are_not_read_through_the_apps_containerfile(tmp_path: Path) -> None:
+    """redis and envoy run their own images' commands: the one Containerfile given is the
+    app's, and they got its warden and its 40 s stop (two grace-budget errors) before."""
+    report = doctor(tmp_path, **{"deploy.yaml": SIDECARS, "Containerfile": APP_IMAGE})
+    sidecars = [r for r in report.results if "container web" not in r.where.subject]
+    assert [(r.where.file, r.check) for r in sidecars if r.where.file.endswith("yaml")] == []
+    assert report.verdict == "clean", [r.message for r in report.findings]
+    notes = [note for _, note in report.notes]
+    assert (
+        "Deployment/web, container redis runs its image's command (redis:7, a well-known other "
+        "program): not checked"
+    ) in notes
+    assert any(
+        note.startswith("Deployment/web, container envoy runs its image's") for note in notes
+    )
+    # The image is checked on its own, all of it: no container was read through it.
+    image = [r.check for r in report.results if r.where.file.endswith("Containerfile")]
+    assert "server-timeout" in image
+
+
+def test_which_container_a_containerfile_is_for(tmp_path: Path) -> None:
+    pod = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  terminationGracePeriodSeconds: 30
+  containers:
+  - {name: api, image: "registry.example.org/team/api:2.1"}
+  - {name: worker, image: "registry.example.org/team/worker@sha256:0123"}
+  - {name: cache, image: "bitnami/redis-cluster:7"}
+"""
+    # Two of the app's own containers, one Containerfile named for neither: neither is read.
+    report = doctor(tmp_path, **{"pod.yaml": pod, "Containerfile": APP_IMAGE})
+    assert results(report, "grace-budget") == []
+    assert sum("no Containerfile given is known to build it" in n for _, n in report.notes) == 2
+    assert (
+        str(tmp_path / "pod.yaml"),
+        "Pod/p, container worker runs its image's command (registry.example.org/team/"
+        "worker@sha256:0123), and no Containerfile given is known to build it: not checked "
+        "(give it as worker.Containerfile or worker/Containerfile)",
+    ) in report.notes
+    # Named for one (api.Containerfile, or a directory api/): that one is.
+    for name in ("api.Containerfile", "api__Containerfile", "Dockerfile.api"):
+        named = doctor(tmp_path / name, **{"pod.yaml": pod, name: APP_IMAGE})
+        (grace,) = results(named, "grace-budget")
+        assert grace.where.subject == "Pod/p, container api"
+    # The one container of the app's own (the others well-known programs): it is.
+    single = pod.replace(
+        '  - {name: worker, image: "registry.example.org/team/worker@sha256:0123"}\n', ""
+    )
+    (grace,) = results(
+        doctor(tmp_path / "s", **{"pod.yaml": single, "Containerfile": APP_IMAGE}), "grace-budget"
+    )
+    assert grace.where.subject == "Pod/p, container api"

@@ -121,18 +121,16 @@ def _container(
     launch: Launch | None = None
     if argv is None:
         reference = container.text("image") or "?"
-        why = (
-            "a well-known other program's"
-            if _other_program(image_name(reference))
-            else "not built from a Containerfile doctor can tell among those given"
+        name = image_name(reference) or "NAME"
+        said = (
+            f"{subject} runs its image's command ({reference}, a well-known other program): "
+            "not checked"
+            if _other_program(name)
+            else f"{subject} runs its image's command ({reference}), and no Containerfile given "
+            f"is known to build it: not checked (give it as {name}.Containerfile or "
+            f"{name}/Containerfile)"
         )
-        notes.append(
-            (
-                file,
-                f"{subject} runs its image's command ({reference}: {why}): its command is "
-                "not checked (give its Containerfile, named after the image)",
-            )
-        )
+        notes.append((file, said))
     else:
         launch = read_launch(argv, env=known)
     here = Where(file, argv_line or container.line, subject)
