@@ -19,7 +19,7 @@ from tests.doctor._files import (
     statuses,
     with_env,
 )
-from warden.doctor import check_files
+from warden.doctor import Report, check_files
 
 
 def test_the_correct_deployment_is_clean(tmp_path: Path) -> None:
@@ -595,18 +595,81 @@ def test_a_config_path_in_the_environment(tmp_path: Path) -> None:
 
 # -- gate-blind -------------------------------------------------------------------------------
 
+GATES = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+  - name: u
+    image: app
+    command: ["warden", "run", "--listen", "tcp://0.0.0.0:8000", "--ready",
+              "http://127.0.0.1:8000/", "--", "uvicorn", "--fd", "3", "app:app"]
+  - name: h
+    image: app
+    command: ["warden", "run", "--listen", "tcp://0.0.0.0:8001", "--ready",
+              "http://127.0.0.1:8001/", "--", "hypercorn", "--bind", "fd://3", "app:app"]
+  - name: g
+    image: app
+    command: ["warden", "run", "--listen", "tcp://0.0.0.0:8002", "--ready", "http://127.0.0.1:8002/",
+              "--", "gunicorn", "app:wsgi"]
+  - name: gu
+    image: app
+    command: ["warden", "run", "--listen", "tcp://0.0.0.0:8004", "--ready", "notify",
+              "--upgrade-confirm-url", "http://127.0.0.1:8004/", "--", "gunicorn", "app:wsgi"]
+"""
+
+
+def _gates(report: Report) -> dict[str, tuple[str, str]]:
+    return {
+        r.where.subject.rpartition(" ")[2]: (r.status, r.message)
+        for r in results(report, "gate-blind")
+    }
+
+
+def test_an_http_gate_on_a_held_port_sees_every_server(tmp_path: Path) -> None:
+    """Upgrades steer warden's probes to the new release through the held port: the gate
+    asks the new release whatever the server (it was an error for uvicorn --fd 3 and
+    hypercorn fd://3), and --upgrade-confirm-url on it protects a notify gate too."""
+    gates = _gates(doctor(tmp_path, **{"pod.yaml": GATES}))
+    assert {name: status for name, (status, _) in gates.items()} == {
+        "u": "ok",
+        "h": "ok",
+        "g": "ok",
+        "gu": "ok",
+    }
+    assert gates["u"][1] == (
+        "--ready http://127.0.0.1:8000/ on port 8000, which warden holds: warden's probe "
+        "reaches the new release alone, in the gate, and in the 5 s window"
+    )
+    assert gates["gu"][1] == (
+        "--ready notify: READY=1 comes from the new release; in the 5 s window its crash is "
+        "seen and --upgrade-confirm-url http://127.0.0.1:8004/ asked of it alone"
+    )
+
 
 def test_gunicorn_gated_on_notify(tmp_path: Path) -> None:
     text = MANIFEST.replace('"--ready", "http://127.0.0.1:8000/healthz"', '"--ready", "notify"')
     found = only(doctor(tmp_path, **{"web.yaml": text}), "gate-blind")
-    assert (
-        found.status == "error"
-        and "gunicorn says READY=1 before its workers import" in found.message
+    assert found.status == "error"
+    assert found.message.startswith(
+        "--ready notify with gunicorn: gunicorn says READY=1 once it has bound its sockets, "
+        "before any worker imported the app, so the gate passes a release that cannot serve; "
+        "only its crash in the 5 s --upgrade-confirm window is seen"
     )
     hooked = text.replace(
         '["gunicorn", ', '["gunicorn", "-c", "python:warden.integrations.gunicorn", '
     )
     assert only(doctor(tmp_path / "b", **{"web.yaml": hooked}), "gate-blind").status == "ok"
+    url = text.replace(
+        '"--ready", "notify"',
+        '"--ready", "notify", "--upgrade-confirm-url", "http://127.0.0.1:8000/healthz"',
+    )
+    assert only(doctor(tmp_path / "c", **{"web.yaml": url}), "gate-blind").status == "ok"
+    # Without a window, not even its crash is seen.
+    closed = text.replace('"--ready", "notify"', '"--ready", "notify", "--upgrade-confirm", "0"')
+    found = only(doctor(tmp_path / "d", **{"web.yaml": closed}), "gate-blind")
+    assert found.status == "error" and "not even its crash is seen" in found.message
 
 
 def test_tcp_gate_on_a_held_socket(tmp_path: Path) -> None:
@@ -619,15 +682,6 @@ def test_tcp_gate_on_a_held_socket(tmp_path: Path) -> None:
     assert results(doctor(tmp_path / "b", **{"web.yaml": forwarded}), "gate-blind") == []
 
 
-def test_http_gate_with_uvicorn_on_fd_3(tmp_path: Path) -> None:
-    text = MANIFEST.replace(
-        '["gunicorn", "--graceful-timeout", "15", "--keep-alive", "75", "app:wsgi"]',
-        '["uvicorn", "--fd", "3", "--timeout-graceful-shutdown", "15", "app:app"]',
-    )
-    found = only(doctor(tmp_path, **{"web.yaml": text}), "gate-blind")
-    assert found.status == "error" and "every upgrade fails" in found.message
-
-
 def test_tcp_gate_on_a_socket_units_port(tmp_path: Path) -> None:
     unit = UNIT.replace(
         "Environment=WARDEN_READY=notify", "Environment=WARDEN_READY=tcp://127.0.0.1:8000"
@@ -638,6 +692,93 @@ def test_tcp_gate_on_a_socket_units_port(tmp_path: Path) -> None:
     assert found.message.startswith(
         "WARDEN_READY=tcp://127.0.0.1:8000 connects to a socket warden holds"
     )
+
+
+@pytest.mark.parametrize(
+    ("listen", "ready", "why"),
+    [
+        # a port warden does not hold: the probe cannot be steered
+        ("tcp://0.0.0.0:8000", "http://127.0.0.1:9000/health", "its port 9000 is not a TCP"),
+        # only UNIX sockets held
+        ("unix:/run/web.sock", "http://127.0.0.1:8000/healthz", "its port 8000 is not a TCP"),
+    ],
+)
+def test_an_http_gate_that_cannot_be_steered(
+    tmp_path: Path, listen: str, ready: str, why: str
+) -> None:
+    text = MANIFEST.replace('"tcp://0.0.0.0:8000"', f'"{listen}"').replace(
+        '"http://127.0.0.1:8000/healthz"', f'"{ready}"'
+    )
+    found = only(doctor(tmp_path, **{"web.yaml": text}), "gate-blind")
+    assert found.status == "warning"
+    assert found.message.startswith(f"--ready {ready} cannot reach the new release alone: {why}")
+    assert "(warden warns at each upgrade)" in found.message
+
+
+def test_a_socket_unit_without_reuse_port(tmp_path: Path) -> None:
+    unit = UNIT.replace(
+        "Environment=WARDEN_READY=notify", "Environment=WARDEN_READY=http://127.0.0.1:8000/"
+    )
+    socket = "[Socket]\nListenStream=0.0.0.0:8000\n"
+    found = only(doctor(tmp_path, **{"web.service": unit, "web.socket": socket}), "gate-blind")
+    assert found.status == "warning"
+    assert "the sockets of web.socket have no SO_REUSEPORT (no ReusePort=yes)" in found.message
+    assert found.fix == "set ReusePort=yes in the .socket unit"
+    reused = socket + "ReusePort=yes\n"
+    files = {"web.service": unit, "web.socket": reused}
+    assert only(doctor(tmp_path / "b", **files), "gate-blind").status == "ok"
+
+
+def test_a_confirm_url_that_cannot_be_steered(tmp_path: Path) -> None:
+    text = MANIFEST.replace(
+        '"--ready", "http://127.0.0.1:8000/healthz"',
+        '"--ready", "notify", "--upgrade-confirm-url", "http://127.0.0.1:9000/livez"',
+    ).replace(
+        '["gunicorn", "--graceful-timeout", "15", "--keep-alive", "75", "app:wsgi"]', '["./web"]'
+    )
+    found = only(doctor(tmp_path, **{"web.yaml": text}), "gate-blind")
+    assert found.status == "warning"
+    assert found.message.startswith(
+        "--upgrade-confirm-url http://127.0.0.1:9000/livez cannot reach the new release alone"
+    )
+
+
+def test_a_notify_gate_without_a_window(tmp_path: Path) -> None:
+    text = MANIFEST.replace(
+        '"--ready", "http://127.0.0.1:8000/healthz"',
+        '"--ready", "notify", "--upgrade-confirm", "0"',
+    ).replace(
+        '["gunicorn", "--graceful-timeout", "15", "--keep-alive", "75", "app:wsgi"]', '["./web"]'
+    )
+    found = only(doctor(tmp_path, **{"web.yaml": text}), "gate-blind")
+    assert found.status == "warning"
+    assert found.message.startswith(
+        "--upgrade-confirm 0 with --ready notify: no confirmation window, READY=1 is all an "
+        "upgrade sees"
+    )
+    # And --upgrade-confirm-url with no window is refused by warden run itself.
+    url = text.replace('"0"', '"0", "--upgrade-confirm-url", "http://127.0.0.1:8000/healthz"')
+    found = only(doctor(tmp_path / "b", **{"web.yaml": url}), "warden-options")
+    assert "checked in the --upgrade-confirm window, which is 0" in found.message
+
+
+def test_an_exec_gate_that_asks_a_held_port(tmp_path: Path) -> None:
+    text = MANIFEST.replace(
+        '"http://127.0.0.1:8000/healthz"', '"exec:curl -fs http://localhost:8000/healthz"'
+    )
+    found = only(doctor(tmp_path, **{"web.yaml": text}), "gate-blind")
+    assert found.status == "error"
+    assert "connects to port 8000, which warden holds" in found.message
+    own = text.replace("localhost:8000", "localhost:9000")  # the health port: not steered
+    assert only(doctor(tmp_path / "b", **{"web.yaml": own}), "gate-blind").status == "ok"
+
+
+def test_a_gate_from_a_configmap_is_not_checked(tmp_path: Path) -> None:
+    ready = "{name: WARDEN_READY, valueFrom: {configMapKeyRef: {name: cfg, key: ready}}}"
+    text = with_env(MANIFEST.replace('"--ready", "http://127.0.0.1:8000/healthz", ', ""), ready)
+    found = only(doctor(tmp_path, **{"web.yaml": text}), "gate-blind")
+    assert found.status == "warning"
+    assert found.message.startswith("cannot check: WARDEN_READY comes from ConfigMap cfg")
 
 
 # -- warden-options ---------------------------------------------------------------------------

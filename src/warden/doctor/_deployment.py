@@ -38,6 +38,26 @@ class Mount:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Held:
+    """A socket a ``.socket`` unit holds for the service: its address as written
+    (``ListenStream=8000``, ``[::]:8000``, ``/run/app.sock``), the unit, and whether the unit
+    says ``ReusePort=yes`` (without it the socket has no ``SO_REUSEPORT``, and an upgrade
+    cannot steer warden's probes to the new release through it)."""
+
+    address: str
+    unit: str
+    reuse_port: bool
+
+    @property
+    def tcp_port(self) -> int | None:
+        """The TCP port, or None (a UNIX socket, an abstract one, a device)."""
+        if self.address.startswith(("/", "@")):
+            return None
+        text = self.address.rpartition(":")[2]
+        return int(text) if text.isdigit() else None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Idle:
     """A load balancer's idle timeout, from the annotation that sets it."""
 
@@ -69,7 +89,7 @@ class Deployment:
         drain, propagation: what the pod's ``warden.dev/`` annotations say.
         idle: the idle timeouts of the load balancers in front of it.
         timeout_stop: the unit's ``TimeoutStopSec``; kill_mode: its ``KillMode`` and line.
-        held: the addresses a ``.socket`` unit holds for the service.
+        held: the sockets ``.socket`` units hold for the service.
     """
 
     platform: Platform
@@ -93,7 +113,7 @@ class Deployment:
     balancers: tuple[Balancer, ...] = ()
     timeout_stop: Number | None = None
     kill_mode: tuple[str, Where] | None = None
-    held: tuple[str, ...] = ()
+    held: tuple[Held, ...] = ()
 
     def at(self, line: int | Where | None) -> Where:
         """This deployment's subject at ``line`` of its command's file, or at a number's

@@ -49,14 +49,12 @@ class Server:
         name: ``uvicorn``, ``gunicorn``, ``hypercorn`` or ``warden.Lifecycle``.
         graceful: its own graceful timeout (None: not known).
         keepalive: how long it keeps an idle connection open (None: not known).
-        takes_fd: it serves a socket handed to it (uvicorn ``--fd``, hypercorn ``fd://``).
         config: gunicorn's ``-c``/``--config`` value, if any.
     """
 
     name: str
     graceful: Timeout | None
     keepalive: Timeout | None
-    takes_fd: bool = False
     config: str | None = None
 
 
@@ -143,12 +141,11 @@ def _timeout(
 
 
 def _uvicorn(words: Sequence[str], env: Mapping[str, EnvVar]) -> Server:
-    flags = _flags(words, {**_UVICORN, "--fd": "fd"})
+    flags = _flags(words, _UVICORN)
     unknown: dict[str, str] = {}
     for variable, key in (
         ("UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN", "graceful"),
         ("UVICORN_TIMEOUT_KEEP_ALIVE", "keepalive"),
-        ("UVICORN_FD", "fd"),
     ):
         found = env.get(variable)
         if key in flags or found is None:
@@ -169,7 +166,6 @@ def _uvicorn(words: Sequence[str], env: Mapping[str, EnvVar]) -> Server:
         _timeout(
             flags, "keepalive", "uvicorn --timeout-keep-alive", 5.0, unknown.get("keepalive", "")
         ),
-        takes_fd="fd" in flags,
     )
 
 
@@ -195,11 +191,8 @@ def _gunicorn(words: Sequence[str], env: Mapping[str, EnvVar]) -> Server:
 
 def _hypercorn(words: Sequence[str]) -> Server:
     flags = _flags(words, _HYPERCORN)
-    binds = [w.partition("=")[2] or "" for w in words if w.startswith("--bind=")]
-    binds += [words[i + 1] for i, w in enumerate(words[:-1]) if w in ("-b", "--bind")]
     return Server(
         "hypercorn",
         _timeout(flags, "graceful", "hypercorn --graceful-timeout", 3.0),
         _timeout(flags, "keepalive", "hypercorn --keep-alive", 5.0),
-        takes_fd=any(bind.startswith("fd://") for bind in binds),
     )

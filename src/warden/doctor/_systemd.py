@@ -16,7 +16,7 @@ import re
 import shlex
 
 from ._commands import read_launch
-from ._deployment import Deployment
+from ._deployment import Deployment, Held
 from ._env import EnvVar
 from ._inputs import InputError
 from ._numbers import Number, NumberError, systemd_size, systemd_timespan
@@ -151,9 +151,9 @@ def _memory_max(unit: UnitFile, subject: str) -> Number | None:
     return None
 
 
-def _held(service: UnitFile, sockets: list[UnitFile]) -> tuple[str, ...]:
+def _held(service: UnitFile, sockets: list[UnitFile]) -> tuple[Held, ...]:
     stem = service.name.rpartition(".")[0]
-    held: list[str] = []
+    held: list[Held] = []
     for socket in sockets:
         target = socket.value("Socket", "Service")
         activates = (
@@ -161,6 +161,10 @@ def _held(service: UnitFile, sockets: list[UnitFile]) -> tuple[str, ...]:
         )
         if activates not in (service.name, f"{stem}.service"):
             continue
-        for key in ("ListenStream", "ListenSequentialPacket", "ListenDatagram"):
-            held += [entry.value for entry in socket.values("Socket", key)]
+        reuse = socket.value("Socket", "ReusePort")
+        reuse_port = reuse is not None and reuse.value.lower() in ("yes", "true", "1", "on")
+        held += [
+            Held(entry.value, socket.name, reuse_port)
+            for entry in socket.values("Socket", "ListenStream")
+        ]
     return tuple(held)
