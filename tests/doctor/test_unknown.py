@@ -62,7 +62,10 @@ def test_an_unexpanded_dollar_var_in_an_exec_form_is_refused(tmp_path: Path) -> 
     found = only(report, "warden-options")
     assert found.status == "error"
     assert found.message.startswith("--stop-timeout $T: --stop-timeout='$T' is not a duration")
-    assert "Kubernetes expands $(VAR) in command and args, never $VAR" in found.message
+    assert (
+        "Kubernetes expands $(VAR) in command and args, for a variable of the container only, "
+        "and never $VAR" in found.message
+    )
     # The checks that need it do not take the default for it.
     grace = only(report, "grace-budget")
     assert grace.status == "warning"

@@ -181,7 +181,10 @@ def _expansion(env: dict[str, EnvVar], launch: Launch, *, from_image: bool) -> E
     unseen = {name: var.origin for name, var in env.items() if var.value is None}
     if launch.shell is not None:
         return Expansion(unseen, "shell")
-    literal = "Kubernetes expands $(VAR) in command and args, never $VAR or ${VAR}"
+    literal = (
+        "Kubernetes expands $(VAR) in command and args, for a variable of the container only, "
+        "and never $VAR or ${VAR}"
+    )
     if from_image:
         literal = "the image's exec form expands no variable, only a shell does; " + literal
     return Expansion(unseen, "k8s", literal + ": warden run gets it as written")

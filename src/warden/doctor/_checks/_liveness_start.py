@@ -23,7 +23,10 @@ def check(d: Deployment) -> list[Result]:
     where = d.at(live.line)
     if "startupProbe" in d.probes:
         return [ok(ID, where, "a startupProbe holds the liveness probe back during the start")]
-    if _warden_livez(d, endpoint(live)):
+    asked = endpoint(live)
+    livez = asked is not None and asked[0] == "http" and asked[2] == "/livez"
+    unknown = d.warden.unknown("ready_timeout", *(("health",) if livez else ()))
+    if _warden_livez(d, asked):
         return [
             ok(ID, where, "liveness asks warden's /livez, which answers while the program starts")
         ]
@@ -32,7 +35,6 @@ def check(d: Deployment) -> list[Result]:
     budget = delay + after
     ready = d.warden["ready_timeout"]
     sum_ = f"initialDelaySeconds {delay:g} + {said} = {budget:g} s"
-    unknown = d.warden.unknown("ready_timeout")
     if unknown:
         return [
             cannot_check(
