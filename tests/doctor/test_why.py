@@ -289,6 +289,9 @@ def test_the_cli_exit_code_of_why_1() -> None:
     done = _doctor("1", "--since", "1s", "--json")
     assert done.returncode == 1, done.stderr
     assert [f["check"] for f in json.loads(done.stdout)["findings"]][-1] == "exit-code"
+    assert _doctor("1", "--ago", "5m", "--since", "10m").returncode == 1
+    bad = _doctor("137", "--ago", "soon")
+    assert bad.returncode == 2 and bad.stderr.startswith("warden doctor: error: --ago")
 
 
 def test_a_user_who_cannot_read_the_kernels_log(other_user: User) -> None:  # noqa: F811

@@ -47,8 +47,8 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="warden doctor",
-        usage="warden doctor [--json] PATH... | --live | --why [STATUS] [--pid PID] "
-        "[--since DURATION] [--ago DURATION]",
+        usage="warden doctor [--json] PATH... | --live\n"
+        "       | --why [STATUS] [--pid PID] [--since DURATION] [--ago DURATION]",
         description=_DESCRIPTION,
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
