@@ -19,6 +19,7 @@ from tests.doctor._files import (
     statuses,
     with_env,
 )
+from warden.doctor import Report, check_files
 
 
 def test_the_correct_deployment_is_clean(tmp_path: Path) -> None:
@@ -77,6 +78,15 @@ def test_grace_budget_counts_an_exec_sleep_pre_stop(tmp_path: Path) -> None:
     assert "= 47 s > terminationGracePeriodSeconds 40 s" in found.message
 
 
+def test_grace_budget_without_a_pre_stop_reads_right(tmp_path: Path) -> None:
+    text = MANIFEST.replace("          lifecycle: {preStop: {sleep: {seconds: 5}}}\n", "")
+    found = only(doctor(tmp_path, **{"web.yaml": text}), "grace-budget")
+    assert found.message == (
+        "no preStop (0 s) + warden's deadline 25 s (--stop-timeout 20s + 5 s) + margin 2 s = "
+        "27 s <= terminationGracePeriodSeconds 40 s"
+    )
+
+
 def test_grace_budget_fits(tmp_path: Path) -> None:
     found = only(doctor(tmp_path, **{"web.yaml": MANIFEST}), "grace-budget")
     assert found.status == "ok"
@@ -127,6 +137,68 @@ def test_stop_budget_reads_execstart_variables_and_time_spans(tmp_path: Path) ->
     )
 
 
+def test_a_drop_in_directory_applies_to_its_unit(tmp_path: Path) -> None:
+    """``app.service.d/*.conf`` is read after the unit, in the order of the names: the last
+    TimeoutStopSec= wins, and the finding points at the drop-in's line."""
+    files = {
+        "web.service": UNIT,
+        "web.service.d__20-later.conf": "[Service]\nTimeoutStopSec=10s\n",
+        "web.service.d__10-first.conf": "# first\n[Service]\nTimeoutStopSec=5min\n",
+    }
+    report = doctor(tmp_path, **files)
+    found = only(report, "stop-budget")
+    assert found.status == "error"
+    assert "= 27 s > TimeoutStopSec 10 s: systemd's SIGKILL" in found.message
+    assert (Path(found.where.file).name, found.where.line) == ("20-later.conf", 2)
+    assert found.where.subject == "web.service"
+    assert report.notes == ()  # no drop-in taken for a unit of its own
+
+
+def test_a_type_wide_drop_in_applies_to_every_service(tmp_path: Path) -> None:
+    files = {"web.service": UNIT, "service.d__kill.conf": "[Service]\nKillMode=process\n"}
+    assert only(doctor(tmp_path, **files), "kill-mode").status == "error"
+
+
+def test_a_drop_in_given_alone_is_not_a_unit(tmp_path: Path) -> None:
+    dropin = tmp_path / "web.service.d" / "10-timeout.conf"
+    dropin.parent.mkdir()
+    dropin.write_text("[Service]\nTimeoutStopSec=10s\n")
+    report = check_files([str(dropin)])
+    assert report.results == ()  # not a unit without ExecStart= and a default KillMode
+    assert report.notes == (
+        (
+            str(dropin),
+            "a drop-in of web.service, which was not given: give the unit too (its "
+            "directory, or both files); not checked",
+        ),
+    )
+    loose = tmp_path / "override.conf"
+    loose.write_text("[Service]\nKillMode=process\n")
+    assert check_files([str(loose)]).results == ()
+    # With the unit, it applies.
+    (tmp_path / "web.service").write_text(UNIT)
+    both = check_files([str(tmp_path / "web.service"), str(dropin)])
+    assert only(both, "stop-budget").status == "error"
+
+
+@pytest.mark.parametrize(
+    ("lines", "limit", "status"),
+    [
+        ("TimeoutStopSec=1min 30s\nTimeoutSec=5", "TimeoutSec 5 s", "error"),  # the later wins
+        ("TimeoutSec=5\nTimeoutStopSec=1min 30s", "TimeoutStopSec 90 s", "ok"),
+        ("TimeoutSec=0", "TimeoutSec disables the timeout", "ok"),  # 0: no timeout at all
+        ("TimeoutStopSec=5\nTimeoutStopSec=", "TimeoutStopSec 5 s", "error"),  # empty: ignored
+    ],
+)
+def test_timeout_sec_sets_the_stop_timeout_too(
+    tmp_path: Path, lines: str, limit: str, status: str
+) -> None:
+    unit = UNIT.replace("TimeoutStopSec=30s", lines)
+    found = only(doctor(tmp_path, **{"web.service": unit}), "stop-budget")
+    assert found.status == status
+    assert limit in found.message
+
+
 # -- signal-path ------------------------------------------------------------------------------
 
 
@@ -168,6 +240,29 @@ def test_signal_path_in_a_containerfile(tmp_path: Path) -> None:
     execs = shell.replace("ENTRYPOINT warden", "ENTRYPOINT exec warden")
     assert only(doctor(tmp_path / "b", Dockerfile=execs), "signal-path").status == "warning"
     assert only(doctor(tmp_path / "c", Containerfile=CONTAINERFILE), "signal-path").status == "ok"
+
+
+@pytest.mark.parametrize(
+    ("shell", "status", "words"),
+    [
+        # bash execs a lone simple command itself: SIGTERM reaches warden, CMD is still ignored
+        ('["/bin/bash", "-c"]', "warning", "shell form run by bash -c, which execs"),
+        ('["/bin/bash", "-o", "pipefail", "-c"]', "warning", "shell form run by bash -c, which"),
+        ('["/bin/dash", "-c"]', "error", "shell form: /bin/dash -c 'warden run"),
+    ],
+)
+def test_a_shell_instruction_changes_the_shell_form_rule(
+    tmp_path: Path, shell: str, status: str, words: str
+) -> None:
+    text = CONTAINERFILE.replace(
+        'ENTRYPOINT ["warden", "run", "--"]',
+        f"SHELL {shell}\nENTRYPOINT warden run -- python -m web",
+    )
+    found = only(doctor(tmp_path, Containerfile=text), "signal-path")
+    assert (found.status, found.where.line) == (status, 4)
+    assert words in found.message
+    grace = doctor(tmp_path / "b", Containerfile=text.replace("warden run", "warden run --x"))
+    assert only(grace, "warden-options").status == "error"  # warden is found behind the shell
 
 
 def test_signal_path_in_execstart(tmp_path: Path) -> None:
@@ -212,7 +307,7 @@ def test_server_timeout_gunicorn_default_against_warden_default(tmp_path: Path) 
     found = only(doctor(tmp_path, **{"web.yaml": text}), "server-timeout")
     assert found.status == "error"
     assert found.message.startswith(
-        "gunicorn --graceful-timeout 30 s (the default), >= --stop-timeout 10s (the default): "
+        "gunicorn --graceful-timeout 30 s (the default) >= --stop-timeout 10s (the default): "
         "warden's SIGKILL at 10 s cuts what gunicorn meant to finish"
     )
     assert "--graceful-timeout to 8" in found.fix
@@ -226,8 +321,8 @@ def test_server_timeout_uvicorn_waits_for_ever(tmp_path: Path) -> None:
     found = only(doctor(tmp_path, **{"web.yaml": text}), "server-timeout")
     assert found.status == "error"
     assert (
-        "uvicorn --timeout-graceful-shutdown: none, it waits for ever (the default), unset"
-        in found.message
+        "uvicorn --timeout-graceful-shutdown: none, it waits for ever (the default): "
+        "warden's SIGKILL" in found.message
     )
     given = text.replace('"app:app"]', '"app:app", "--timeout-graceful-shutdown=15"]')
     assert only(doctor(tmp_path / "b", **{"web.yaml": given}), "server-timeout").status == "ok"
@@ -241,7 +336,7 @@ def test_server_timeout_reads_gunicorn_cmd_args_and_the_lifecycle_deadline(tmp_p
     found = only(doctor(tmp_path, **{"web.yaml": text}), "server-timeout")
     assert (
         found.status == "error"
-        and "gunicorn --graceful-timeout 25 s, >= --stop-timeout 20s" in found.message
+        and "gunicorn --graceful-timeout 25 s >= --stop-timeout 20s" in found.message
     )
     lifecycle = MANIFEST.replace(
         '["gunicorn", "--graceful-timeout", "15", "--keep-alive", "75", "app:wsgi"]',
@@ -253,7 +348,7 @@ def test_server_timeout_reads_gunicorn_cmd_args_and_the_lifecycle_deadline(tmp_p
     both = results(doctor(tmp_path / "b", **{"web.yaml": lifecycle}), "server-timeout")
     assert [r.status for r in both] == ["error", "ok"]  # the deadline; the drain within it
     assert both[0].message.startswith(
-        "WARDEN_SHUTDOWN_TIMEOUT (the program's deadline) 25 s, >= --stop-timeout 20s"
+        "WARDEN_SHUTDOWN_TIMEOUT (the program's deadline) 25 s >= --stop-timeout 20s"
     )
 
 
@@ -281,8 +376,9 @@ def test_liveness_identical_to_readiness(tmp_path: Path) -> None:
     assert found.status == "error"
     assert (
         "liveness and readiness both ask httpGet /healthz on port 8000, and liveness fails as soon "
-        "as readiness (periodSeconds 10 (default) x failureThreshold 3 (default) = 30 s <= "
-        "periodSeconds 10 x failureThreshold 3 (default) = 30 s)"
+        "as readiness (liveness after periodSeconds 10 (default) x failureThreshold 3 (default) = "
+        "30 s; readiness after periodSeconds 10 x failureThreshold 3 (default) = 30 s): a busy "
+        "pod is restarted"
     ) in found.message
     slower = text.replace(
         "livenessProbe: {httpGet: {path: /healthz, port: 8000}}",
@@ -305,8 +401,8 @@ def test_liveness_start_kills_a_slow_start(tmp_path: Path) -> None:
     found = only(doctor(tmp_path, **{"web.yaml": text}), "liveness-start")
     assert found.status == "error"
     assert found.message.startswith(
-        "no startupProbe, and initialDelaySeconds 5 + periodSeconds 5 x failureThreshold 2 = 10 s "
-        "= 15 s < --ready-timeout 30s (the default)"
+        "no startupProbe, and initialDelaySeconds 5 + periodSeconds 5 x failureThreshold 2 = 15 s "
+        "< --ready-timeout 30s (the default): a start slower than 15 s is killed"
     )
     started = text.replace(
         "          lifecycle:",
@@ -499,18 +595,81 @@ def test_a_config_path_in_the_environment(tmp_path: Path) -> None:
 
 # -- gate-blind -------------------------------------------------------------------------------
 
+GATES = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+  - name: u
+    image: app
+    command: ["warden", "run", "--listen", "tcp://0.0.0.0:8000", "--ready",
+              "http://127.0.0.1:8000/", "--", "uvicorn", "--fd", "3", "app:app"]
+  - name: h
+    image: app
+    command: ["warden", "run", "--listen", "tcp://0.0.0.0:8001", "--ready",
+              "http://127.0.0.1:8001/", "--", "hypercorn", "--bind", "fd://3", "app:app"]
+  - name: g
+    image: app
+    command: ["warden", "run", "--listen", "tcp://0.0.0.0:8002", "--ready", "http://127.0.0.1:8002/",
+              "--", "gunicorn", "app:wsgi"]
+  - name: gu
+    image: app
+    command: ["warden", "run", "--listen", "tcp://0.0.0.0:8004", "--ready", "notify",
+              "--upgrade-confirm-url", "http://127.0.0.1:8004/", "--", "gunicorn", "app:wsgi"]
+"""
+
+
+def _gates(report: Report) -> dict[str, tuple[str, str]]:
+    return {
+        r.where.subject.rpartition(" ")[2]: (r.status, r.message)
+        for r in results(report, "gate-blind")
+    }
+
+
+def test_an_http_gate_on_a_held_port_sees_every_server(tmp_path: Path) -> None:
+    """Upgrades steer warden's probes to the new release through the held port: the gate
+    asks the new release whatever the server (it was an error for uvicorn --fd 3 and
+    hypercorn fd://3), and --upgrade-confirm-url on it protects a notify gate too."""
+    gates = _gates(doctor(tmp_path, **{"pod.yaml": GATES}))
+    assert {name: status for name, (status, _) in gates.items()} == {
+        "u": "ok",
+        "h": "ok",
+        "g": "ok",
+        "gu": "ok",
+    }
+    assert gates["u"][1] == (
+        "--ready http://127.0.0.1:8000/ on port 8000, which warden holds: warden's probe "
+        "reaches the new release alone, in the gate, and in the 5 s window"
+    )
+    assert gates["gu"][1] == (
+        "--ready notify: READY=1 comes from the new release; in the 5 s window its crash is "
+        "seen and --upgrade-confirm-url http://127.0.0.1:8004/ asked of it alone"
+    )
+
 
 def test_gunicorn_gated_on_notify(tmp_path: Path) -> None:
     text = MANIFEST.replace('"--ready", "http://127.0.0.1:8000/healthz"', '"--ready", "notify"')
     found = only(doctor(tmp_path, **{"web.yaml": text}), "gate-blind")
-    assert (
-        found.status == "error"
-        and "gunicorn says READY=1 before its workers import" in found.message
+    assert found.status == "error"
+    assert found.message.startswith(
+        "--ready notify with gunicorn: gunicorn says READY=1 once it has bound its sockets, "
+        "before any worker imported the app, so the gate passes a release that cannot serve; "
+        "only its crash in the 5 s --upgrade-confirm window is seen"
     )
     hooked = text.replace(
         '["gunicorn", ', '["gunicorn", "-c", "python:warden.integrations.gunicorn", '
     )
     assert only(doctor(tmp_path / "b", **{"web.yaml": hooked}), "gate-blind").status == "ok"
+    url = text.replace(
+        '"--ready", "notify"',
+        '"--ready", "notify", "--upgrade-confirm-url", "http://127.0.0.1:8000/healthz"',
+    )
+    assert only(doctor(tmp_path / "c", **{"web.yaml": url}), "gate-blind").status == "ok"
+    # Without a window, not even its crash is seen.
+    closed = text.replace('"--ready", "notify"', '"--ready", "notify", "--upgrade-confirm", "0"')
+    found = only(doctor(tmp_path / "d", **{"web.yaml": closed}), "gate-blind")
+    assert found.status == "error" and "not even its crash is seen" in found.message
 
 
 def test_tcp_gate_on_a_held_socket(tmp_path: Path) -> None:
@@ -523,15 +682,6 @@ def test_tcp_gate_on_a_held_socket(tmp_path: Path) -> None:
     assert results(doctor(tmp_path / "b", **{"web.yaml": forwarded}), "gate-blind") == []
 
 
-def test_http_gate_with_uvicorn_on_fd_3(tmp_path: Path) -> None:
-    text = MANIFEST.replace(
-        '["gunicorn", "--graceful-timeout", "15", "--keep-alive", "75", "app:wsgi"]',
-        '["uvicorn", "--fd", "3", "--timeout-graceful-shutdown", "15", "app:app"]',
-    )
-    found = only(doctor(tmp_path, **{"web.yaml": text}), "gate-blind")
-    assert found.status == "error" and "every upgrade fails" in found.message
-
-
 def test_tcp_gate_on_a_socket_units_port(tmp_path: Path) -> None:
     unit = UNIT.replace(
         "Environment=WARDEN_READY=notify", "Environment=WARDEN_READY=tcp://127.0.0.1:8000"
@@ -542,6 +692,93 @@ def test_tcp_gate_on_a_socket_units_port(tmp_path: Path) -> None:
     assert found.message.startswith(
         "WARDEN_READY=tcp://127.0.0.1:8000 connects to a socket warden holds"
     )
+
+
+@pytest.mark.parametrize(
+    ("listen", "ready", "why"),
+    [
+        # a port warden does not hold: the probe cannot be steered
+        ("tcp://0.0.0.0:8000", "http://127.0.0.1:9000/health", "its port 9000 is not a TCP"),
+        # only UNIX sockets held
+        ("unix:/run/web.sock", "http://127.0.0.1:8000/healthz", "its port 8000 is not a TCP"),
+    ],
+)
+def test_an_http_gate_that_cannot_be_steered(
+    tmp_path: Path, listen: str, ready: str, why: str
+) -> None:
+    text = MANIFEST.replace('"tcp://0.0.0.0:8000"', f'"{listen}"').replace(
+        '"http://127.0.0.1:8000/healthz"', f'"{ready}"'
+    )
+    found = only(doctor(tmp_path, **{"web.yaml": text}), "gate-blind")
+    assert found.status == "warning"
+    assert found.message.startswith(f"--ready {ready} cannot reach the new release alone: {why}")
+    assert "(warden warns at each upgrade)" in found.message
+
+
+def test_a_socket_unit_without_reuse_port(tmp_path: Path) -> None:
+    unit = UNIT.replace(
+        "Environment=WARDEN_READY=notify", "Environment=WARDEN_READY=http://127.0.0.1:8000/"
+    )
+    socket = "[Socket]\nListenStream=0.0.0.0:8000\n"
+    found = only(doctor(tmp_path, **{"web.service": unit, "web.socket": socket}), "gate-blind")
+    assert found.status == "warning"
+    assert "the sockets of web.socket have no SO_REUSEPORT (no ReusePort=yes)" in found.message
+    assert found.fix == "set ReusePort=yes in the .socket unit"
+    reused = socket + "ReusePort=yes\n"
+    files = {"web.service": unit, "web.socket": reused}
+    assert only(doctor(tmp_path / "b", **files), "gate-blind").status == "ok"
+
+
+def test_a_confirm_url_that_cannot_be_steered(tmp_path: Path) -> None:
+    text = MANIFEST.replace(
+        '"--ready", "http://127.0.0.1:8000/healthz"',
+        '"--ready", "notify", "--upgrade-confirm-url", "http://127.0.0.1:9000/livez"',
+    ).replace(
+        '["gunicorn", "--graceful-timeout", "15", "--keep-alive", "75", "app:wsgi"]', '["./web"]'
+    )
+    found = only(doctor(tmp_path, **{"web.yaml": text}), "gate-blind")
+    assert found.status == "warning"
+    assert found.message.startswith(
+        "--upgrade-confirm-url http://127.0.0.1:9000/livez cannot reach the new release alone"
+    )
+
+
+def test_a_notify_gate_without_a_window(tmp_path: Path) -> None:
+    text = MANIFEST.replace(
+        '"--ready", "http://127.0.0.1:8000/healthz"',
+        '"--ready", "notify", "--upgrade-confirm", "0"',
+    ).replace(
+        '["gunicorn", "--graceful-timeout", "15", "--keep-alive", "75", "app:wsgi"]', '["./web"]'
+    )
+    found = only(doctor(tmp_path, **{"web.yaml": text}), "gate-blind")
+    assert found.status == "warning"
+    assert found.message.startswith(
+        "--upgrade-confirm 0 with --ready notify: no confirmation window, READY=1 is all an "
+        "upgrade sees"
+    )
+    # And --upgrade-confirm-url with no window is refused by warden run itself.
+    url = text.replace('"0"', '"0", "--upgrade-confirm-url", "http://127.0.0.1:8000/healthz"')
+    found = only(doctor(tmp_path / "b", **{"web.yaml": url}), "warden-options")
+    assert "checked in the --upgrade-confirm window, which is 0" in found.message
+
+
+def test_an_exec_gate_that_asks_a_held_port(tmp_path: Path) -> None:
+    text = MANIFEST.replace(
+        '"http://127.0.0.1:8000/healthz"', '"exec:curl -fs http://localhost:8000/healthz"'
+    )
+    found = only(doctor(tmp_path, **{"web.yaml": text}), "gate-blind")
+    assert found.status == "error"
+    assert "connects to port 8000, which warden holds" in found.message
+    own = text.replace("localhost:8000", "localhost:9000")  # the health port: not steered
+    assert only(doctor(tmp_path / "b", **{"web.yaml": own}), "gate-blind").status == "ok"
+
+
+def test_a_gate_from_a_configmap_is_not_checked(tmp_path: Path) -> None:
+    ready = "{name: WARDEN_READY, valueFrom: {configMapKeyRef: {name: cfg, key: ready}}}"
+    text = with_env(MANIFEST.replace('"--ready", "http://127.0.0.1:8000/healthz", ', ""), ready)
+    found = only(doctor(tmp_path, **{"web.yaml": text}), "gate-blind")
+    assert found.status == "warning"
+    assert found.message.startswith("cannot check: WARDEN_READY comes from ConfigMap cfg")
 
 
 # -- warden-options ---------------------------------------------------------------------------

@@ -5,23 +5,26 @@ input, the image behind a manifest, unreadable input (exit 2, one line), the tex
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.doctor._files import CONTAINERFILE, MANIFEST, UNIT, doctor, only, results, with_env
+from tests.doctor._files import CONTAINERFILE, MANIFEST, UNIT, doctor, only, results
 from warden.doctor import check_files, render_json, render_text
 
 
-def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def _cli(
+    *args: str, stdin: str | None = None, timeout: float = 50
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "warden", "doctor", *args],
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
 
@@ -221,13 +224,6 @@ def test_kubernetes_variable_references_in_the_command(tmp_path: Path) -> None:
     assert "warden's deadline 55 s (--stop-timeout 50s + 5 s)" in found.message
 
 
-def test_a_value_from_a_secret_is_not_guessed(tmp_path: Path) -> None:
-    secret = "{name: WARDEN_STOP_TIMEOUT, valueFrom: {secretKeyRef: {name: s, key: k}}}"
-    text = with_env(MANIFEST.replace('"--stop-timeout", "20s", ', ""), secret)
-    found = only(doctor(tmp_path, **{"web.yaml": text}), "grace-budget")
-    assert "--stop-timeout 10s (the default)" in found.message  # what warden would use if unset
-
-
 def test_a_directory_is_walked_and_other_files_are_passed_over(tmp_path: Path) -> None:
     report = doctor(
         tmp_path,
@@ -259,3 +255,159 @@ def test_a_program_without_warden_is_noted_and_its_own_checks_still_run(tmp_path
     assert "the program" in only(report, "signal-path").message
     assert results(report, "grace-budget") == []
     assert any("does not run warden" in note for _, note in report.notes)
+
+
+def test_standard_input_is_capped_like_a_file() -> None:
+    """``warden doctor -`` reads at most 16 MiB, as it does of a file (a pipe from /dev/zero
+    once reached 8 GB): more is refused with one line, exit 2."""
+    done = _cli("-", stdin=" " * (16 * 2**20 + 1))
+    assert done.returncode == 2
+    assert done.stderr == ("warden doctor: <stdin>: larger than 16 MiB; give the files it holds\n")
+    assert _cli("-", stdin=" " * (16 * 2**20)).returncode == 0  # at the cap: read
+
+
+@pytest.mark.parametrize("given", ["the file", "its directory"])
+def test_a_fifo_named_like_an_input_is_refused_not_waited_on(tmp_path: Path, given: str) -> None:
+    (tmp_path / "web.yaml").write_text(MANIFEST)
+    fifo = tmp_path / "zz.yaml"
+    os.mkfifo(fifo)
+    # It hung before (no writer ever comes).
+    done = _cli(str(fifo) if given == "the file" else str(tmp_path), timeout=20)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr == f"warden doctor: {fifo}: not a regular file (a FIFO); give a file\n"
+
+
+def test_a_device_is_refused() -> None:
+    done = _cli("/dev/zero")
+    assert (done.returncode, done.stderr) == (
+        2,
+        "warden doctor: /dev/zero: not a regular file (a character device); give a file\n",
+    )
+
+
+def test_a_message_of_the_yaml_reader_is_one_line() -> None:
+    done = _cli("-", stdin="\0")
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("warden doctor: <stdin>: not valid YAML: ")
+
+
+@pytest.mark.parametrize(
+    ("redirect", "given", "code"),
+    [
+        (">&-", "good", 0),
+        (">/dev/full", "good", 0),
+        (">&-", "bad", 1),
+        (">/dev/full", "bad", 1),
+        ("2>&-", "missing", 2),
+        ("2>/dev/full", "missing", 2),
+        (">&- 2>&-", "bad", 1),
+    ],
+)
+def test_the_exit_code_is_the_verdict_whatever_becomes_of_the_output(
+    tmp_path: Path, redirect: str, given: str, code: int
+) -> None:
+    """``warden doctor --json f >&-`` in a CI job: the text is lost, the code is the verdict
+    (it was 1, a traceback's, for every one of these)."""
+    (tmp_path / "good.yaml").write_text(MANIFEST)
+    (tmp_path / "bad.yaml").write_text(MANIFEST.replace("KillMode", "").replace("40", "20"))
+    path = {"missing": "/nonexistent/app.yaml"}.get(given, str(tmp_path / f"{given}.yaml"))
+    script = f'"$@" {redirect}'
+    done = subprocess.run(
+        ["sh", "-c", script, "sh", sys.executable, "-m", "warden", "doctor", "--json", path],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert done.returncode == code, done.stderr
+    if "2>" not in redirect:
+        assert done.stderr == ""  # no traceback
+
+
+SIDECARS = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 30
+      containers:
+      - name: web
+        image: registry.example.org/web:1.0
+        command: ["warden", "run", "--stop-timeout", "20s", "--", "gunicorn",
+                  "--graceful-timeout", "15", "app:wsgi"]
+      - name: redis
+        image: redis:7
+      - name: envoy
+        image: envoyproxy/envoy:v1.30.0
+        args: ["-c", "/etc/envoy/envoy.yaml"]
+"""
+
+#: The app's image: warden with a 40 s stop, which no sidecar runs.
+APP_IMAGE = """\
+FROM python:3.12-slim
+ENV WARDEN_STOP_TIMEOUT=40s
+ENTRYPOINT ["warden", "run", "--"]
+CMD ["gunicorn", "--graceful-timeout", "30", "app:wsgi"]
+"""
+
+
+def test_sidecars_are_not_read_through_the_apps_containerfile(tmp_path: Path) -> None:
+    """redis and envoy run their own images' commands: the one Containerfile given is the
+    app's, and they got its warden and its 40 s stop (two grace-budget errors) before."""
+    report = doctor(tmp_path, **{"deploy.yaml": SIDECARS, "Containerfile": APP_IMAGE})
+    sidecars = [r for r in report.results if "container web" not in r.where.subject]
+    assert [(r.where.file, r.check) for r in sidecars if r.where.file.endswith("yaml")] == []
+    assert report.verdict == "clean", [r.message for r in report.findings]
+    notes = [note for _, note in report.notes]
+    assert (
+        "Deployment/web, container redis runs its image's command (redis:7, a well-known other "
+        "program): not checked"
+    ) in notes
+    assert any(
+        note.startswith("Deployment/web, container envoy runs its image's") for note in notes
+    )
+    # The image is checked on its own, all of it: no container was read through it.
+    image = [r.check for r in report.results if r.where.file.endswith("Containerfile")]
+    assert "server-timeout" in image
+
+
+def test_which_container_a_containerfile_is_for(tmp_path: Path) -> None:
+    pod = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  terminationGracePeriodSeconds: 30
+  containers:
+  - {name: api, image: "registry.example.org/team/api:2.1"}
+  - {name: worker, image: "registry.example.org/team/worker@sha256:0123"}
+  - {name: cache, image: "bitnami/redis-cluster:7"}
+"""
+    # Two of the app's own containers, one Containerfile named for neither: neither is read.
+    report = doctor(tmp_path, **{"pod.yaml": pod, "Containerfile": APP_IMAGE})
+    assert results(report, "grace-budget") == []
+    assert sum("no Containerfile given is known to build it" in n for _, n in report.notes) == 2
+    assert (
+        str(tmp_path / "pod.yaml"),
+        "Pod/p, container worker runs its image's command (registry.example.org/team/"
+        "worker@sha256:0123), and no Containerfile given is known to build it: not checked "
+        "(give it as worker.Containerfile or worker/Containerfile)",
+    ) in report.notes
+    # Named for one (api.Containerfile, or a directory api/): that one is.
+    for name in ("api.Containerfile", "api__Containerfile", "Dockerfile.api"):
+        named = doctor(tmp_path / name, **{"pod.yaml": pod, name: APP_IMAGE})
+        (grace,) = results(named, "grace-budget")
+        assert grace.where.subject == "Pod/p, container api"
+    # The one container of the app's own (the others well-known programs): it is.
+    single = pod.replace(
+        '  - {name: worker, image: "registry.example.org/team/worker@sha256:0123"}\n', ""
+    )
+    (grace,) = results(
+        doctor(tmp_path / "s", **{"pod.yaml": single, "Containerfile": APP_IMAGE}), "grace-budget"
+    )
+    assert grace.where.subject == "Pod/p, container api"

@@ -7,8 +7,9 @@ import pytest
 
 from tests.supervisor.test_options import SAMPLES
 from warden.cli._run import parse
+from warden.doctor._env import EnvVar
 from warden.doctor._results import Where
-from warden.doctor._warden import READ, EnvVar, read_warden
+from warden.doctor._warden import READ, read_warden
 from warden.supervisor._options import OPTIONS
 
 HERE = Where("test")

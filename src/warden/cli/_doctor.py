@@ -1,7 +1,9 @@
 """``warden doctor``: the argument parser; the checks are ``warden.doctor``'s.
 
 Exit codes: 0 clean or warnings only; 1 any finding is an error; 2 input it cannot read (one
-line on stderr naming the file and line) or bad usage.
+line on stderr naming the file and line) or bad usage. The exit code is the verdict whatever
+becomes of the output: stdout or stderr closed (``>&-``), full (``/dev/full``) or gone (a
+reader that quit) loses the text, never changes the code (a CI job reads the code).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import NoReturn
 from .._durations import parse_duration
 from .._exceptions import ConfigurationError, UsageError
 from .._exitcodes import EXIT_OK, EXIT_USAGE
+from ._streams import say, show
 
 _DESCRIPTION = """\
 Check that a deployment's numbers add up: Kubernetes manifests, systemd units and
@@ -29,7 +32,8 @@ examples:
   warden doctor --live                       inside the container, or on the host
   warden doctor --why 137 --pid 4242         was pid 4242 OOM-killed, or killed from outside?
 
-exit codes: 0 clean (or warnings only), 1 an error was found, 2 input it cannot read.
+exit codes: 0 clean (or warnings only), 1 an error was found (--why: the death was a
+failure, any status but 0), 2 input it cannot read.
 """
 
 
@@ -41,8 +45,8 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="warden doctor",
-        usage="warden doctor [--json] PATH... | --live | --why [STATUS] [--pid PID] "
-        "[--since DURATION]",
+        usage="warden doctor [--json] PATH... | --live\n"
+        "       | --why [STATUS] [--pid PID] [--since DURATION] [--ago DURATION]",
         description=_DESCRIPTION,
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -64,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="--why: look at the kernel's log of the last DURATION only (e.g. 10m, 2h)",
     )
+    parser.add_argument(
+        "--ago",
+        metavar="DURATION",
+        help="--why: it died DURATION ago (e.g. 90s; kubectl describe's Last State: "
+        "Finished); another process's OOM kill counts only before that",
+    )
     return parser
 
 
@@ -72,12 +82,14 @@ def main(argv: list[str]) -> int:
     try:
         options = _parser().parse_args(argv)
         mode = _mode(options)
-        since = None
+        since = ago = None
         if options.since is not None:
             since = parse_duration(options.since, what="--since", allow_zero=False)
+        if options.ago is not None:
+            ago = parse_duration(options.ago, what="--ago")
         status = _status(options.why)
     except (UsageError, ConfigurationError) as exc:
-        sys.stderr.write(f"warden doctor: error: {exc}\n")
+        say(f"warden doctor: error: {exc}\n")
         return EXIT_USAGE
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else EXIT_OK
@@ -94,13 +106,13 @@ def main(argv: list[str]) -> int:
         if mode == "live":
             report = check_live()
         elif mode == "why":
-            report = explain_death(status, pid=options.pid, since=since)
+            report = explain_death(status, pid=options.pid, since=since, ago=ago)
         else:
             report = check_files(options.paths, sys.stdin)
     except InputError as exc:
-        sys.stderr.write(f"warden doctor: {exc}\n")
+        say(f"warden doctor: {exc}\n")
         return EXIT_USAGE
-    sys.stdout.write(render_json(report) if options.json else render_text(report))
+    show(render_json(report) if options.json else render_text(report))
     return report.exit_code
 
 
@@ -118,8 +130,8 @@ def _mode(options: argparse.Namespace) -> str:
         raise UsageError(f"give one of PATH..., --live or --why, not {' and '.join(modes)}")
     if not modes:
         raise UsageError("give the files to check (PATH..., - for standard input), --live or --why")
-    if (options.pid is not None or options.since is not None) and modes != ["why"]:
-        raise UsageError("--pid and --since go with --why")
+    if (options.pid, options.since, options.ago) != (None, None, None) and modes != ["why"]:
+        raise UsageError("--pid, --since and --ago go with --why")
     return modes[0]
 
 

@@ -94,11 +94,17 @@ def shell_script(words: Sequence[str]) -> str | None:
         if not rest or rest[0] not in _SHELLS:
             return None
         rest = rest[1:]
-    for index, word in enumerate(rest):
-        if not word.startswith("-") or word == "--":
+    index = 0
+    while index < len(rest):
+        word = rest[index]
+        if word in ("-o", "+o", "-O", "+O"):  # set -o pipefail: the option's name follows
+            index += 2
+            continue
+        if not word.startswith(("-", "+")) or word == "--":
             return None
         if "c" in word[1:] and not word.startswith("--") and index + 1 < len(rest):
             return rest[index + 1]
+        index += 1
     return None
 
 

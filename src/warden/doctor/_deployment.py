@@ -13,11 +13,12 @@ import dataclasses
 from typing import Literal
 
 from ._commands import Launch
+from ._env import EnvVar
 from ._manifests import Balancer, Node
 from ._numbers import Number
 from ._results import Where
 from ._servers import Server
-from ._warden import EnvVar, WardenRun
+from ._warden import WardenRun
 
 Platform = Literal["kubernetes", "systemd", "image"]
 
@@ -34,6 +35,26 @@ class Mount:
     sub_path: str | None
     volume: str  # configMap, secret, projected, emptyDir... ("" when not found)
     where: Where
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Held:
+    """A socket a ``.socket`` unit holds for the service: its address as written
+    (``ListenStream=8000``, ``[::]:8000``, ``/run/app.sock``), the unit, and whether the unit
+    says ``ReusePort=yes`` (without it the socket has no ``SO_REUSEPORT``, and an upgrade
+    cannot steer warden's probes to the new release through it)."""
+
+    address: str
+    unit: str
+    reuse_port: bool
+
+    @property
+    def tcp_port(self) -> int | None:
+        """The TCP port, or None (a UNIX socket, an abstract one, a device)."""
+        if self.address.startswith(("/", "@")):
+            return None
+        text = self.address.rpartition(":")[2]
+        return int(text) if text.isdigit() else None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -68,7 +89,7 @@ class Deployment:
         drain, propagation: what the pod's ``warden.dev/`` annotations say.
         idle: the idle timeouts of the load balancers in front of it.
         timeout_stop: the unit's ``TimeoutStopSec``; kill_mode: its ``KillMode`` and line.
-        held: the addresses a ``.socket`` unit holds for the service.
+        held: the sockets ``.socket`` units hold for the service.
     """
 
     platform: Platform
@@ -92,8 +113,14 @@ class Deployment:
     balancers: tuple[Balancer, ...] = ()
     timeout_stop: Number | None = None
     kill_mode: tuple[str, Where] | None = None
-    held: tuple[str, ...] = ()
+    held: tuple[Held, ...] = ()
 
-    def at(self, line: int | None) -> Where:
-        """This deployment's subject at ``line`` (its command's when None)."""
+    def at(self, line: int | Where | None) -> Where:
+        """This deployment's subject at ``line`` of its command's file, or at a number's
+        :class:`Where` (a drop-in's line, an image's); its command's line when None (a
+        default is written nowhere)."""
+        if isinstance(line, Where):
+            if line.line is None:
+                return self.where
+            return dataclasses.replace(self.where, file=line.file, line=line.line)
         return dataclasses.replace(self.where, line=line if line is not None else self.where.line)

@@ -11,7 +11,7 @@ from ._inputs import read_inputs
 from ._results import Report
 
 
-def check_files(paths: Sequence[str], stdin: IO[str] | None = None) -> Report:
+def check_files(paths: Sequence[str], stdin: IO[str] | IO[bytes] | None = None) -> Report:
     """The report on the files at ``paths`` (``-``: ``stdin``; a directory: its files).
 
     Raises:

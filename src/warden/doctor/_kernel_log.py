@@ -72,22 +72,31 @@ class OomKill:
     lines: tuple[str, ...]
 
 
-def read_kernel_log() -> tuple[list[KernelLine], str]:
+#: The commands tried after /dev/kmsg, and how the report names them.
+COMMANDS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("journalctl", "-k", "-o", "short-monotonic", "--no-pager", "-q"), "journalctl -k"),
+    (("dmesg",), "dmesg"),
+)
+
+
+def read_kernel_log(
+    kmsg: str = KMSG, commands: tuple[tuple[tuple[str, ...], str], ...] = COMMANDS
+) -> tuple[list[KernelLine], str]:
     """The kernel's log and where it was read (``/dev/kmsg``, ``journalctl -k``, ``dmesg``).
 
     Raises:
-        OSError: none of them can be read here (a container without the privilege).
+        OSError: none of them can be read here (not root, ``dmesg_restrict``; a container
+            without the privilege); its ``strerror`` is the sentence to show.
     """
     with contextlib.suppress(OSError):
-        return _kmsg(), KMSG
-    for command, name in (
-        (["journalctl", "-k", "-o", "short-monotonic", "--no-pager", "-q"], "journalctl -k"),
-        (["dmesg"], "dmesg"),
-    ):
+        return _kmsg(kmsg), kmsg
+    for command, name in commands:
         if shutil.which(command[0]) is None:
             continue
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+            done = subprocess.run(
+                list(command), capture_output=True, text=True, timeout=30, check=False
+            )
         except (OSError, subprocess.TimeoutExpired):
             continue
         lines = _stamped(done.stdout)
@@ -95,13 +104,13 @@ def read_kernel_log() -> tuple[list[KernelLine], str]:
             return lines, name
     raise OSError(
         errno.EACCES,
-        f"cannot read the kernel's log: {KMSG} needs root, journalctl -k and dmesg gave "
-        "nothing (dmesg_restrict?)",
+        f"cannot read the kernel's log: {kmsg} needs root, and journalctl -k and dmesg gave "
+        "nothing (kernel.dmesg_restrict=1?)",
     )
 
 
-def _kmsg() -> list[KernelLine]:
-    fd = os.open(KMSG, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+def _kmsg(path: str) -> list[KernelLine]:
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     lines: list[KernelLine] = []
     try:
         while True:

@@ -15,11 +15,12 @@ import re
 from ._commands import Launch, read_launch
 from ._containerfiles import Image
 from ._deployment import Deployment, Idle, Mount
+from ._env import EnvVar
 from ._inputs import InputError
 from ._manifests import Balancer, Manifests, Node, PodTemplate
 from ._numbers import Number, NumberError, kubernetes_quantity, kubernetes_seconds
 from ._results import Where
-from ._warden import EnvVar, read_launched
+from ._warden import Expansion, read_launched
 
 DEFAULT_GRACE = 30.0
 DRAIN_ANNOTATION = "warden.dev/drain-seconds"
@@ -38,40 +39,97 @@ ALB_ATTRIBUTES = "alb.ingress.kubernetes.io/load-balancer-attributes"
 _REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
+#: Images of well-known programs other than the one a Containerfile given builds: a sidecar
+#: that runs one of these is never read through it (its repository's last name, or that
+#: name followed by ``-``: ``envoyproxy/envoy``, ``bitnami/redis-cluster``).
+OTHER_PROGRAMS = frozenset(
+    {
+        "redis", "valkey", "memcached", "envoy", "nginx", "haproxy", "traefik", "caddy",
+        "proxyv2", "linkerd2-proxy", "cloud-sql-proxy", "cloudsql-proxy", "oauth2-proxy",
+        "postgres", "postgresql", "mysql", "mariadb", "mongo", "mongodb", "rabbitmq", "kafka",
+        "zookeeper", "etcd", "elasticsearch", "opensearch", "consul", "vault", "fluent-bit",
+        "fluentd", "vector", "promtail", "opentelemetry-collector",
+        "opentelemetry-collector-contrib", "otel-collector", "jaeger-agent", "prometheus",
+        "node-exporter", "statsd-exporter", "busybox", "alpine", "debian", "ubuntu", "curl",
+    }
+)  # fmt: skip
+
+
 def container_deployments(
     manifests: Manifests, images: list[Image], notes: list[tuple[str, str]]
-) -> list[Deployment]:
-    """One deployment per container of every pod template read."""
+) -> tuple[list[Deployment], set[str]]:
+    """One deployment per container of every pod template read, and the Containerfiles a
+    container was read through (see :func:`image_of`)."""
+    containers = [(pod, c) for pod in manifests.pods for c in pod.containers()]
+    runs_image = [c for _, c in containers if c.get("command") is None]
     found = []
-    for pod in manifests.pods:
+    used: set[str] = set()
+    for pod, container in containers:
         balancers = _balancers_of(pod, manifests.balancers)
-        for container in pod.containers():
-            found.append(_container(pod, container, images, balancers, notes))
-    return found
+        image = image_of(container, images, runs_image) if container in runs_image else None
+        if image is not None:
+            used.add(image.file)
+        found.append(_container(pod, container, image, balancers, manifests=manifests, notes=notes))
+    return found, used
+
+
+def image_name(reference: str) -> str:
+    """The repository's last name of an image reference: ``web`` of
+    ``registry.example.org:5000/team/web:1.0@sha256:...``."""
+    name = reference.partition("@")[0].rsplit("/", 1)[-1]
+    return name.partition(":")[0].lower()
+
+
+def image_of(container: Node, images: list[Image], runs_image: list[Node]) -> Image | None:
+    """The Containerfile a container without a ``command`` runs the image of, if doctor can
+    tell: the one whose name is the image's (``web.Containerfile``, ``Dockerfile.web``, or
+    ``web/Containerfile`` for ``registry/team/web:1.0``); else, when one Containerfile is
+    given and this is the one container of the manifests that runs its image's command, that
+    one; never for an image of a well-known other program (:data:`OTHER_PROGRAMS`: a
+    sidecar)."""
+    name = image_name(container.text("image") or "")
+    named = [image for image in images if name and name in image.names]
+    if len(named) == 1:
+        return named[0]
+    if named or _other_program(name):
+        return None
+    candidates = [c for c in runs_image if not _other_program(image_name(c.text("image") or ""))]
+    if len(images) == 1 and candidates == [container]:
+        return images[0]
+    return None
+
+
+def _other_program(name: str) -> bool:
+    return any(name == other or name.startswith(other + "-") for other in OTHER_PROGRAMS)
 
 
 def _container(
     pod: PodTemplate,
     container: Node,
-    images: list[Image],
+    image: Image | None,
     balancers: list[Balancer],
+    *,
+    manifests: Manifests,
     notes: list[tuple[str, str]],
 ) -> Deployment:
     file = container.file
     subject = f"{pod.workload}, container {container.text('name') or '?'}"
-    image = images[0] if len(images) == 1 and container.get("command") is None else None
-    env = _environment(container, image)
+    env, unseen_sources = _environment(container, image, pod.namespace, manifests)
     known = {name: var.value for name, var in env.items() if var.value is not None}
     argv, argv_line = _argv(container, image, known)
     launch: Launch | None = None
     if argv is None:
-        notes.append(
-            (
-                file,
-                f"{subject} runs its image's command, and no single Containerfile was given "
-                "with it: its command is not checked (give the Containerfile too)",
-            )
+        reference = container.text("image") or "?"
+        name = image_name(reference) or "NAME"
+        said = (
+            f"{subject} runs its image's command ({reference}, a well-known other program): "
+            "not checked"
+            if _other_program(name)
+            else f"{subject} runs its image's command ({reference}), and no Containerfile given "
+            f"is known to build it: not checked (give it as {name}.Containerfile or "
+            f"{name}/Containerfile)"
         )
+        notes.append((file, said))
     else:
         launch = read_launch(argv, env=known)
     here = Where(file, argv_line or container.line, subject)
@@ -79,7 +137,10 @@ def _container(
     server = None
     if launch is not None:
         env = {**env, **{k: EnvVar(v, here) for k, v in launch.assignments.items()}}
-        warden, server = read_launched(launch, env, here)
+        expansion = _expansion(env, launch, from_image=container.get("command") is None)
+        warden, server = read_launched(launch, env, here, expansion)
+        if warden is not None:
+            notes += [(file, f"{subject}: {source}") for source in unseen_sources]
     spec = pod.spec
     return Deployment(
         platform="kubernetes",
@@ -107,23 +168,92 @@ def _container(
     )
 
 
-def _environment(container: Node, image: Image | None) -> dict[str, EnvVar]:
+def _expansion(env: dict[str, EnvVar], launch: Launch, *, from_image: bool) -> Expansion:
+    """What expanded the words warden gets: the kubelet's ``$(VAR)`` in the manifest's
+    command and args (a reference to a variable of the container's that doctor cannot see
+    stays as written), then the shell's ``$VAR`` when a shell runs warden; nothing else (an
+    exec form)."""
+    unseen = {name: var.origin for name, var in env.items() if var.value is None}
+    if launch.shell is not None:
+        return Expansion(unseen, "shell")
+    literal = (
+        "Kubernetes expands $(VAR) in command and args, for a variable of the container only, "
+        "and never $VAR or ${VAR}"
+    )
+    if from_image:
+        literal = "the image's exec form expands no variable, only a shell does; " + literal
+    return Expansion(unseen, "k8s", literal + ": warden run gets it as written")
+
+
+def _environment(
+    container: Node, image: Image | None, namespace: str, manifests: Manifests
+) -> tuple[dict[str, EnvVar], list[str]]:
+    """The container's variables (the image's ENV first, ``envFrom``, then ``env``), and the
+    ``envFrom`` sources doctor cannot see (a note each: they may set WARDEN_* variables)."""
     env: dict[str, EnvVar] = {}
-    if image is not None and container.get("command") is None:
+    unseen: list[str] = []
+    if image is not None:
         # The image's ENV is the container's too; the image is known only when the container
-        # runs its command (the one Containerfile given): a container with a command of its
-        # own may run another image.
-        env.update({k: EnvVar(v, Where(image.file, line)) for k, (v, line) in image.env.items()})
+        # runs its command: a container with a command of its own may run another image.
+        env.update(image.env)
+    for source in (container.get("envFrom") or container).items():
+        prefix = source.text("prefix") or ""
+        name = source.text("configMapRef", "name")
+        data = None if name is None else manifests.configmaps.get((namespace, name))
+        if data is not None:
+            env.update({prefix + k: EnvVar(v, Where(source.file, source.line)) for k, v in data})
+        else:
+            kind = "configMapRef" if name is not None else "secretRef"
+            named = name or source.text("secretRef", "name") or "?"
+            unseen.append(
+                f"envFrom {kind} {named} is not among the files given: a WARDEN_* variable in "
+                "it would change the numbers checked here (give its manifest too)"
+            )
     for item in (container.get("env") or container).items():
         name = item.text("name")
         if name is None:
             continue
         value = item.get("value")
-        known = None if value is None else (None if value.value is None else str(value.value))
-        if value is None and item.get("valueFrom") is None:
-            known = ""  # a variable without a value is empty
-        env[name] = EnvVar(known, Where(container.file, item.line))
-    return env
+        where = Where(container.file, item.line)
+        if value is not None:
+            text = "" if value.value is None else str(value.value)
+            env[name] = _expand_value(text, env, where)
+        elif item.get("valueFrom") is not None:
+            env[name] = _value_from(item, namespace, manifests, where)
+        else:
+            env[name] = EnvVar("", where)  # a variable without a value is empty
+    return env, unseen
+
+
+def _expand_value(text: str, env: dict[str, EnvVar], where: Where) -> EnvVar:
+    """A ``value`` with the ``$(VAR)`` of the variables before it, as the kubelet expands it."""
+    for match in _REFERENCE.finditer(text):
+        found = env.get(match.group(1) or "")
+        if match.group(0) != "$$" and found is not None and found.value is None:
+            return EnvVar(None, where, f"{match.group(1)}, which comes from {found.origin}")
+    return EnvVar(_expand(text, {k: v.value for k, v in env.items() if v.value is not None}), where)
+
+
+def _value_from(item: Node, namespace: str, manifests: Manifests, where: Where) -> EnvVar:
+    """A ``valueFrom``: a ConfigMap among the inputs gives its value; anything else (a
+    Secret, a ConfigMap not given, a field of the pod) is not known here, and says why."""
+    ref = item.get("valueFrom", "configMapKeyRef")
+    if ref is not None:
+        name, key = ref.text("name") or "?", ref.text("key") or "?"
+        data = dict(manifests.configmaps.get((namespace, name), ()))
+        if key in data:
+            return EnvVar(data[key], where)
+        return EnvVar(None, where, f"ConfigMap {name} (key {key}), not among the files given")
+    ref = item.get("valueFrom", "secretKeyRef")
+    if ref is not None:
+        return EnvVar(None, where, f"Secret {ref.text('name')} (key {ref.text('key')})")
+    field = item.text("valueFrom", "fieldRef", "fieldPath")
+    if field is not None:
+        return EnvVar(None, where, f"the pod's field {field}")
+    resource = item.text("valueFrom", "resourceFieldRef", "resource")
+    if resource is not None:
+        return EnvVar(None, where, f"the container's {resource}")
+    return EnvVar(None, where, "a valueFrom doctor does not read")
 
 
 def _argv(

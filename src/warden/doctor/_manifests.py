@@ -1,12 +1,13 @@
 """Kubernetes manifests: the pod templates of every workload, and the Services and Ingresses
 that put a load balancer in front of them.
 
-Multi-document YAML (``---``), ``kind: List`` included, read with warden's one safe loader
+ConfigMaps are kept for the variables that name them. Multi-document YAML (``---``),
+``kind: List`` included, read with warden's one safe loader
 (:func:`warden._yaml.safe_load_all_located`: aliases that expand too far are refused, each
 value keeps its line). A pod spec is found in a ``Pod``, at ``spec.template`` of a
 ``Deployment``, ``StatefulSet``, ``DaemonSet``, ``ReplicaSet``, ``ReplicationController`` or
 ``Job``, and at ``spec.jobTemplate.spec.template`` of a ``CronJob``. Documents of other kinds
-(ConfigMaps, RBAC...) and non-Kubernetes YAML are passed over.
+(RBAC, Secrets...) and non-Kubernetes YAML are passed over.
 """
 
 from __future__ import annotations
@@ -134,10 +135,15 @@ class Balancer:
 
 @dataclasses.dataclass
 class Manifests:
-    """Every pod template and load balancer in the manifests read."""
+    """Every pod template and load balancer in the manifests read, and the ConfigMaps'
+    data (``(namespace, name)`` -> ``(key, value)`` pairs: a variable's ``valueFrom`` or
+    ``envFrom`` may name one)."""
 
     pods: list[PodTemplate] = dataclasses.field(default_factory=list)
     balancers: list[Balancer] = dataclasses.field(default_factory=list)
+    configmaps: dict[tuple[str, str], tuple[tuple[str, str], ...]] = dataclasses.field(
+        default_factory=dict
+    )
 
 
 def read_manifest(file: str, text: str, into: Manifests) -> int:
@@ -207,6 +213,9 @@ def _add(obj: Node, into: Manifests) -> None:
                 node=obj,
             )
         )
+    elif kind == "ConfigMap":
+        data = obj.mapping("data")
+        into.configmaps[(namespace, name)] = tuple(sorted(data.items()))
     elif kind == "Ingress":
         into.balancers.append(
             Balancer(

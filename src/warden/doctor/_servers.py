@@ -18,16 +18,20 @@ import shlex
 from collections.abc import Mapping, Sequence
 
 from ._commands import program_words
+from ._env import EnvVar
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Timeout:
-    """A server's timeout: seconds (``math.inf``: waits for ever) and how it was set."""
+    """A server's timeout: seconds (``math.inf``: waits for ever) and how it was set;
+    ``unknown`` says why it cannot be known here (set from a ConfigMap...), and ``seconds`` is
+    then the server's default, which no check may take for its value."""
 
     seconds: float
     label: str
     default: bool
     flag: str = ""  #: what sets it (``--graceful-timeout``, ``WARDEN_SHUTDOWN_TIMEOUT``)
+    unknown: str = ""
 
     def said(self) -> str:
         if math.isinf(self.seconds):
@@ -45,14 +49,12 @@ class Server:
         name: ``uvicorn``, ``gunicorn``, ``hypercorn`` or ``warden.Lifecycle``.
         graceful: its own graceful timeout (None: not known).
         keepalive: how long it keeps an idle connection open (None: not known).
-        takes_fd: it serves a socket handed to it (uvicorn ``--fd``, hypercorn ``fd://``).
         config: gunicorn's ``-c``/``--config`` value, if any.
     """
 
     name: str
     graceful: Timeout | None
     keepalive: Timeout | None
-    takes_fd: bool = False
     config: str | None = None
 
 
@@ -74,10 +76,11 @@ _HYPERCORN = {
 _DEFAULT_LIFECYCLE_DEADLINE = 25.0
 
 
-def read_server(command: Sequence[str], env: Mapping[str, str | None]) -> Server | None:
+def read_server(command: Sequence[str], env: Mapping[str, EnvVar]) -> Server | None:
     """The server ``command`` runs, with its settings; None for a program doctor does not know
     (and that does not say ``WARDEN_SHUTDOWN_TIMEOUT``)."""
-    words = program_words(command, {k: v for k, v in env.items() if v is not None})
+    values = {k: v.value for k, v in env.items() if v.value is not None}
+    words = program_words(command, values)
     name = os.path.basename(words[0]) if words else ""  # noqa: PTH119
     if name == "uvicorn":
         return _uvicorn(words[1:], env)
@@ -86,10 +89,14 @@ def read_server(command: Sequence[str], env: Mapping[str, str | None]) -> Server
     if name == "hypercorn":
         return _hypercorn(words[1:])
     deadline = env.get("WARDEN_SHUTDOWN_TIMEOUT")
-    if deadline is not None:
-        seconds = _seconds(deadline)
+    label = "WARDEN_SHUTDOWN_TIMEOUT (the program's deadline)"
+    if deadline is not None and deadline.value is None:
+        unknown = deadline.comes_from("WARDEN_SHUTDOWN_TIMEOUT")
+        graceful = Timeout(_DEFAULT_LIFECYCLE_DEADLINE, label, True, "", unknown)
+        return Server("warden.Lifecycle", graceful, None)
+    if deadline is not None and deadline.value is not None:
+        seconds = _seconds(deadline.value)
         if seconds is not None:
-            label = "WARDEN_SHUTDOWN_TIMEOUT (the program's deadline)"
             graceful = Timeout(seconds, label, False, "WARDEN_SHUTDOWN_TIMEOUT")
             return Server("warden.Lifecycle", graceful, None)
     return None
@@ -123,56 +130,69 @@ def _seconds(text: str | None) -> float | None:
     return value if value >= 0 else None
 
 
-def _timeout(flags: Mapping[str, str], key: str, label: str, default: float) -> Timeout:
+def _timeout(
+    flags: Mapping[str, str], key: str, label: str, default: float, unknown: str = ""
+) -> Timeout:
     seconds = _seconds(flags.get(key))
     flag = label.rpartition(" ")[2]
     if seconds is None:
-        return Timeout(default, label, True, flag)
+        return Timeout(default, label, True, flag, "" if key in flags else unknown)
     return Timeout(seconds, label, False, flag)
 
 
-def _uvicorn(words: Sequence[str], env: Mapping[str, str | None]) -> Server:
-    flags = _flags(words, {**_UVICORN, "--fd": "fd"})
+def _uvicorn(words: Sequence[str], env: Mapping[str, EnvVar]) -> Server:
+    flags = _flags(words, _UVICORN)
+    unknown: dict[str, str] = {}
     for variable, key in (
         ("UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN", "graceful"),
         ("UVICORN_TIMEOUT_KEEP_ALIVE", "keepalive"),
-        ("UVICORN_FD", "fd"),
     ):
-        value = env.get(variable)
-        if key not in flags and value is not None:
-            flags[key] = value
+        found = env.get(variable)
+        if key in flags or found is None:
+            continue
+        if found.value is None:
+            unknown[key] = found.comes_from(variable)
+        else:
+            flags[key] = found.value
     return Server(
         "uvicorn",
-        _timeout(flags, "graceful", "uvicorn --timeout-graceful-shutdown", math.inf),
-        _timeout(flags, "keepalive", "uvicorn --timeout-keep-alive", 5.0),
-        takes_fd="fd" in flags,
+        _timeout(
+            flags,
+            "graceful",
+            "uvicorn --timeout-graceful-shutdown",
+            math.inf,
+            unknown.get("graceful", ""),
+        ),
+        _timeout(
+            flags, "keepalive", "uvicorn --timeout-keep-alive", 5.0, unknown.get("keepalive", "")
+        ),
     )
 
 
-def _gunicorn(words: Sequence[str], env: Mapping[str, str | None]) -> Server:
+def _gunicorn(words: Sequence[str], env: Mapping[str, EnvVar]) -> Server:
     from_env = env.get("GUNICORN_CMD_ARGS")
     extra: list[str] = []
-    if from_env:
+    unknown = ""
+    if from_env is not None and from_env.value is None:
+        unknown = from_env.comes_from("GUNICORN_CMD_ARGS")
+    elif from_env is not None and from_env.value:
         try:
-            extra = shlex.split(from_env)
+            extra = shlex.split(from_env.value)
         except ValueError:
             extra = []
     flags = {**_flags(extra, _GUNICORN), **_flags(words, _GUNICORN)}  # the command line wins
     return Server(
         "gunicorn",
-        _timeout(flags, "graceful", "gunicorn --graceful-timeout", 30.0),
-        _timeout(flags, "keepalive", "gunicorn --keep-alive", 2.0),
+        _timeout(flags, "graceful", "gunicorn --graceful-timeout", 30.0, unknown),
+        _timeout(flags, "keepalive", "gunicorn --keep-alive", 2.0, unknown),
         config=flags.get("config"),
     )
 
 
 def _hypercorn(words: Sequence[str]) -> Server:
     flags = _flags(words, _HYPERCORN)
-    binds = [w.partition("=")[2] or "" for w in words if w.startswith("--bind=")]
-    binds += [words[i + 1] for i, w in enumerate(words[:-1]) if w in ("-b", "--bind")]
     return Server(
         "hypercorn",
         _timeout(flags, "graceful", "hypercorn --graceful-timeout", 3.0),
         _timeout(flags, "keepalive", "hypercorn --keep-alive", 5.0),
-        takes_fd=any(bind.startswith("fd://") for bind in binds),
     )

@@ -2,24 +2,27 @@
 its stop numbers, and the sockets a ``.socket`` unit holds for it.
 
 systemd's rules (systemd.service(5), systemd.kill(5), systemd.socket(5)): ``TimeoutStopSec=``
-(or ``TimeoutSec=``) is ``DefaultTimeoutStopSec=``, 90 s, when absent; ``KillMode=`` is
-``control-group`` when absent; ``ExecStart=`` may start with the prefixes ``@ - : + !``;
-``$VAR`` is split into words, ``${VAR}`` kept as one; a socket unit activates the service of
-its ``Service=``, or of its own name.
+(or ``TimeoutSec=``, whichever comes last) is ``DefaultTimeoutStopSec=``, 90 s, when absent,
+and 0 disables it as ``infinity`` does; ``KillMode=`` is ``control-group`` when absent;
+``ExecStart=`` may start with the prefixes ``@ - : + !``; ``$VAR`` is split into words,
+``${VAR}`` kept as one; a socket unit activates the service of its ``Service=``, or of its own
+name.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 
 from ._commands import read_launch
-from ._deployment import Deployment
+from ._deployment import Deployment, Held
+from ._env import EnvVar
 from ._inputs import InputError
 from ._numbers import Number, NumberError, systemd_size, systemd_timespan
 from ._results import Where
-from ._units import UnitFile
-from ._warden import EnvVar, read_launched
+from ._units import Entry, UnitFile
+from ._warden import Expansion, read_launched
 
 DEFAULT_TIMEOUT_STOP = 90.0
 _PREFIXES = "@-:+!"
@@ -36,23 +39,34 @@ def service_deployments(units: list[UnitFile], notes: list[tuple[str, str]]) -> 
 def _service(unit: UnitFile, sockets: list[UnitFile], notes: list[tuple[str, str]]) -> Deployment:
     subject = unit.name
     env = {
-        k: EnvVar(v, Where(unit.file, line, subject)) for k, (v, line) in unit.environment().items()
+        k: EnvVar(v, Where(entry.file, entry.line, subject))
+        for k, (v, entry) in unit.environment().items()
     }
-    if unit.values("Service", "EnvironmentFile"):
+    files = bool(unit.values("Service", "EnvironmentFile"))
+    if files:
         notes.append(
             (unit.file, f"{subject}: EnvironmentFile= is not read; its variables are not checked")
         )
     start = unit.value("Service", "ExecStart")
-    where = Where(unit.file, None if start is None else start.line, subject)
+    if start is None:
+        where = Where(unit.file, None, subject)
+    else:
+        where = Where(start.file, start.line, subject)
     launch = warden = server = None
     if start is None:
         notes.append((unit.file, f"{subject} has no ExecStart=: nothing to check in what it runs"))
     else:
-        argv = _exec_argv(unit, start.value, start.line, env)
+        argv = _exec_argv(start.file, start.value, start.line, env, keep_unset=files)
         known = {k: v.value for k, v in env.items() if v.value is not None}
         launch = read_launch(argv, env=known)
         env = {**env, **{k: EnvVar(v, where) for k, v in launch.assignments.items()}}
-        warden, server = read_launched(launch, env, where)
+        expansion = Expansion(
+            syntax="shell",
+            elsewhere="systemd expands {ref} from EnvironmentFile=, which doctor does not read"
+            if files
+            else "",
+        )
+        warden, server = read_launched(launch, env, where, expansion)
     return Deployment(
         platform="systemd",
         where=where,
@@ -67,45 +81,57 @@ def _service(unit: UnitFile, sockets: list[UnitFile], notes: list[tuple[str, str
     )
 
 
-def _exec_argv(unit: UnitFile, value: str, line: int, env: dict[str, EnvVar]) -> list[str]:
+def _exec_argv(
+    file: str, value: str, line: int, env: dict[str, EnvVar], *, keep_unset: bool
+) -> list[str]:
+    """``ExecStart=``'s words as systemd passes them: ``$VAR`` split into words, ``${VAR}``
+    one word, a variable set nowhere empty; with ``keep_unset`` (an ``EnvironmentFile=`` may
+    set it) it stays as written, a value doctor does not know."""
     text = value.lstrip(_PREFIXES)
     try:
         words = shlex.split(text)
     except ValueError as exc:
-        raise InputError(unit.file, f"ExecStart={value!r}: {exc}", line) from None
+        raise InputError(file, f"ExecStart={value!r}: {exc}", line) from None
     argv: list[str] = []
+
+    def expand(match: re.Match[str]) -> str:
+        found = env.get(match.group(1) or match.group(2))
+        if found is None:
+            return match.group(0) if keep_unset else ""
+        return found.value or ""
+
     for word in words:
         whole = _WORD_VARIABLE.match(word)
-        if whole is not None and whole.group(1) in env:
-            argv += (env[whole.group(1)].value or "").split()  # $VAR: split into words
+        if whole is not None and (whole.group(1) in env or not keep_unset):
+            found = env.get(whole.group(1))
+            argv += (found.value or "").split() if found is not None else []  # $VAR: words
             continue
-
-        def expand(match: re.Match[str]) -> str:
-            name = match.group(1) or match.group(2)
-            found = env.get(name)
-            return found.value or "" if found is not None else match.group(0)
-
         argv.append(_VARIABLE.sub(expand, word))
     return argv
 
 
 def _timeout_stop(unit: UnitFile, subject: str) -> Number:
-    for key in ("TimeoutStopSec", "TimeoutSec"):
-        entry = unit.value("Service", key)
-        if entry is not None:
-            try:
-                seconds = systemd_timespan(entry.value)
-            except NumberError as exc:
-                raise InputError(unit.file, f"{key}=: {exc}", entry.line) from None
-            return Number(seconds, key, Where(unit.file, entry.line, subject))
-    return Number(DEFAULT_TIMEOUT_STOP, "TimeoutStopSec", Where(unit.file, None, subject), True)
+    """``TimeoutStopSec=``, or ``TimeoutSec=`` (which sets the start and the stop timeouts):
+    whichever of the two systemd reads last wins (drop-ins last); 0 disables the timeout, as
+    ``infinity`` does (systemd's ``parse_sec_fix_0``)."""
+    found: Entry | None = None
+    for entry in unit.entries:
+        if entry.section == "Service" and entry.key in ("TimeoutStopSec", "TimeoutSec"):
+            found = entry if entry.value else found  # systemd ignores an empty one
+    if found is None:
+        return Number(DEFAULT_TIMEOUT_STOP, "TimeoutStopSec", Where(unit.file, None, subject), True)
+    try:
+        seconds = systemd_timespan(found.value)
+    except NumberError as exc:
+        raise InputError(found.file, f"{found.key}=: {exc}", found.line) from None
+    return Number(seconds or math.inf, found.key, Where(found.file, found.line, subject))
 
 
 def _kill_mode(unit: UnitFile, subject: str) -> tuple[str, Where]:
     entry = unit.value("Service", "KillMode")
     if entry is None:
         return "control-group", Where(unit.file, None, subject)
-    return entry.value, Where(unit.file, entry.line, subject)
+    return entry.value, Where(entry.file, entry.line, subject)
 
 
 def _memory_max(unit: UnitFile, subject: str) -> Number | None:
@@ -116,13 +142,13 @@ def _memory_max(unit: UnitFile, subject: str) -> Number | None:
                 size = systemd_size(entry.value)
             except NumberError:
                 return None  # a percentage: of a machine doctor does not see
-            return Number(size, f"{key}={entry.value}", Where(unit.file, entry.line, subject))
+            return Number(size, f"{key}={entry.value}", Where(entry.file, entry.line, subject))
     return None
 
 
-def _held(service: UnitFile, sockets: list[UnitFile]) -> tuple[str, ...]:
+def _held(service: UnitFile, sockets: list[UnitFile]) -> tuple[Held, ...]:
     stem = service.name.rpartition(".")[0]
-    held: list[str] = []
+    held: list[Held] = []
     for socket in sockets:
         target = socket.value("Socket", "Service")
         activates = (
@@ -130,6 +156,10 @@ def _held(service: UnitFile, sockets: list[UnitFile]) -> tuple[str, ...]:
         )
         if activates not in (service.name, f"{stem}.service"):
             continue
-        for key in ("ListenStream", "ListenSequentialPacket", "ListenDatagram"):
-            held += [entry.value for entry in socket.values("Socket", key)]
+        reuse = socket.value("Socket", "ReusePort")
+        reuse_port = reuse is not None and reuse.value.lower() in ("yes", "true", "1", "on")
+        held += [
+            Held(entry.value, socket.name, reuse_port)
+            for entry in socket.values("Socket", "ListenStream")
+        ]
     return tuple(held)

@@ -5,6 +5,10 @@ trailing backslash continues a line (comment lines inside are skipped). A key gi
 adds to a list setting (``Environment=``, ``ExecStart=``, ``ListenStream=``) and replaces a
 single one; an empty assignment resets the list. ``Environment=`` holds space-separated
 ``VAR=value`` words, each may be double- or single-quoted.
+
+Drop-ins (systemd.unit(5)): the ``.conf`` files of ``app.service.d/`` (and of ``service.d/``,
+for every service) are read after the unit, in the order of their file names, as if appended
+to it: a later assignment wins, an empty one resets a list.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from ._inputs import InputError
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Entry:
-    """One ``Key=Value`` line: its section, key, value and line."""
+    """One ``Key=Value`` line: its section, key, value, line, and the file it is in (the
+    unit's, or a drop-in's)."""
 
     section: str
     key: str
     value: str
     line: int
+    file: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -62,21 +68,27 @@ class UnitFile:
         found = self.values(section, key)
         return found[-1] if found else None
 
-    def environment(self) -> dict[str, tuple[str, int]]:
-        """``Environment=`` of ``[Service]``: name -> (value, line)."""
-        env: dict[str, tuple[str, int]] = {}
+    def environment(self) -> dict[str, tuple[str, Entry]]:
+        """``Environment=`` of ``[Service]``: name -> (value, the line that set it)."""
+        env: dict[str, tuple[str, Entry]] = {}
         for entry in self.values("Service", "Environment"):
             try:
                 words = shlex.split(entry.value)
             except ValueError as exc:
                 raise InputError(
-                    self.file, f"Environment={entry.value!r}: {exc}", entry.line
+                    entry.file, f"Environment={entry.value!r}: {exc}", entry.line
                 ) from None
             for word in words:
                 name, equals, value = word.partition("=")
                 if equals and name:
-                    env[name] = (value, entry.line)
+                    env[name] = (value, entry)
         return env
+
+    def with_dropins(self, dropins: list[UnitFile]) -> UnitFile:
+        """This unit with ``dropins`` applied: read after it, in the order of their names."""
+        ordered = sorted(dropins, key=lambda dropin: os.path.basename(dropin.file))  # noqa: PTH119
+        entries = self.entries + tuple(e for dropin in ordered for e in dropin.entries)
+        return dataclasses.replace(self, entries=entries)
 
 
 def read_unit(file: str, text: str) -> UnitFile:
@@ -110,7 +122,7 @@ def read_unit(file: str, text: str) -> UnitFile:
             raise InputError(file, f"{line!r} is not a Key=Value line", start)
         if not section:
             raise InputError(file, f"{key.strip()}= comes before any [Section] header", start)
-        entries.append(Entry(section, key.strip(), value.strip(), start))
+        entries.append(Entry(section, key.strip(), value.strip(), start, file))
     if pending is not None:
         entries_line = pending[1]
         raise InputError(file, "the file ends in a continued line (a trailing \\)", entries_line)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .._deployment import Deployment, Mount
 from .._results import Result, error, ok, warning
+from ._unknown import cannot_check
 
 ID = "configmap-subpath"
 
@@ -22,11 +23,23 @@ def check(d: Deployment) -> list[Result]:
         return []
     results: list[Result] = []
     watched = [] if d.warden is None else list(d.warden.reload_on_change)
+    sub_paths = [m for m in d.mounts if m.sub_path is not None and m.volume in _UPDATED]
+    if d.warden is not None and d.warden.reload_unknown and sub_paths:
+        mounts = ", ".join(f"{m.path} (subPath {m.sub_path!r})" for m in sub_paths)
+        results.append(
+            cannot_check(
+                ID,
+                d.where,
+                [d.warden.reload_unknown],
+                f"a file it names mounted with subPath is never updated: {mounts}",
+                "make sure no file warden watches is mounted with subPath",
+            )
+        )
     for path in watched:
         mount = _mounted_at(d, path)
         if mount is None:
             continue
-        where = d.at(mount.where.line)
+        where = d.at(mount.where)
         if mount.sub_path is None:
             results.append(
                 ok(ID, where, f"--reload-on-change {path}: a {mount.volume} volume, updated")
@@ -52,7 +65,7 @@ def check(d: Deployment) -> list[Result]:
         results.append(
             warning(
                 ID,
-                d.at(mount.where.line),
+                d.at(mount.where),
                 f"{name}={value} is mounted with subPath {mount.sub_path!r}: if the program "
                 "reloads it (a warden.ConfigStore does), it never sees a change",
                 f"mount the whole {mount.volume} as a directory (no subPath) and point "

@@ -8,8 +8,10 @@ SIGKILL rung and the reaping) after that.
 
 from __future__ import annotations
 
+from ...supervisor import _KILL_MARGIN as KILL_MARGIN
 from .._deployment import MARGIN, Deployment
 from .._results import Result, error, ok
+from ._unknown import cannot_check
 
 ID = "grace-budget"
 
@@ -18,9 +20,25 @@ def check(d: Deployment) -> list[Result]:
     if d.platform != "kubernetes" or d.warden is None or d.grace is None:
         return []
     pre_stop, said = _pre_stop(d)
+    unknown = d.warden.unknown("stop_timeout")
+    if unknown:
+        room = d.grace.value - pre_stop - MARGIN - KILL_MARGIN
+        return [
+            cannot_check(
+                ID,
+                d.at(d.grace.where),
+                unknown,
+                f"{said} + warden's deadline (--stop-timeout + {KILL_MARGIN:g} s) + margin "
+                f"{MARGIN:g} s must fit in {d.grace.said()}",
+                f"make sure that value is at most {room:g}s"
+                if room > 0
+                else "raise terminationGracePeriodSeconds above "
+                f"{pre_stop + MARGIN + KILL_MARGIN:g}",
+            )
+        ]
     needed = pre_stop + d.warden.deadline + MARGIN
     sum_ = f"{said} + {d.warden.deadline_said()} + margin {MARGIN:g} s = {needed:g} s"
-    where = d.at(d.grace.where.line)
+    where = d.at(d.grace.where)
     grace = d.grace.said()
     if needed <= d.grace.value:
         return [ok(ID, where, f"{sum_} <= {grace}")]
@@ -42,4 +60,4 @@ def _pre_stop(d: Deployment) -> tuple[float, str]:
         return d.pre_stop.value, f"preStop {d.pre_stop.value:g} s"
     if d.pre_stop_node is not None:
         return 0.0, "preStop (not a sleep: its length is not known, counted 0 s)"
-    return 0.0, "no preStop 0 s"
+    return 0.0, "no preStop (0 s)"

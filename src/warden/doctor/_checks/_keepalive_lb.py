@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .._deployment import Deployment
 from .._results import Result, error, ok
+from ._unknown import cannot_check
 
 ID = "keepalive-lb"
 
@@ -23,6 +24,17 @@ def check(d: Deployment) -> list[Result]:
     for idle in d.idle:
         where = d.at(None)
         balancer = f"{idle.balancer}'s idle timeout {idle.seconds:g} s ({idle.annotation})"
+        if keepalive.unknown:
+            results.append(
+                cannot_check(
+                    ID,
+                    where,
+                    [keepalive.unknown],
+                    f"{keepalive.label} must be above {balancer}",
+                    f"make sure it is above {idle.seconds:g} s",
+                )
+            )
+            continue
         if keepalive.seconds > idle.seconds:
             results.append(ok(ID, where, f"{keepalive.said()} > {balancer}"))
             continue

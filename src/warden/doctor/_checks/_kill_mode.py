@@ -18,7 +18,7 @@ def check(d: Deployment) -> list[Result]:
     if d.platform != "systemd" or d.kill_mode is None:
         return []
     mode, written = d.kill_mode
-    where = d.at(written.line)
+    where = d.at(written)
     shown = f"KillMode={mode}" + (" (the default)" if written.line is None else "")
     if mode in ("process", "none"):
         return [

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from .._deployment import Deployment
 from .._results import Result, error, ok
-from ._probes import endpoint, failing_after, field
+from ._probes import endpoint, field, product
+from ._unknown import cannot_check
 
 ID = "liveness-start"
 
@@ -22,15 +23,28 @@ def check(d: Deployment) -> list[Result]:
     where = d.at(live.line)
     if "startupProbe" in d.probes:
         return [ok(ID, where, "a startupProbe holds the liveness probe back during the start")]
-    if _warden_livez(d, endpoint(live)):
+    asked = endpoint(live)
+    livez = asked is not None and asked[0] == "http" and asked[2] == "/livez"
+    unknown = d.warden.unknown("ready_timeout", *(("health",) if livez else ()))
+    if _warden_livez(d, asked):
         return [
             ok(ID, where, "liveness asks warden's /livez, which answers while the program starts")
         ]
     delay, _ = field(live, "initialDelaySeconds")
-    after, said = failing_after(live)
+    after, said = product(live)
     budget = delay + after
     ready = d.warden["ready_timeout"]
     sum_ = f"initialDelaySeconds {delay:g} + {said} = {budget:g} s"
+    if unknown:
+        return [
+            cannot_check(
+                ID,
+                where,
+                unknown,
+                f"without a startupProbe, --ready-timeout must be at most {sum_}",
+                f"make sure that value is at most {budget:g}s, or add a startupProbe",
+            )
+        ]
     if budget >= float(ready.value):
         return [ok(ID, where, f"{sum_} >= {ready.said()}")]
     return [

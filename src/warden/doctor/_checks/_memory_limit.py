@@ -14,6 +14,7 @@ from __future__ import annotations
 from .._deployment import Deployment
 from .._numbers import Number, amount
 from .._results import Result, error, ok, warning
+from ._unknown import cannot_check
 
 ID = "memory-limit"
 
@@ -25,7 +26,7 @@ def check(d: Deployment) -> list[Result]:
         results += _warden_sizes(d, limit)
     request = d.memory_request
     if d.platform == "kubernetes" and limit is not None and request is not None:
-        where = d.at(request.where.line)
+        where = d.at(request.where)
         if request.value < limit.value:
             results.append(
                 warning(
@@ -48,11 +49,24 @@ def _warden_sizes(d: Deployment, limit: Number | None) -> list[Result]:
     results: list[Result] = []
     own = d.warden["memory_limit"]
     recycle = d.warden["recycle_at"]
+    unknown = d.warden.unknown("memory_limit", "recycle_at")
+    if unknown and limit is not None:
+        results.append(
+            cannot_check(
+                ID,
+                d.at(limit.where),
+                unknown,
+                f"warden's memory sizes must be below {limit.label}",
+                f"make sure they are below {amount(limit.value, 'B')}",
+            )
+        )
     for setting in (own, recycle):
         value = setting.value
+        if setting.unknown:
+            continue
         if setting.default or not isinstance(value, int) or limit is None:
             continue
-        where = d.at(limit.where.line)
+        where = d.at(limit.where)
         said = f"{setting.label} ({value:,} bytes) >= {limit.label} ({limit.value:,.0f} bytes)"
         if value >= limit.value:
             results.append(
@@ -66,7 +80,7 @@ def _warden_sizes(d: Deployment, limit: Number | None) -> list[Result]:
             )
         else:
             results.append(ok(ID, where, said.replace(">=", "<")))
-    if not own.default and isinstance(recycle.value, int) and recycle.value >= own.value:
+    if not own.default and isinstance(recycle.value, int) and recycle.value >= own.value:  # known
         results.append(
             error(
                 ID,
@@ -77,7 +91,7 @@ def _warden_sizes(d: Deployment, limit: Number | None) -> list[Result]:
             )
         )
     sentinel = [s for s in (d.warden["memory_warn_signal"], recycle) if not s.default]
-    if sentinel and own.default and limit is None and d.platform != "image":
+    if sentinel and own.default and not own.unknown and limit is None and d.platform != "image":
         results.append(
             warning(
                 ID,

@@ -24,12 +24,20 @@ def field(probe: Node, key: str) -> tuple[float, bool]:
 
 
 def failing_after(probe: Node) -> tuple[float, str]:
-    """Seconds for the probe to fail (periodSeconds x failureThreshold), and that sum said."""
+    """Seconds for the probe to fail (periodSeconds x failureThreshold), and that product
+    said with its result: ``periodSeconds 10 x failureThreshold 3 = 30 s``."""
+    seconds, said = product(probe)
+    return seconds, f"{said} = {seconds:g} s"
+
+
+def product(probe: Node) -> tuple[float, str]:
+    """The same without its result, to be part of a longer sum:
+    ``periodSeconds 10 x failureThreshold 3``."""
     period, p_default = field(probe, "periodSeconds")
     failures, f_default = field(probe, "failureThreshold")
     said = (
         f"periodSeconds {period:g}{' (default)' if p_default else ''} x failureThreshold "
-        f"{failures:g}{' (default)' if f_default else ''} = {period * failures:g} s"
+        f"{failures:g}{' (default)' if f_default else ''}"
     )
     return period * failures, said
 

@@ -43,8 +43,8 @@ def check(d: Deployment) -> list[Result]:
             error(
                 ID,
                 where,
-                f"{same}, and liveness fails as soon as readiness ({live_said} <= {ready_said}):"
-                " a busy pod is restarted instead of drained",
+                f"{same}, and liveness fails as soon as readiness (liveness after {live_said}; "
+                f"readiness after {ready_said}): a busy pod is restarted instead of drained",
                 "give liveness an endpoint of its own (/livez) that fails only when the "
                 "process is stuck",
             )
@@ -53,8 +53,8 @@ def check(d: Deployment) -> list[Result]:
         warning(
             ID,
             where,
-            f"{same}; liveness fails later ({live_said} > {ready_said}), but a pod busy that "
-            "long is restarted instead of drained",
+            f"{same}; liveness fails later (liveness after {live_said}; readiness after "
+            f"{ready_said}), but a pod busy that long is restarted instead of drained",
             "give liveness an endpoint of its own (/livez) that fails only when the process "
             "is stuck",
         )

@@ -67,8 +67,10 @@ def _propagation(d: Deployment, pre_stop: float) -> Result:
     assert d.propagation is not None
     drain = 0.0 if d.drain is None else d.drain.value
     serving = pre_stop + drain
-    where = d.at(d.pre_stop.where.line if d.pre_stop is not None else None)
-    said = f"preStop {pre_stop:g} s" + (f" + drain {drain:g} s" if d.drain is not None else "")
+    where = d.at(d.pre_stop.where if d.pre_stop is not None else None)
+    said = f"preStop {pre_stop:g} s" if d.pre_stop is not None else "no preStop (0 s)"
+    if d.drain is not None:
+        said += f" + drain {drain:g} s"
     propagation = f"the propagation delay ({d.propagation.label}) {d.propagation.value:g} s"
     if serving > d.propagation.value:
         return ok(ID, where, f"{said} = {serving:g} s > {propagation}")

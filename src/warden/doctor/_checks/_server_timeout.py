@@ -13,6 +13,7 @@ import math
 
 from .._deployment import Deployment
 from .._results import Result, error, ok
+from ._unknown import cannot_check
 
 ID = "server-timeout"
 
@@ -20,6 +21,19 @@ ID = "server-timeout"
 def check(d: Deployment) -> list[Result]:
     if d.warden is None or d.server is None or d.server.graceful is None:
         return []
+    graceful = d.server.graceful
+    unknown = d.warden.unknown("stop_timeout") + ([graceful.unknown] if graceful.unknown else [])
+    if unknown:
+        return [
+            cannot_check(
+                ID,
+                d.where,
+                unknown,
+                f"{d.server.name}'s graceful timeout must end before warden's SIGKILL at "
+                "--stop-timeout",
+                f"make sure {graceful.label} is below --stop-timeout (a couple of seconds)",
+            )
+        ]
     return [_within_stop(d), *_drain_within(d)]
 
 
@@ -51,16 +65,16 @@ def _within_stop(d: Deployment) -> Result:
     where = d.where
     if graceful.seconds < limit:
         return ok(ID, where, f"{graceful.said()} < {stop.said()}")
-    relation = "unset" if math.isinf(graceful.seconds) else f">= {stop.said()}"
+    relation = "" if math.isinf(graceful.seconds) else f" >= {stop.said()}"
     suggestion = max(1.0, limit - 2)
     flag = graceful.flag
+    set_it = f"set {d.server.name}'s {flag} to {suggestion:g} (below --stop-timeout)"
     return error(
         ID,
         where,
-        f"{graceful.said()}, {relation}: warden's SIGKILL at {limit:g} s cuts what "
+        f"{graceful.said()}{relation}: warden's SIGKILL at {limit:g} s cuts what "
         f"{d.server.name} meant to finish",
-        f"set {d.server.name}'s {flag} to {suggestion:g} (below --stop-timeout), or raise "
-        f"--stop-timeout above {graceful.seconds:g} s"
+        f"{set_it}, or raise --stop-timeout above {graceful.seconds:g} s"
         if not math.isinf(graceful.seconds)
-        else f"set {d.server.name}'s {flag} {suggestion:g} (below --stop-timeout)",
+        else set_it,
     )

@@ -28,11 +28,12 @@ def check(d: Deployment) -> list[Result]:
     if shell is None:
         return [ok(ID, d.where, f"{who} is started directly (exec form): SIGTERM reaches it")]
     if shell.shell_form:
-        return [_shell_form(d, shell, who)]
+        return [_shell_form(d, launch, shell, who)]
     return [_sh_c(d, launch, shell, who)]
 
 
-def _shell_form(d: Deployment, shell: Shell, who: str) -> Result:
+def _shell_form(d: Deployment, launch: Launch, shell: Shell, who: str) -> Result:
+    """The shell is ``/bin/sh -c``, or the one the stage's ``SHELL`` instruction names."""
     if shell.execs:
         return warning(
             ID,
@@ -41,11 +42,20 @@ def _shell_form(d: Deployment, shell: Shell, who: str) -> Result:
             "arguments given to the container are ignored",
             _EXEC_FORM,
         )
+    if shell.alone and os.path.basename(launch.argv[0]) == "bash":  # noqa: PTH119
+        return warning(
+            ID,
+            d.where,
+            f"shell form run by bash -c, which execs a lone command itself: SIGTERM reaches "
+            f"{who}, but one more command in {shell.script!r} and it no longer does; CMD and "
+            "the arguments given to the container are ignored",
+            _EXEC_FORM,
+        )
     return error(
         ID,
         d.where,
-        f"shell form: /bin/sh -c {shell.script!r} is PID 1 and does not pass SIGTERM to {who}; "
-        "the stop ends in SIGKILL",
+        f"shell form: {launch.argv[0]} -c {shell.script!r} is PID 1 and does not pass SIGTERM "
+        f"to {who}; the stop ends in SIGKILL",
         _EXEC_FORM,
     )
 
