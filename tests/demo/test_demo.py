@@ -4,8 +4,9 @@ Each test runs the demo as a user does (``python -m warden demo``), in a tempora
 of the test's own (``TMPDIR``), and checks what it printed against what it kept: warden's
 JSON log, the service's, every request the clients made, the writes on disk. One run breaks
 a promise on purpose (no confirmation window: the broken release is promoted), so the demo is
-shown able to fail; one runs as another user, where no memory cgroup can be made and
-watchfiles is not installed, so the memory step must say why it did not run.
+shown able to fail; one runs as another user, where no memory cgroup can be made, so the
+memory step must say why it did not run (and the system Python has no extra installed:
+``--reload-on-change`` must work without one).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -193,8 +195,26 @@ def test_what_the_summary_says_warden_did_is_in_wardens_log(
     draining = facts(log, "state")
     assert stop["exit_code"] == 0
     assert stop["stop_order"] == ["http", "leak", "writes", "config"]
+    assert stop["start_order"] == ["config", "writes", "leak", "http"]
     assert any(f["data"]["state"] == "draining" for f in draining)
     assert stop["answered"] == stop["in_flight"] > 0
+
+
+def test_what_warden_said_is_in_its_words_for_people(
+    kept: tuple[dict[str, Any], Path, int],
+) -> None:
+    """The summary quotes warden's sentences, not its log's kind names ("stop_ladder
+    SIGTERM: ...", "memory 30709 recycling: ..."); the graceful stop ends with warden's
+    closing line, the ``exit`` fact's reason."""
+    summary, keep, _ = kept
+    said = [line for s in summary["steps"] for line in s["warden_said"]]
+    assert said
+    internal = re.compile(r"^(stop_ladder|child |memory \d|upgrade\.|exit \d)")
+    assert [line for line in said if internal.match(line)] == [], said
+    (closing,) = facts(keep / "logs" / "warden.log", "exit")
+    stop = step(summary, "graceful stop")
+    assert stop["warden_said"] == [f"warden exited 0: {closing['data']['reason']}"]
+    assert closing["data"]["reason"] == "stopped by SIGTERM; the program exited(0)"
 
 
 def test_a_promise_broken_on_purpose_is_a_cross_and_exit_1(tmp_path: Path) -> None:
@@ -215,9 +235,10 @@ def test_a_promise_broken_on_purpose_is_a_cross_and_exit_1(tmp_path: Path) -> No
 def test_a_step_this_machine_cannot_run_is_not_run_and_says_why(
     other_user: User,  # noqa: F811 (a fixture)
 ) -> None:
-    """As another user, no memory cgroup can be made (the kernel refuses the mkdir) and the
-    system Python has no watchfiles: the memory step is not run, with the kernel's reason;
-    the config reload goes through ``warden reload``; the other promises hold."""
+    """As another user, no memory cgroup can be made (the kernel refuses the mkdir): the
+    memory step is not run, with the kernel's reason; the system Python has no extra
+    installed, and the config reload is still warden's own ``--reload-on-change``; the
+    other promises hold."""
     scratch = Path(tempfile.mkdtemp(prefix="warden-demo-test-", dir="/tmp"))
     scratch.chmod(0o1777)  # the other user's temporary files go there
     try:
@@ -228,6 +249,7 @@ def test_a_step_this_machine_cannot_run_is_not_run_and_says_why(
     memory = step(summary, "memory")
     assert memory["verdict"] == "not run", memory
     assert "no memory cgroup can be made here: cannot create memory cgroup" in memory["summary"]
-    assert step(summary, "config reload")["measured"]["how"].startswith("warden reload")
+    assert step(summary, "config reload")["measured"]["how"] == "--reload-on-change"
+    assert "watchfiles" not in done.stdout + done.stderr
     assert summary["verdict"] == "held" and summary["not_run"] == 1, done.stdout[-3000:]
     assert done.returncode == 0

@@ -26,6 +26,7 @@ CLEAN = Figures(served=1000, failed=0, p50=0.001, p99=0.01, start=10.0, end=12.0
 
 def _stopped(**changes: object) -> Stopped:
     held = Stopped(
+        sent=4,
         in_flight=4,
         answered=4,
         readiness_false_after=0.001,
@@ -54,6 +55,10 @@ def test_a_clean_stop_holds() -> None:
         ({"readyz": (200, 200)}, "readiness false within milliseconds"),
         ({"answered": 3}, "every in-flight request answered"),
         ({"in_flight": 0, "answered": 0}, "every in-flight request answered"),
+        ({"in_flight": 0}, "every in-flight request answered"),  # answered, never in hand
+        ({"start_order": None}, "components stopped in order"),  # not seen whole
+        ({"stop_order": None}, "components stopped in order"),
+        ({"start_order": ("config", "writes")}, "components stopped in order"),
         ({"stop_order": ("writes", "http", "leak", "config")}, "components stopped in order"),
         ({"stops_ok": False}, "components stopped in order"),
         ({"exit_code": 143}, "exit 0"),
@@ -64,6 +69,15 @@ def test_each_clause_of_the_stop_can_break_it(changes: dict[str, object], clause
     report = judge_stop(_stopped(**changes))
     assert report.verdict == "broken"
     assert [c.what for c in report.checks if not c.held] == [clause]
+
+
+def test_the_stop_says_what_was_sent_not_more_answered_than_held() -> None:
+    """A service whose facts were not seen: 4 sent, 4 answered, 0 seen in hand; the
+    summary counts what was sent ("4 of 4"), never "4 of 0"."""
+    report = judge_stop(_stopped(in_flight=0))
+    assert "4 of 4 in flight answered" in report.summary
+    measured = next(c.measured for c in report.checks if not c.held)
+    assert measured == "4 of 4 answered; 0 of them were in the service's hands at SIGTERM"
 
 
 def test_one_failed_request_breaks_an_upgrade() -> None:

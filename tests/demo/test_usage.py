@@ -58,6 +58,9 @@ def test_help_names_the_demo_and_its_exit_codes() -> None:
     assert (
         "--keep DIR" in done.stdout and "exit codes: 0 every promise that ran held" in done.stdout
     )
+    help_text = " ".join(done.stdout.split())
+    for said in ("2 bad usage, or the demo could not run here", "129 SIGHUP", "141 its output"):
+        assert said in help_text, help_text
     listed = subprocess.run(
         [sys.executable, "-m", "warden", "--help"], capture_output=True, text=True, check=False
     )

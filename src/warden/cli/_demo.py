@@ -22,8 +22,11 @@ traffic throughout; every figure is measured.
 """
 
 _EPILOG = """\
-exit codes: 0 every promise that ran held; 1 one broke; 2 bad usage; 130/143 interrupted
-(SIGINT/SIGTERM: warden and its service are stopped and the directory removed first).
+exit codes: 0 every promise that ran held; 1 one broke; 2 bad usage, or the demo could not
+run here (one line says why, e.g. no room in $TMPDIR, and where to point it; every step is
+shown as not run); 128+N interrupted by signal N (130 ^C, 143 SIGTERM, 129 SIGHUP, 131
+SIGQUIT): warden and its service are stopped and the directories removed first; 141 its
+output was closed (warden demo | head): the same cleanup, quietly.
 A step this machine cannot run (no memory cgroup) says why and is shown as not run.
 """
 

@@ -7,10 +7,12 @@ and a broken one refused; a zero-downtime upgrade; a broken release rolled back;
 leak caught before the OOM killer with nothing acknowledged lost; a graceful stop with
 requests in flight. Real traffic from closed-loop clients throughout; every figure measured.
 
-The parts, each a module: the files on disk (``_workspace``), warden as a process and its
-facts (``_warden``), the clients (``_clients``), the kernel's memory cgroup (``_cgroup``), the
-steps (``_scenario``), the rules (``_judge``), the report (``_report``), what a person sees
-(``_present``), and the whole (``_main``).
+The parts, each a module: where it can write (``_room``), the files on disk
+(``_workspace``), warden as a process and its facts (``_warden``), warden tied to the demo
+(``_tether``), warden's words for people (``_words``), the clients (``_clients``), the
+kernel's memory cgroup (``_cgroup``), the steps (``_scenario``), the rules (``_judge``), the
+report (``_report``), what a person sees (``_present``), signals and a closed output
+(``_interrupts``), and the whole (``_main``).
 
 Layering: the demo drives ``warden run`` as a process; it imports the root leaves, the
 memory library (to ask the kernel), and, in the service's process only, the lifecycle, the
@@ -36,7 +38,9 @@ def run_demo(
             what a broken release does without one.
 
     Returns:
-        0 when every promise that ran held, 1 when one broke, 2 for bad input.
+        0 when every promise that ran held, 1 when one broke, 2 for bad input or where it
+        could not run (no room to write its files), 128+N when signal N interrupted it,
+        141 when its output was closed.
     """
     from ._main import DEFAULT_UPGRADE_CONFIRM
     from ._main import run_demo as run

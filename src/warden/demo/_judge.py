@@ -58,6 +58,7 @@ class Started:
     readyz: int | None  # warden's /readyz (--health) once ready
     figures: Figures
     error: str | None = None  # why it never got ready
+    components: tuple[str, ...] | None = None  # the service's, in the order they started
 
 
 def judge_start(m: Started) -> StepReport:
@@ -95,6 +96,7 @@ def judge_start(m: Started) -> StepReport:
             "ready_after_s": m.ready_after,
             "launch_to_ready_s": m.launch_to_ready,
             "readyz": m.readyz,
+            "components_started": None if m.components is None else list(m.components),
         },
     )
 
@@ -104,7 +106,7 @@ def judge_start(m: Started) -> StepReport:
 
 @dataclass(frozen=True)
 class Reloaded:
-    how: str  # "--reload-on-change" or "warden reload (watchfiles is not installed)"
+    how: str  # how warden learnt of the change: "--reload-on-change" (inotify, no extra)
     old: str
     new: str
     applied_after: float | None  # the swap -> the service's config.reloaded
@@ -356,12 +358,15 @@ def judge_memory(m: Leaked) -> StepReport:
 
 @dataclass(frozen=True)
 class Stopped:
-    in_flight: int  # slow requests the service had in hand at SIGTERM
-    answered: int  # of those, answered 200
+    sent: int  # slow requests sent before SIGTERM
+    in_flight: int  # of those, in the service's hands at SIGTERM (its facts say so)
+    answered: int  # of those sent, answered 200
     readiness_false_after: float | None  # SIGTERM -> warden's readiness false (its fact)
     readyz: tuple[int, int]  # warden's /readyz (--health) before SIGTERM, and after
-    stop_order: tuple[str, ...]  # the service's components, in the order they stopped
-    start_order: tuple[str, ...]
+    #: The components of the release serving at SIGTERM, in the order they stopped, and in
+    #: the order they had started; each whole (None: not seen whole in time).
+    stop_order: tuple[str, ...] | None
+    start_order: tuple[str, ...] | None
     stops_ok: bool  # every stop ok
     exit_code: int | None
     took: float | None  # SIGTERM -> warden's exit
@@ -372,7 +377,7 @@ class Stopped:
 
 
 def judge_stop(m: Stopped) -> StepReport:
-    expected = tuple(reversed(m.start_order))
+    expected = None if m.start_order is None else tuple(reversed(m.start_order))
     checks = (
         Check(
             "readiness false within milliseconds",
@@ -384,13 +389,14 @@ def judge_stop(m: Stopped) -> StepReport:
         ),
         Check(
             "every in-flight request answered",
-            m.in_flight > 0 and m.answered == m.in_flight,
-            f"{m.answered} of {m.in_flight}",
+            m.sent > 0 and m.in_flight == m.sent and m.answered == m.sent,
+            f"{m.answered} of {m.sent} answered; {m.in_flight} of them were in the service's "
+            "hands at SIGTERM",
         ),
         Check(
             "components stopped in order",
-            m.stop_order == expected and m.stops_ok,
-            " → ".join(m.stop_order) or "no stop seen",
+            m.stop_order is not None and m.stop_order == expected and m.stops_ok,
+            _orders(m.stop_order, m.start_order),
         ),
         Check("exit 0", m.exit_code == 0, f"warden exited {m.exit_code}"),
         Check(
@@ -401,7 +407,7 @@ def judge_stop(m: Stopped) -> StepReport:
     )
     summary = (
         f"readiness false in {_s(m.readiness_false_after)}; "
-        f"{m.answered} of {m.in_flight} in flight answered; exit {m.exit_code}"
+        f"{m.answered} of {m.sent} in flight answered; exit {m.exit_code}"
     )
     return _report(
         "graceful stop",
@@ -412,9 +418,11 @@ def judge_stop(m: Stopped) -> StepReport:
         measured={
             "readiness_false_after_s": m.readiness_false_after,
             "readyz_before_after": list(m.readyz),
+            "sent": m.sent,
             "in_flight": m.in_flight,
             "answered": m.answered,
-            "stop_order": list(m.stop_order),
+            "stop_order": None if m.stop_order is None else list(m.stop_order),
+            "start_order": None if m.start_order is None else list(m.start_order),
             "exit_code": m.exit_code,
             "took_s": m.took,
             "writes_acknowledged": m.writes,
@@ -443,3 +451,9 @@ def _report(
         said=said,
         measured=measured,
     )
+
+
+def _orders(stop: tuple[str, ...] | None, start: tuple[str, ...] | None) -> str:
+    stopped = "no whole stop order seen" if stop is None else " → ".join(stop) or "none stopped"
+    started = "no whole start order seen" if start is None else " → ".join(start)
+    return f"{stopped} (started {started})"

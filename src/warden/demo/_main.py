@@ -1,38 +1,43 @@
-"""``warden demo`` from start to end: the directory, the steps, the summary, the cleanup.
+"""``warden demo`` from start to end: the directories, the steps, the summary, the cleanup.
 
-Whatever happens (a broken step, an error of the demo's own, ^C or SIGTERM), warden and its
-program are stopped, the clients end, warden's memory cgroup is gone, and the demo's
-directory is removed unless ``--keep DIR`` asked to keep it.
+Whatever happens (a broken step, an error of the demo's own, a signal: ^C, SIGTERM, SIGHUP,
+SIGQUIT; its output closed), warden and its program are stopped, the clients end, warden's
+memory cgroup is gone, and the demo's directories are removed unless ``--keep DIR`` asked to
+keep one. Killed outright (SIGKILL), the demo cannot do that itself: its warden is tied to it
+(:mod:`._tether`), and a watcher does it.
+
+Where the demo cannot write its files (a full or tiny ``$TMPDIR``) it says so in one line
+before anything starts, shows every step as not run, and exits 2.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
-import signal
 import socket
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 
 from .._exceptions import ConfigurationError
 from ._cgroup import remove_leftovers, why_no_memory_cgroup
 from ._clients import write_csv
+from ._interrupts import EXIT_OUTPUT_CLOSED, Interrupted, Interrupts, OutputClosed, Sink, say
 from ._judge import PROMISES
-from ._present import Live, Style, progress_stream, summary, to_json
+from ._present import Live, Style, progress_sink, summary, to_json
 from ._report import Report, StepReport, not_run
-from ._scenario import Stage, steps, watchfiles_installed
+from ._room import NoRoom, make_files_dir, make_runtime_dir
+from ._scenario import Stage, steps
+from ._tether import Tie
 from ._workspace import Workspace
 
 #: The confirmation window of the demo's warden: release 3 shows its fault at once, and a
 #: leaking release keeps leaking for as long as the window lasts.
 DEFAULT_UPGRADE_CONFIRM = 1.0
 
+#: 0 every promise that ran held; 1 one broke; 2 bad usage, or the demo could not run here.
 EXIT_HELD, EXIT_BROKEN, EXIT_USAGE = 0, 1, 2
 
 
@@ -44,67 +49,110 @@ def run_demo(
 ) -> int:
     """Run the demo; print the summary (or JSON); 0 when every promise that ran held."""
     began = time.monotonic()
-    try:
-        space = Workspace.create(
-            keep.absolute() if keep else Path(tempfile.mkdtemp(prefix="warden-demo-"))
+    output = Sink(sys.stdout, vital=True)
+    with Interrupts() as interrupts:
+        try:
+            space, runtime = _directories(keep)
+        except NoRoom as exc:
+            return _could_not_run(str(exc), output, json_output, began)
+        except ConfigurationError as exc:
+            say(sys.stderr, f"warden demo: error: {exc}\n")
+            return EXIT_USAGE
+        tie = Tie([runtime] if keep else [runtime, space.root])
+        live = Live(progress_sink(output, json_output))
+        stage: Stage | None = None
+        reports: list[StepReport] = []
+        ended: int | None = None  # the exit code of a demo ended early
+        try:
+            with interrupts.raising():
+                port, health_port = _free_ports(2)
+                stage = Stage(
+                    space=space,
+                    runtime=runtime,
+                    port=port,
+                    health_port=health_port,
+                    upgrade_confirm=upgrade_confirm,
+                    progress=live,
+                    memory=why_no_memory_cgroup(),
+                    tie=tie,
+                    launching=interrupts.deferred,
+                )
+                live.open(
+                    f"warden demo: a real warden run of a bundled service on 127.0.0.1:{port}, "
+                    f"{len(PROMISES)} promises under real traffic"
+                )
+                for name, step in steps():
+                    reports.append(_run_step(stage, name, step))
+                    live.end(reports[-1])
+        except Interrupted as exc:
+            ended = exc.exit_code
+        except OutputClosed:
+            ended = EXIT_OUTPUT_CLOSED
+        finally:
+            live.close()
+            try:
+                if stage is not None:
+                    _tear_down(stage, interrupts)
+                shutil.rmtree(runtime, ignore_errors=True)
+                if not keep:
+                    space.remove()
+            finally:
+                tie.release()
+        if ended is None and interrupts.received is not None:  # during the cleanup
+            ended = 128 + interrupts.received
+        if ended == EXIT_OUTPUT_CLOSED:
+            return ended  # no one reads: nothing to say
+        if ended is not None or stage is None:
+            kept = f"its logs are in {space.root}" if keep else "its directory removed"
+            say(sys.stderr, f"warden demo: interrupted; warden and its service stopped, {kept}\n")
+            return ended or EXIT_BROKEN
+        report = Report(
+            tuple(reports),
+            time.monotonic() - began,
+            str(space.root) if keep else None,
+            stage.command,
         )
-    except ConfigurationError as exc:
-        sys.stderr.write(f"warden demo: error: {exc}\n")
-        return EXIT_USAGE
-    live = Live(progress_stream(json_output))
-    runtime = Path(tempfile.mkdtemp(prefix="warden-demo-run-", dir=_short_temp()))
-    stage: Stage | None = None
-    reports: list[StepReport] = []
-    interrupted: int | None = None
+        if keep:
+            _keep_logs(stage, report)
+        try:
+            output.write(to_json(report) if json_output else summary(report, Style(sys.stdout)))
+        except OutputClosed:
+            return EXIT_OUTPUT_CLOSED
+        return EXIT_HELD if report.verdict == "held" else EXIT_BROKEN
+
+
+def _directories(keep: Path | None) -> tuple[Workspace, Path]:
+    """The demo's files (``keep``, else a new directory) and its sockets' directory, both
+    checked for room; :class:`NoRoom` (one line) where it cannot write."""
+    files = make_files_dir(keep.absolute() if keep else None)
     try:
-        with _sigterm_as_exit():
-            port, health_port = _free_ports(2)
-            stage = Stage(
-                space=space,
-                runtime=runtime,
-                port=port,
-                health_port=health_port,
-                upgrade_confirm=upgrade_confirm,
-                progress=live,
-                memory=why_no_memory_cgroup(),
-                watch=watchfiles_installed(),
-            )
-            live.open(
-                f"warden demo: a real warden run of a bundled service on 127.0.0.1:{port}, "
-                f"{len(PROMISES)} promises under real traffic"
-            )
-            for name, step in steps():
-                reports.append(_run_step(stage, name, step))
-                live.end(reports[-1])
-    except KeyboardInterrupt:
-        interrupted = 128 + signal.SIGINT
-    except SystemExit as exc:  # SIGTERM
-        interrupted = exc.code if isinstance(exc.code, int) else 128 + signal.SIGTERM
-    finally:
-        live.close()
-        if stage is not None:
-            _tear_down(stage)
-        shutil.rmtree(runtime, ignore_errors=True)
-        if not keep:
-            space.remove()
-    if interrupted is not None or stage is None:
-        kept = f"its logs are in {space.root}" if keep else "its directory removed"
-        sys.stderr.write(f"warden demo: interrupted; warden and its service stopped, {kept}\n")
-        return interrupted or EXIT_BROKEN
+        space = Workspace.create(files)
+    except OSError as exc:  # the check passed, the disk filled meanwhile
+        raise NoRoom(f"cannot write in {files}: {exc.strerror or exc}") from None
+    except ConfigurationError:
+        if keep is None:
+            shutil.rmtree(files, ignore_errors=True)
+        raise
+    try:
+        return space, make_runtime_dir()
+    except NoRoom:
+        space.discard()
+        raise
+
+
+def _could_not_run(why: str, output: Sink, json_output: bool, began: float) -> int:
+    """Nothing ran: the reason in one line on stderr, every step not run on stdout; exit 2."""
+    say(sys.stderr, f"warden demo: error: {why}\n")
+    shown = "the demo cannot write its files here (its error line says where it can)"
     report = Report(
-        tuple(reports),
+        tuple(not_run(name, promise, shown) for name, promise in PROMISES.items()),
         time.monotonic() - began,
-        str(space.root) if keep else None,
-        stage.command,
+        None,
+        error=why,
     )
-    if keep:
-        _keep_logs(stage, report)
-    if json_output:
-        sys.stdout.write(to_json(report))
-    else:
-        sys.stdout.write(summary(report, Style(sys.stdout)))
-    sys.stdout.flush()
-    return EXIT_HELD if report.verdict == "held" else EXIT_BROKEN
+    with contextlib.suppress(OutputClosed):
+        output.write(to_json(report) if json_output else summary(report, Style(sys.stdout)))
+    return EXIT_USAGE
 
 
 def _run_step(stage: Stage, name: str, step: Callable[[Stage], StepReport]) -> StepReport:
@@ -122,11 +170,11 @@ def _run_step(stage: Stage, name: str, step: Callable[[Stage], StepReport]) -> S
         )
 
 
-def _tear_down(stage: Stage) -> None:
+def _tear_down(stage: Stage, interrupts: Interrupts) -> None:
     if stage.traffic is not None:
         stage.traffic.stop()
     if stage.warden is not None:
-        stage.warden.end()
+        stage.warden.end(interrupts.hurry)
         remove_leftovers(stage.warden.pid)
 
 
@@ -138,17 +186,6 @@ def _keep_logs(stage: Stage, report: Report) -> None:
     (logs / "command.json").write_text(json.dumps(list(stage.command), indent=2) + "\n")
 
 
-#: The longest temporary directory the sockets' paths fit under: AF_UNIX takes 107 bytes,
-#: and warden's notify socket adds about 60 (warden-demo-run-XXXXXXXX/warden-XXXXXXXXXXXX/notify).
-_SHORT = 40
-
-
-def _short_temp() -> str:
-    """A temporary directory short enough for socket paths: $TMPDIR, else /tmp."""
-    given = tempfile.gettempdir()
-    return given if len(given) <= _SHORT or not os.access("/tmp", os.W_OK) else "/tmp"
-
-
 def _free_ports(count: int) -> list[int]:
     """Ports free now on loopback, all different (warden binds them at once; a program that
     takes one meanwhile makes warden's start fail, and the start step says why)."""
@@ -157,17 +194,3 @@ def _free_ports(count: int) -> list[int]:
         for sock in socks:
             sock.bind(("127.0.0.1", 0))
         return [int(sock.getsockname()[1]) for sock in socks]
-
-
-@contextlib.contextmanager
-def _sigterm_as_exit() -> Iterator[None]:
-    """SIGTERM ends the demo as ^C does: through the cleanup, not around it."""
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, handle)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -10,6 +10,7 @@ a terminal and without ``NO_COLOR``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -18,6 +19,7 @@ import time
 from typing import TextIO
 
 from ._clients import Figures, Traffic
+from ._interrupts import OutputClosed, Sink
 from ._report import Report, StepReport, Verdict
 
 _SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -32,8 +34,8 @@ _ASCII = str.maketrans({"→": "->", "·": "-", "…": "...", "—": "--"})
 class Style:
     """Glyphs and colours for one stream."""
 
-    def __init__(self, stream: TextIO) -> None:
-        tty = stream.isatty()
+    def __init__(self, stream: TextIO | None) -> None:
+        tty = _isatty(stream)
         self.colour = tty and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
         self.encoding = getattr(stream, "encoding", None) or "ascii"
         self.unicode = self.encoding.lower().replace("-", "") in ("utf8", "utf16", "utf32")
@@ -79,12 +81,13 @@ def step_line(style: Style, step: StepReport) -> str:
 class Live:
     """The steps as they run: one line each, redrawn on a terminal, plain when piped.
 
-    ``stream`` None: say nothing (``--json`` to a pipe).
+    ``sink`` None: say nothing (``--json`` to a pipe). A sink that closes under it (a
+    vital one raises :class:`OutputClosed` in the steps' thread) stops the redraws.
     """
 
-    def __init__(self, stream: TextIO | None) -> None:
-        self.stream = stream
-        self.style = Style(stream) if stream is not None else None
+    def __init__(self, sink: Sink | None) -> None:
+        self.stream = sink
+        self.style = Style(sink.stream) if sink is not None else None
         self._lock = threading.Lock()
         self._name = ""
         self._doing = ""
@@ -98,18 +101,21 @@ class Live:
         if self.stream is None or self.style is None:
             return
         self.stream.write(self.style.fit(self.style.bold(title)) + "\n\n")
-        self.stream.flush()
         if self.style.live:
             self._thread = threading.Thread(target=self._redraw, name="demo-live", daemon=True)
             self._thread.start()
 
     def close(self) -> None:
+        """Stop the redraws and clear the live line (quietly: this runs in the cleanup)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(1)
-        self._clear()
+        with contextlib.suppress(OutputClosed):
+            self._clear()
 
     def begin(self, name: str, doing: str, traffic: Traffic | None) -> None:
+        if self.stream is not None and self.stream.closed and self.stream.vital:
+            raise OutputClosed  # the redraws found no one reads any more
         with self._lock:
             if name != self._name:
                 self._began = time.monotonic()
@@ -129,12 +135,10 @@ class Live:
             self._name = ""
             self._clear()
             self.stream.write(self.style.fit(step_line(self.style, report)) + "\n")
-            self.stream.flush()
 
     def _clear(self) -> None:
         if self.stream is not None and self.style is not None and self.style.live:
             self.stream.write("\r\x1b[2K")
-            self.stream.flush()
 
     def _redraw(self) -> None:
         assert self.stream is not None and self.style is not None
@@ -156,14 +160,19 @@ class Live:
                 if room < 0:
                     line = line[: max(0, len(line) + room - 1)] + "…"
                 text = f"\r\x1b[2K{line}  {self.style.dim('· ' + counts)}"
-                self.stream.write(self.style.fit(text))
-                self.stream.flush()
+                try:
+                    self.stream.write(self.style.fit(text))
+                except OutputClosed:  # the steps' thread hears of it at its next line
+                    return
+                if self.stream.closed:
+                    return
 
 
-def _columns(stream: TextIO) -> int:
+def _columns(sink: Sink) -> int:
     try:
-        columns = os.get_terminal_size(stream.fileno()).columns
-    except (OSError, ValueError):
+        assert sink.stream is not None
+        columns = os.get_terminal_size(sink.stream.fileno()).columns
+    except (AssertionError, OSError, ValueError):
         columns = 0
     return columns if columns >= 40 else 100  # a terminal that does not say its size
 
@@ -179,6 +188,8 @@ def summary(report: Report, style: Style) -> str:
         for check in step.checks:
             if not check.held:
                 lines.append(f"{'':14}{style.mark('broken')} {check.what}: {check.measured}")
+    if report.verdict == "not run":  # nothing ran: no figures, no words, no logs
+        return style.fit("\n".join(lines) + "\n")
     lines += ["", *_figures_table(report, style)]
     said = _said(report, style)
     if said:
@@ -196,8 +207,10 @@ def _headline(report: Report, style: Style) -> str:
     ran = report.held + report.broken
     if report.verdict == "held":
         text = f"warden demo: every promise held ({report.held} of {ran})"
-    else:
+    elif report.verdict == "broken":
         text = f"warden demo: {report.broken} of {ran} promises broken"
+    else:
+        text = "warden demo: could not run here"
     if report.not_run:
         text += f", {report.not_run} not run"
     return f"{style.mark(report.verdict)} {style.bold(text)} in {report.seconds:.1f} s"
@@ -249,8 +262,16 @@ def to_json(report: Report) -> str:
     return json.dumps(report.to_json(), indent=2) + "\n"
 
 
-def progress_stream(json_output: bool) -> TextIO | None:
-    """Where the live lines go: stdout; with --json, stderr if it is a terminal, else none."""
+def progress_sink(output: Sink, json_output: bool) -> Sink | None:
+    """Where the live lines go: the output (stdout); with --json, stderr if it is a
+    terminal (not vital: the JSON is), else nowhere."""
     if not json_output:
-        return sys.stdout
-    return sys.stderr if sys.stderr.isatty() else None
+        return output
+    return Sink(sys.stderr, vital=False) if _isatty(sys.stderr) else None
+
+
+def _isatty(stream: TextIO | None) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (OSError, ValueError):
+        return False

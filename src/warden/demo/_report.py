@@ -69,6 +69,7 @@ class Report:
     seconds: float
     logs: str | None  # the directory kept with --keep
     command: tuple[str, ...] = ()  # the warden run command line the demo used
+    error: str | None = None  # why the demo could not run at all (then no step ran)
 
     @property
     def held(self) -> int:
@@ -83,9 +84,11 @@ class Report:
         return sum(1 for step in self.steps if step.verdict == "not run")
 
     @property
-    def verdict(self) -> Literal["held", "broken"]:
-        """held: every promise that ran held (and at least one ran)."""
-        return "held" if self.broken == 0 and self.held > 0 else "broken"
+    def verdict(self) -> Verdict:
+        """held: every promise that ran held (and at least one ran); not run: none ran."""
+        if self.broken:
+            return "broken"
+        return "held" if self.held else "not run"
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -97,4 +100,5 @@ class Report:
             "steps": [step.to_json() for step in self.steps],
             "logs": self.logs,
             "command": list(self.command),
+            "error": self.error,
         }

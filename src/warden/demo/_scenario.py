@@ -10,13 +10,14 @@ pauses are the seconds of traffic each step lets run so that its figures mean so
 
 from __future__ import annotations
 
-import importlib.util
+import contextlib
 import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -26,7 +27,9 @@ from ._cgroup import oom_kills, program_cgroup
 from ._clients import Figures, Request, Traffic, acknowledged, figures, probe
 from ._release import FAULT_500
 from ._report import StepReport, not_run
-from ._warden import Fact, Match, WardenRun, clean_environment, kind
+from ._tether import Tie
+from ._warden import Fact, FactStream, Match, WardenRun, clean_environment, kind
+from ._words import words
 from ._workspace import Workspace
 
 #: The memory step: the program's cgroup limit, and release 2's leak: a jump, then a ramp.
@@ -76,10 +79,12 @@ class Stage:
     upgrade_confirm: float
     progress: Progress
     memory: str | None  # None: a memory cgroup can be made; else why not
-    watch: bool  # watchfiles installed: --reload-on-change is possible
+    tie: Tie | None = None  # what ties warden to the demo (:mod:`._tether`)
+    #: Around warden's launch: a signal then ends the steps once warden is known to the
+    #: cleanup, not before.
+    launching: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext
     warden: WardenRun | None = None
     traffic: Traffic | None = None
-    start_order: tuple[str, ...] = ()
     command: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -119,8 +124,7 @@ class Stage:
             "--control",
             str(self.runtime / "control.sock"),
         ]
-        if self.watch:
-            argv += ["--reload-on-change", str(self.space.config)]
+        argv += ["--reload-on-change", str(self.space.config)]  # inotify, no extra needed
         if self.memory is None:
             argv += ["--memory-limit", f"{MEMORY_LIMIT // 2**20}M", "--recycle-at", "warn"]
         service = [sys.executable, "-m", "warden.demo._service", str(self.space.root)]
@@ -133,10 +137,6 @@ class Stage:
         if not self.warden.running:
             return f"warden exited ({self.warden.proc.returncode}) before this step"
         return None
-
-
-def watchfiles_installed() -> bool:
-    return importlib.util.find_spec("watchfiles") is not None
 
 
 def steps() -> Iterator[tuple[str, Callable[[Stage], StepReport]]]:
@@ -182,7 +182,10 @@ def start(stage: Stage) -> StepReport:
     argv = stage.argv()
     stage.command = ("warden", "run", *argv)
     launched = time.monotonic()
-    stage.warden = warden = WardenRun(argv, env, stage.space.logs, stage.runtime / "control.sock")
+    with stage.launching():
+        control = stage.runtime / "control.sock"
+        stage.warden = WardenRun(argv, env, stage.space.logs, control, stage.tie)
+    warden = stage.warden
     ready = warden.log.wait(_state("ready"), READY_TIMEOUT)
     child = warden.log.find(kind("child.ready"))
     error = None
@@ -190,9 +193,10 @@ def start(stage: Stage) -> StepReport:
         error = _last_words(warden)
         empty = figures([], launched, time.monotonic())
         return judge.judge_start(judge.Started(None, None, None, None, None, empty, error))
-    stage.start_order = tuple(
-        str(f["name"]) for f in warden.service.all(kind("start")) if f.get("outcome") == "ok"
-    )
+    pid = _int(_data(child).get("pid"))
+    started = None
+    if pid is not None:
+        started = components(warden.service, pid, "start", "ready", FACT_TIMEOUT)
     readyz, _ = probe(stage.health_port, "/readyz")  # what a load balancer asks warden
     stage.traffic = Traffic(stage.port)
     began = time.monotonic()
@@ -209,6 +213,7 @@ def start(stage: Stage) -> StepReport:
             first_release=first.release if first else None,
             readyz=readyz,
             figures=counted,
+            components=started,
         )
     )
 
@@ -227,12 +232,6 @@ def _last_words(warden: WardenRun) -> str:
 
 def config_reload(stage: Stage) -> StepReport:
     old, new = GREETINGS
-    how = (
-        "--reload-on-change"
-        if stage.watch
-        else "warden reload (watchfiles is not installed: pip install 'warden[watch]' for "
-        "--reload-on-change)"
-    )
     stage.progress.begin(
         "config reload", "the config is replaced as a ConfigMap update does (..data swap)", stage.t
     )
@@ -241,34 +240,23 @@ def config_reload(stage: Stage) -> StepReport:
     mark, log_mark = service.mark(), log.mark()
     stage.space.configure(f'{{"greeting": "{new}"}}\n')
     swapped = time.monotonic()
-    if not stage.watch:
-        stage.w.control("reload")
     applied = service.wait(kind("config.reloaded", changed=True), FACT_TIMEOUT, mark)
     stage.progress.doing(f"{new!r} applied; now a broken config")
     _settle()
     mark = service.mark()
     stage.space.configure(BROKEN_CONFIG)
     broken_at = time.monotonic()
-    if not stage.watch:
-        stage.w.control("reload")
     refused = service.wait(kind("config.reload_failed"), FACT_TIMEOUT, mark)
     stage.progress.doing("broken config refused; the old value keeps serving")
     _settle()
     requests, counted = _window(stage, began)
-    said = [str(f.get("message")) for f in log.all(kind("config.changed"), log_mark)]
-    if not stage.watch:
-        said.append(
-            "watchfiles is not installed: the demo ran `warden reload` after each change "
-            "(pip install 'warden[watch]' lets warden see them itself: --reload-on-change)"
-        )
+    said = _said(log.all(kind("config.changed"), log_mark))
     if refused is not None:
         said.append(f"the service: {refused.get('detail')}")
     # The broken edit is reverted, as its author would: a release started later reads this
     # file at its start, and a broken one would (rightly) stop it becoming ready.
     mark = service.mark()
     stage.space.configure(f'{{"greeting": "{new}"}}\n')
-    if not stage.watch:
-        stage.w.control("reload")
     service.wait(kind("config.reloaded"), FACT_TIMEOUT, mark)
     applied_at, refused_at = _at(applied), _at(refused)
     reads = [r for r in requests if r.ok and r.op == "read"]
@@ -276,7 +264,7 @@ def config_reload(stage: Stage) -> StepReport:
     after_refusal = [r for r in reads if refused_at is not None and r.sent > refused_at]
     return judge.judge_config(
         judge.Reloaded(
-            how=how,
+            how="--reload-on-change",
             old=old,
             new=new,
             applied_after=None if applied_at is None else applied_at - swapped,
@@ -313,7 +301,7 @@ def _upgrade(stage: Stage, release: int, began: float) -> judge.Upgraded:
     finished_at = _at(finished)
     requests, counted = _window(stage, began)
     after = [r for r in requests if r.ok and finished_at is not None and r.sent > finished_at]
-    said = [str(f.get("message")) for f in log.all(_upgrade_words, mark)]
+    said = _said(log.all(_upgrade_words, mark))
     return judge.Upgraded(
         result=str(done["result"]) if "result" in done else None,
         reason=str(done["reason"]) if "reason" in done else None,
@@ -401,10 +389,12 @@ def memory(stage: Stage) -> StepReport:
     exited = _data(ended)
     reason = exited.get("reason")
     ended_as = str(ended.get("detail")) if ended is not None else None
-    said_kinds = ("memory.level", "memory.recycle", "memory.oom_kill", "upgrade.finished")
-    said = [str(f.get("message")) for f in log.all(lambda f: f.get("kind") in said_kinds, mark)]
-    if ended is not None:
-        said.append(str(ended.get("message")))
+    said_kinds = ("memory.level", "memory.recycle", "memory.stop", "memory.oom_kill")
+    said = _said(log.all(lambda f: f.get("kind") in said_kinds, mark))
+    if finished is not None:  # the recycle's upgrade: it says how the leaking release ended
+        said += _said([finished])
+    elif ended is not None:
+        said += _said([ended])
     return judge.judge_memory(
         judge.Leaked(
             limit=MEMORY_LIMIT,
@@ -473,6 +463,26 @@ def _telling(fact: Fact) -> str | None:
     return None if tell is None else tell(fact, _data(fact))
 
 
+def components(
+    stream: FactStream, pid: int, what: str, until: str, timeout: float
+) -> tuple[str, ...] | None:
+    """The components of the service's process ``pid``, in the order its lifecycle said
+    ``what`` of each (``start``, ``stop``), once it has said ``until`` (its state ``ready``,
+    ``stopped``), waited for up to ``timeout``; None if it did not say so in time.
+
+    The service's facts are read by a thread of their own: what has been read the moment
+    warden says ready may lack the last of them. So the order is taken whole, up to the
+    state that ends it, never as a snapshot.
+    """
+    end = stream.wait_at(
+        lambda f: f.get("pid") == pid and f.get("kind") == "state" and f.get("name") == until,
+        timeout,
+    )
+    if end is None:
+        return None
+    return tuple(str(f["name"]) for f in stream.all(kind(what), 0, end) if f.get("pid") == pid)
+
+
 def _level(fact: Fact) -> judge.Level:
     data = _data(fact)
     ttl = data.get("time_to_limit")
@@ -499,16 +509,16 @@ def graceful_stop(stage: Stage) -> StepReport:
     slow = stage.t.slow(SLOW_MS, SLOW_REQUESTS)
     began = time.monotonic()
     slow.start()
-    in_hand = 0
+    in_hand: list[Fact] = []
     for _ in range(SLOW_REQUESTS):
-        got = warden.service.wait(kind("demo.slow"), FACT_TIMEOUT, mark)
-        if got is None:
+        at = warden.service.wait_at(kind("demo.slow"), FACT_TIMEOUT, mark)
+        if at is None:
             break
-        in_hand += 1
-        mark = warden.service.facts.index(got, mark) + 1
-    stage.progress.doing(f"{in_hand} slow requests in hand: SIGTERM to warden")
+        in_hand.append(warden.service.facts[at])
+        mark = at + 1
+    stage.progress.doing(f"{len(in_hand)} slow requests in hand: SIGTERM to warden")
     ready_before, _ = probe(stage.health_port, "/readyz")
-    at_signal, log_at_signal = warden.service.mark(), warden.log.mark()
+    log_at_signal = warden.log.mark()
     signalled = time.monotonic()
     warden.send(signal.SIGTERM)
     draining = warden.log.wait(_state("draining"), FACT_TIMEOUT, log_at_signal)
@@ -516,28 +526,32 @@ def graceful_stop(stage: Stage) -> StepReport:
     code = warden.wait(STOP_TIMEOUT)
     exited = time.monotonic()
     slow.join(SLOW_MS / 1000 + 10)
-    stops = warden.service.all(kind("stop"), at_signal)  # the release serving at SIGTERM
+    # The release serving at SIGTERM: its stop order against its own start order, each
+    # taken whole (up to its state "stopped", and "ready").
+    pid = _int(in_hand[0].get("pid")) if in_hand else _serving(stage, slow.answers)
+    stop_order = start_order = None
+    stops_ok = False
+    if pid is not None:
+        stop_order = components(warden.service, pid, "stop", "stopped", FACT_TIMEOUT)
+        start_order = components(warden.service, pid, "start", "ready", FACT_TIMEOUT)
+        stops = warden.service.all(lambda f: f.get("kind") == "stop" and f.get("pid") == pid)
+        stops_ok = bool(stops) and all(f.get("outcome") == "ok" for f in stops)
     draining_at = _at(draining)
     stage.t.record(slow.answers)
     every = list(stage.t.requests)
     on_disk = stage.space.writes_on_disk()
     writes = list(acknowledged(every))
-    said = [
-        str(f.get("message"))
-        for f in warden.log.all(
-            lambda f: f.get("kind") in ("stop_ladder", "child.exited"),
-            log_mark,
-        )
-    ]
+    said = _said(warden.log.all(kind("exit"), log_mark))  # warden's closing line
     return judge.judge_stop(
         judge.Stopped(
-            in_flight=in_hand,
+            sent=SLOW_REQUESTS,
+            in_flight=len(in_hand),
             answered=sum(1 for r in slow.answers if r.ok),
             readiness_false_after=None if draining_at is None else draining_at - signalled,
             readyz=(ready_before, ready_after),
-            stop_order=tuple(str(f["name"]) for f in stops),
-            start_order=stage.start_order,
-            stops_ok=all(f.get("outcome") == "ok" for f in stops),
+            stop_order=stop_order,
+            start_order=start_order,
+            stops_ok=stops_ok,
             exit_code=code,
             took=exited - signalled,
             writes=len(writes),
@@ -546,3 +560,16 @@ def graceful_stop(stage: Stage) -> StepReport:
             said=tuple(said),
         )
     )
+
+
+def _serving(stage: Stage, answers: list[Request]) -> int | None:
+    """The pid that answered a slow request, else the last that answered any."""
+    for r in [*answers, *reversed(stage.t.requests)]:
+        if r.pid is not None:
+            return r.pid
+    return None
+
+
+def _said(facts: list[Fact]) -> list[str]:
+    """What warden said in ``facts``, in its words for people (:mod:`._words`)."""
+    return [text for text in map(words, facts) if text is not None]

@@ -19,10 +19,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._tether import Tie
 
 Fact = dict[str, Any]
 Match = Callable[[Fact], bool]
+
+#: Seconds the demo's cleanup lets warden stop gracefully before SIGKILL.
+END_WAIT = 15.0
 
 
 def kind(name: str, **data: object) -> Match:
@@ -40,22 +46,24 @@ def kind(name: str, **data: object) -> Match:
 class FactStream:
     """JSON lines from a pipe: each written to ``log`` as it arrives and kept, to wait on.
 
-    A line that is not JSON is kept as ``{"kind": "text", "line": ...}``.
+    A line that is not JSON is kept as ``{"kind": "text", "line": ...}``. The pipe is read to
+    its end whatever becomes of the log (a full disk stops the log, never the reading: a
+    writer blocked on a full pipe would be warden itself), and closed there.
     """
 
     def __init__(self, pipe: IO[bytes], log: Path) -> None:
         self.facts: list[Fact] = []
+        self.log_error: str | None = None  # why the log stopped being written, if it did
         self._cond = threading.Condition()
         self._closed = False
-        self._log = log.open("wb")
+        self._log: IO[bytes] | None = log.open("wb")
         self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
         self._thread.start()
 
     def _read(self, pipe: IO[bytes]) -> None:
         try:
             for raw in pipe:
-                self._log.write(raw)
-                self._log.flush()
+                self._write(raw)
                 text = raw.decode("utf-8", "replace").rstrip("\n")
                 try:
                     fact = json.loads(text)
@@ -67,10 +75,29 @@ class FactStream:
                     self.facts.append(fact)
                     self._cond.notify_all()
         finally:
-            self._log.close()
+            pipe.close()
+            self._write(None)
             with self._cond:
                 self._closed = True
                 self._cond.notify_all()
+
+    def _write(self, raw: bytes | None) -> None:
+        """Append ``raw`` to the log (None: close it); the first error ends the log."""
+        log = self._log
+        if log is None:
+            return
+        try:
+            if raw is None:
+                self._log = None
+                log.close()
+            else:
+                log.write(raw)
+                log.flush()
+        except OSError as exc:
+            self.log_error = f"{log.name}: {exc.strerror or exc}"
+            self._log = None
+            with contextlib.suppress(OSError):
+                log.close()
 
     def mark(self) -> int:
         """Where the facts are now: wait for one from here on."""
@@ -88,13 +115,18 @@ class FactStream:
     def wait(self, match: Match, timeout: float, start: int = 0) -> Fact | None:
         """The first fact from ``start`` on that matches, waiting up to ``timeout``; None
         when the time is up or the stream ended without one."""
+        at = self.wait_at(match, timeout, start)
+        return None if at is None else self.facts[at]
+
+    def wait_at(self, match: Match, timeout: float, start: int = 0) -> int | None:
+        """Where the first fact from ``start`` on that matches is, as :meth:`wait`."""
         deadline = time.monotonic() + timeout
         with self._cond:
             seen = start
             while True:
-                for fact in self.facts[seen:]:
-                    if match(fact):
-                        return fact
+                for at in range(seen, len(self.facts)):
+                    if match(self.facts[at]):
+                        return at
                 seen = max(seen, len(self.facts))
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._closed:
@@ -106,21 +138,35 @@ class FactStream:
 
 
 class WardenRun:
-    """``python -m warden run ARGV`` in a session of its own; its log and its program's."""
+    """``python -m warden run ARGV`` in a session of its own; its log and its program's.
 
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str], logs: Path, control: Path):
+    Started through ``tie`` (:mod:`._tether`) when given: tied to the demo, so that it is
+    stopped, and the demo's directories removed, even if the demo is killed.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        logs: Path,
+        control: Path,
+        tie: Tie | None = None,
+    ):
         self.argv = [sys.executable, "-m", "warden", "run", *argv]
         self.control_path = control
         self.env = dict(env)
         self.started_at = time.monotonic()
         self.proc = subprocess.Popen(
-            self.argv,
+            self.argv if tie is None else tie.wrap(self.argv),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=self.env,
             start_new_session=True,  # a ^C at the demo's terminal is the demo's to handle
+            pass_fds=() if tie is None else tie.fds,
         )
+        if tie is not None:
+            tie.launched()
         assert self.proc.stdout is not None and self.proc.stderr is not None
         self.pid = self.proc.pid
         self.log = FactStream(self.proc.stderr, logs / "warden.log")
@@ -161,13 +207,18 @@ class WardenRun:
         self.service.close_wait(5)
         return code
 
-    def end(self) -> None:
+    def end(self, hurry: threading.Event | None = None) -> None:
         """Whatever state it is in: stopped (SIGTERM, then SIGKILL to it and everything it
-        started), reaped, its pipes read to the end."""
+        started after :data:`END_WAIT`, or at once when ``hurry`` is set: a second ^C),
+        reaped, its pipes read to the end."""
         if self.running:
             self.send(signal.SIGTERM)
-            if self.wait(15) is None:
-                for pid in [self.pid, *_descendants(self.pid)]:
+            hurry = hurry or threading.Event()
+            deadline = time.monotonic() + END_WAIT
+            while self.running and not hurry.is_set() and time.monotonic() < deadline:
+                hurry.wait(0.05)  # warden's stop, or the user's second signal
+            if self.running:
+                for pid in [self.pid, *descendants(self.pid)]:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
                 self.proc.wait(10)
@@ -178,7 +229,7 @@ class WardenRun:
                 pipe.close()
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     """Every process below ``pid`` now, from /proc's parent links."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():

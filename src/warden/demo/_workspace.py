@@ -37,13 +37,18 @@ class Workspace:
         self.config = self.config_dir / CONFIG_NAME
         self.writes = root / "writes.log"
         self.logs = root / "logs"
+        self.made_root = False  # made here (else: an empty directory given with --keep)
         self._config_version = 0
 
     @classmethod
     def create(cls, root: Path) -> Workspace:
-        """Make (or take, if empty and ours) ``root`` and its layout; one-line error if not."""
+        """Make (or take, if empty and ours) ``root`` and its layout; one-line error if not
+        (:class:`ConfigurationError`); ``OSError`` if the layout cannot be written, with
+        nothing of it left."""
+        made = False
         try:
             root.mkdir(mode=0o700)
+            made = True
         except FileExistsError:
             if root.is_symlink() or not root.is_dir():
                 raise ConfigurationError(
@@ -62,8 +67,13 @@ class Workspace:
                 f"--keep {root}: cannot create it ({exc.strerror}); give a writable path"
             ) from None
         space = cls(root)
-        for directory in (space.releases, space.config_dir, space.logs):
-            directory.mkdir()
+        space.made_root = made
+        try:
+            for directory in (space.releases, space.config_dir, space.logs):
+                directory.mkdir()
+        except OSError:
+            space.discard()
+            raise
         return space
 
     # -- releases --------------------------------------------------------------------------
@@ -111,6 +121,17 @@ class Workspace:
     def remove(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(self.root)
+
+    def discard(self) -> None:
+        """Remove what the demo made: the directory, or (one given empty) what it holds."""
+        if self.made_root:
+            self.remove()
+            return
+        for entry in self.root.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
 
 
 def _swap_symlink(link: Path, target: Path) -> None:
