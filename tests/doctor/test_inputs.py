@@ -122,7 +122,7 @@ def test_the_text_report_puts_the_verdict_first(tmp_path: Path) -> None:
     assert lines[0].endswith("checks passed (1 file)")
     assert lines[2] == str(tmp_path / "web.yaml")
     assert lines[3] == "  Deployment/web, container web"
-    assert any(line.startswith("    √ ok      grace-budget (line 10): ") for line in lines)
+    assert any(line.startswith("    ✓ ok      grace-budget (line 10): ") for line in lines)
     warn = next(i for i, line in enumerate(lines) if "‼ warning memory-limit" in line)
     assert lines[warn + 1].strip().startswith("fix: set requests.memory to the limit")
     assert report.exit_code == 0  # warnings only

@@ -251,7 +251,7 @@ def test_close_leaves_a_replaced_socket_file(tmp_path: Path) -> None:
 def test_abstract_unix_socket(held: list[HeldSockets]) -> None:
     name = f"warden-test-{os.getpid()}"
     hold(held, f"unix:@{name}")
-    assert held[0].describe() == [f"unknown=unix:@{name} (fd 3)"]
+    assert held[0].describe() == [f"unix:@{name} (fd 3)"]
     with socket.socket(socket.AF_UNIX) as client:
         client.connect("\0" + name)
 

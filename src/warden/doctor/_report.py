@@ -12,8 +12,8 @@ import json
 
 from ._results import Report, Result
 
-GLYPHS = {"ok": "√", "warning": "‼", "error": "✗"}
-_VERDICT_GLYPH = {"clean": "√", "warnings": "‼", "errors": "✗"}
+GLYPHS = {"ok": "✓", "warning": "‼", "error": "✗"}
+_VERDICT_GLYPH = {"clean": "✓", "warnings": "‼", "errors": "✗"}
 
 
 def verdict_line(report: Report) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 from ..._exceptions import ConfigurationError, WardenError
 from ..._unix import clear_stale_socket, file_identity, unlink_if_ours
 from ...systemd import LISTEN_FDS_START, listen_fds
-from ._listenspec import ListenSpec
+from ._listenspec import UNNAMED, ListenSpec
 
 #: The kernel caps the backlog at ``net.core.somaxconn`` anyway (4096 since Linux 5.4).
 DEFAULT_BACKLOG = socket.SOMAXCONN
@@ -231,9 +231,11 @@ class HeldSockets:
         return tuple(zip(self.names, self.fds, strict=True))
 
     def describe(self) -> list[str]:
-        """One line per socket with the fd the child gets: ``web=tcp://127.0.0.1:8000 (fd 3)``."""
+        """One line per socket with the fd the child gets: ``web=tcp://127.0.0.1:8000 (fd 3)``,
+        or the address alone for a socket given no name (``LISTEN_FDNAMES`` says "unknown")."""
         return [
-            f"{h.name}={_address(h.sock)} (fd {LISTEN_FDS_START + index})"
+            f"{'' if h.name == UNNAMED else h.name + '='}{_address(h.sock)}"
+            f" (fd {LISTEN_FDS_START + index})"
             for index, h in enumerate(self._held)
         ]
 
