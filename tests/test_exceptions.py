@@ -30,19 +30,24 @@ def _modules() -> list[ModuleType]:
     return found
 
 
-def _defined() -> dict[str, type[BaseException]]:
-    """Every exception class defined in a warden module, by name."""
+def _classes(base: type[BaseException]) -> dict[str, type[BaseException]]:
+    """Every class derived from ``base`` defined in a warden module, by name."""
     classes: dict[str, type[BaseException]] = {}
     for module in _modules():
         for value in vars(module).values():
             if (
                 isinstance(value, type)
-                and issubclass(value, BaseException)
+                and issubclass(value, base)
                 and value.__module__ == module.__name__
             ):
                 assert value.__name__ not in classes, f"two errors named {value.__name__}"
                 classes[value.__name__] = value
     return classes
+
+
+def _defined() -> dict[str, type[BaseException]]:
+    """Every exception class (an error: derived from Exception) warden defines, by name."""
+    return _classes(Exception)
 
 
 def _drawn(doc: str) -> dict[str, tuple[str | None, tuple[str, ...]]]:
@@ -84,6 +89,16 @@ def test_the_drawing_is_the_tree_of_classes() -> None:
 def test_every_error_is_a_warden_error() -> None:
     for name, cls in _defined().items():
         assert issubclass(cls, warden.WardenError), name
+
+
+def test_what_is_not_an_error_is_named_as_such() -> None:
+    """A BaseException that is not an Exception passes every ``except Exception``: only the
+    demo's two signals of its own may be one, and the module's text names them."""
+    assert _exceptions.__doc__ is not None
+    outside = {name for name in _classes(BaseException) if name not in _defined()}
+    assert outside == {"Interrupted", "OutputClosed"}
+    for name in outside:
+        assert f"``{name}``" in _exceptions.__doc__, name
 
 
 def test_a_class_the_drawing_leaves_out_is_found() -> None:

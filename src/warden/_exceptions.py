@@ -30,6 +30,7 @@ walks every class warden defines and checks it against this drawing)::
     ├── RefusedYAMLError(ValueError)      a YAML document refused before it is built
     ├── InputError                        warden doctor: a file it cannot read (exit 2)
     ├── NumberError(ValueError)           warden doctor: not a quantity or time span
+    ├── NoRoom                            warden demo: no room to write its files (exit 2)
     └── _NoWarden                         the control client: no warden answers (exit 1)
 
 Most are defined here. Those that carry the logic that explains their cause live beside it
@@ -37,8 +38,13 @@ and derive from :class:`WardenError` there: ``SpawnError`` (``supervisor/process
 ``ListenError`` (``supervisor/sockets/_held.py``), ``TerminationLogError``
 (``supervisor/_termination_log.py``), the config store's (``config/_errors.py``), the memory
 sentinel's (``memory/_errors.py``), the integrations' (``integrations/_errors.py``), the YAML
-reader's (``_yaml.py``), doctor's (``doctor/_inputs.py``, ``doctor/_numbers.py``) and the
-control client's (``cli/_control.py``).
+reader's (``_yaml.py``), doctor's (``doctor/_inputs.py``, ``doctor/_numbers.py``), the demo's
+(``demo/_room.py``) and the control client's (``cli/_control.py``).
+
+Two classes are not errors and derive from :class:`BaseException`, as ``KeyboardInterrupt``
+does, so that no ``except Exception`` in the code they cross stops them: the demo's
+``Interrupted`` (a signal ends its steps) and ``OutputClosed`` (no one reads its output any
+more), both in ``demo/_interrupts.py``.
 
 Every message names the thing, the value and what to do about it (:func:`shown` writes a
 value given, cut to a readable length).

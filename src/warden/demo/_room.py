@@ -14,6 +14,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .._exceptions import WardenError
+
 #: Bytes free the demo needs where its files go: a run writes about 1 MiB (with --keep,
 #: mostly requests.csv; measured), and a faster machine serves more requests.
 ROOM = 8 * 2**20
@@ -29,7 +31,7 @@ _SHORT = 40
 _ELSEWHERE = ("/var/tmp", "/tmp")
 
 
-class NoRoom(Exception):
+class NoRoom(WardenError):
     """The demo cannot write where it would: the one line that says so."""
 
 
