@@ -43,8 +43,9 @@ from dataclasses import dataclass, field
 
 _LOG = logging.getLogger("warden")
 
-#: The listening socket's accept queue (the kernel caps it at ``net.core.somaxconn``).
-BACKLOG = 1024
+#: The listening socket's accept queue: the kernel caps it at ``net.core.somaxconn`` (4096 by
+#: default since Linux 5.4). A full queue drops a probe's SYN, retried only after 1 s.
+BACKLOG = 4096
 #: Connections accepted per round of the loop (see the module's docstring).
 ACCEPT_BATCH = 16
 #: Seconds accepting pauses when the process is out of descriptors or memory.
@@ -176,27 +177,32 @@ class Connections:
     # -- one connection ---------------------------------------------------------------------
 
     def _read(self, conn: _Connection) -> None:
-        try:
-            data = conn.sock.recv(self._max_head + 1 - len(conn.head))
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self._drop(conn, reset=True)
-            return
-        if not data:  # the client went away before finishing its request
-            self._drop(conn, reset=True)
-            return
-        searched = max(0, len(conn.head) - 3)
-        conn.head += data
-        end = _end_of_head(conn.head, searched)
-        if end >= 0:
-            head, conn.unread = bytes(conn.head[:end]), len(conn.head) > end
-            self._stop_reading(conn)
-            self._respond(conn, self._answer(head))
-        elif len(conn.head) > self._max_head:
-            conn.unread = True
-            self._stop_reading(conn)
-            self._send(conn, _error(431, "Request Header Fields Too Large"))
+        """Read what has arrived, up to the kernel's "nothing more": a client that sent and
+        closed (a flood of connections does) is dropped now, not after another round."""
+        while True:
+            try:
+                data = conn.sock.recv(self._max_head + 1 - len(conn.head))
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self._drop(conn, reset=True)
+                return
+            if not data:  # the client went away before finishing its request
+                self._drop(conn, reset=True)
+                return
+            searched = max(0, len(conn.head) - 3)
+            conn.head += data
+            end = _end_of_head(conn.head, searched)
+            if end >= 0:
+                head, conn.unread = bytes(conn.head[:end]), len(conn.head) > end
+                self._stop_reading(conn)
+                self._respond(conn, self._answer(head))
+                return
+            if len(conn.head) > self._max_head:
+                conn.unread = True
+                self._stop_reading(conn)
+                self._send(conn, _error(431, "Request Header Fields Too Large"))
+                return
 
     def _stop_reading(self, conn: _Connection) -> None:
         conn.reading = conn.expendable = False
