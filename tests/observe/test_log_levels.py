@@ -45,6 +45,13 @@ def _killed(signum: int) -> ExitReason:
         (ChildExited(pid=7, reason=_exited(3), uptime=1.0, current=True), WARNING),
         (ChildExited(pid=7, reason=_killed(signal.SIGTERM), uptime=1.0, current=True), WARNING),
         (
+            # died of the stop signal warden's stop sent it: the stop asked for
+            ChildExited(
+                pid=7, reason=_killed(signal.SIGTERM), uptime=1.0, current=True, on_stop_signal=True
+            ),
+            INFO,
+        ),
+        (
             ChildExited(
                 pid=7,
                 reason=_killed(signal.SIGKILL).refined(ExitKind.OOM_KILLED),

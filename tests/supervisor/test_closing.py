@@ -10,6 +10,7 @@ import os
 import re
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,6 +123,42 @@ def test_a_program_that_reraises_the_stop_signal_after_its_graceful_stop(
     )
     assert took is not None, reason
     assert int(took.group(1)) >= 300  # its graceful stop's time, measured
+    # The program's end, too, is the stop asked for: at info, not a "warning:" line just
+    # above the closing line that says otherwise.
+    (ended,) = _facts(warden.err.text(), "child.exited")
+    assert ended["level"] == "info", ended
+    assert ended["data"]["on_stop_signal"] is True
+
+
+def test_a_program_killed_by_another_signal_during_a_stop_is_a_warning(
+    procs: Processes,
+) -> None:
+    """Only death of the stop signal warden sent is the stop asked for: a program that
+    answers SIGTERM by dying of another signal (here SIGABRT) is still a warning."""
+    aborts = procs.script(
+        "aborts.py",
+        "import os, signal\n"
+        "signal.signal(signal.SIGTERM, lambda *_: os.abort())\n"
+        "print('started', flush=True)\n"
+        "signal.pause()\n",
+    )
+    warden = procs.warden("--", aborts)
+    warden.out.wait_for("^started")
+    warden.kill(signal.SIGTERM)
+    assert warden.wait() == 128 + signal.SIGABRT
+    (ended,) = _facts(warden.err.text(), "child.exited")
+    assert ended["level"] == "warning", ended
+    assert ended["data"]["on_stop_signal"] is False
+
+
+def _facts(warden_err: str, kind: str) -> list[dict[str, Any]]:
+    found = []
+    for line in warden_err.splitlines():
+        if line.startswith("{"):
+            fact = json.loads(line)
+            if fact.get("kind") == kind:
+                found.append(fact)
+    return found
 
 
 def test_warden_stop_is_named(procs: Processes) -> None:

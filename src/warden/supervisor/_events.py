@@ -175,17 +175,21 @@ class ChildExited(Fact):
     uptime: float
     current: bool  # the program's current run (not an old release draining, not a candidate)
     memory: MemoryAtExit | None = None
+    #: It died of the stop signal a stop of warden's sent it (no handler, or uvicorn's
+    #: re-raise after its graceful stop): the stop asked for.
+    on_stop_signal: bool = False
 
     @property
     def log_level(self) -> int:
-        """An OOM kill is an error; any other end of the program but ``exited(0)`` a
-        warning. An old release that drained, or a new one an upgrade gave up on, is an
-        internal step: the upgrade's own facts say what became of it."""
+        """An OOM kill is an error; any other end of the program but ``exited(0)`` or death
+        of the stop signal warden sent a warning. An old release that drained, or a new one
+        an upgrade gave up on, is an internal step: the upgrade's own facts say what became
+        of it."""
         if self.reason.kind is ExitKind.OOM_KILLED:
             return logging.ERROR
         if not self.current:
             return logging.DEBUG
-        return logging.INFO if self.reason.success else logging.WARNING
+        return logging.INFO if self.reason.success or self.on_stop_signal else logging.WARNING
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

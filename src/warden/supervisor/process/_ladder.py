@@ -46,6 +46,11 @@ class Run(Protocol):
     def running(self) -> bool: ...
     @property
     def ended(self) -> asyncio.Event: ...
+
+    #: The stop signal the ladder sent it, if it did (its death of that signal is the stop
+    #: asked for, not a fault of the program's).
+    stop_signal: int | None
+
     def send(self, signum: int, *, group: bool) -> bool: ...
 
 
@@ -107,6 +112,7 @@ class StopLadder:
         deadline = self._clock.now() + self._timeout
         group_signalled = False
         if child is not None and child.running and not self.escalate.is_set():
+            child.stop_signal = self._stop_signal
             child.send(self._stop_signal, group=self._group)
             group_signalled = self._group
             self._publish(

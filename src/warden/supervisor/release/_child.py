@@ -42,6 +42,8 @@ class RunningChild:
     status: str | None = None
     reason: ExitReason | None = None
     ended_at: float | None = None
+    #: The signal a stop of warden's sent it (the stop ladder's), if one did.
+    stop_signal: int | None = None
 
     @property
     def pgid(self) -> int:

@@ -175,6 +175,8 @@ class Launcher:
                 uptime=now - child.started_at,
                 current=current,
                 memory=memory,
+                on_stop_signal=reason.kind is ExitKind.KILLED
+                and reason.signum == child.stop_signal,
             )
         )
 
