@@ -182,6 +182,37 @@ def test_environment_overlay_wins_over_the_file(tmp_path: Path) -> None:
     assert error is not None and "name is not a table in the file" in error
 
 
+def test_an_error_in_a_value_from_the_environment_names_the_variable(tmp_path: Path) -> None:
+    # The file says port = 1; the environment overrides it. An error that named only the
+    # field sent the reader to a file where the value is right.
+    path = toml(tmp_path, 'name = "a"\n[db]\nhost = "file"\nport = 1\n')
+    env = {"App__Db__Port": "x"}
+    with pytest.raises(ConfigError) as first:
+        ConfigStore(path, schema=Settings, env_prefix="App", environ=env)
+    assert first.value.field == "db.port"
+    assert str(first.value) == (
+        f"config {path}: field db.port: expected int, got a string 'x'; "
+        "set by the environment variable App__Db__Port, which wins over the file"
+    )
+    env["App__Db__Port"] = "2"
+    store = ConfigStore(path, schema=Settings, env_prefix="App", environ=env)
+    cases = {
+        "App__Db__Portt": "field db.portt: unknown key .*; set by the environment variable "
+        "App__Db__Portt,",
+        "App__Name__X": "name is not a table in the file; set by the environment variable "
+        "App__Name__X,",
+    }
+    for name, message in cases.items():
+        env[name] = "1"
+        error = store.reload().error
+        assert error is not None and re.search(message, error), error
+        del env[name]
+    del env["App__Db__Port"]
+    path.write_text('name = "a"\n[db]\nhost = "file"\nport = "y"\n')
+    error = store.reload().error  # the file's own error: no variable to blame
+    assert error == f"config {path}: field db.port: expected int, got a string 'y'", error
+
+
 def test_a_veto_rolls_back_and_abandons_those_that_prepared(tmp_path: Path) -> None:
     path = toml(tmp_path, "n = 1\n")
     store: ConfigStore[Mapping[str, Any]] = ConfigStore(path)

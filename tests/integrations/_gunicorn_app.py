@@ -28,6 +28,8 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     if path == "/hang":
         print(f"hanging in {os.getpid()}", flush=True)
         threading.Event().wait()
+    if path == "/slow":
+        threading.Event().wait(0.2)  # long enough for the requests sent together to overlap
     if path == "/leak":
         child = subprocess.Popen(
             ["sleep", "60"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import signal
@@ -124,3 +125,27 @@ def test_a_worker_names_what_it_left_running(spawn: Spawn) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGKILL)
     assert f"warden: leak: process pid {child}: sleep 60" in proc.stderr
+
+
+def test_the_gthread_workers_own_thread_pool_is_not_a_leak(spawn: Spawn) -> None:
+    # gthread starts its pool's threads at the first requests, after the worker's baseline,
+    # and leaves them to end on their own (shutdown(wait=False)): gunicorn's, not the app's.
+    port = free_port()
+    proc = gunicorn(spawn, port, "--workers", "1", "--threads", "32", "-k", "gthread", env={})
+    proc.wait_line(r"loading app \d+")
+    with concurrent.futures.ThreadPoolExecutor(32) as clients:  # every pool thread started
+        answers = clients.map(
+            lambda _: httpx.get(f"http://127.0.0.1:{port}/slow", timeout=10).status_code,
+            range(32),
+        )
+        assert list(answers) == [200] * 32
+    assert httpx.get(f"http://127.0.0.1:{port}/leak", timeout=10).status_code == 200
+    child = int(proc.wait_line(r"started child (\d+)").group(1))
+    try:
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+    assert f"warden: leak: process pid {child}: sleep 60" in proc.stderr  # the app's, named
+    assert "warden: leak: thread" not in proc.stderr

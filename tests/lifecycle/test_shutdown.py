@@ -99,6 +99,31 @@ def test_busy_loop_blocking_the_event_loop_is_cut_at_the_deadline(
     assert "db stopped" not in proc.stdout  # db depends-on order held: it waited for stuck
 
 
+def test_a_stuck_threads_stack_reads_as_a_traceback(tmp_path: Path, spawn: Spawn) -> None:
+    # Each frame is a "File" line with its source line indented under it, as Python prints
+    # them, on the stuck thread and on the loop's thread alike.
+    proc = ready_service(
+        tmp_path,
+        spawn,
+        """
+        lc = make(shutdown_timeout=1)
+        def spin():
+            while True:  # a sync stop, on its thread
+                pass
+        lc.add("stuck", stop=spin)
+        sys.exit(lc.run())
+    """,
+    )
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == warden_exit_deadline()
+    lines = proc.stderr.splitlines()
+    at = next(i for i, line in enumerate(lines) if "while True:  # a sync stop" in line)
+    assert lines[at - 1].startswith("    File ") and lines[at - 1].endswith(", in spin")
+    assert lines[at] == "      while True:  # a sync stop, on its thread"
+    loop = lines.index("warden: event loop thread is at:")
+    assert lines[loop + 1].startswith("    File ") and lines[loop + 2].startswith("      ")
+
+
 def test_async_stop_that_never_finishes_is_cut_at_the_deadline(
     tmp_path: Path, spawn: Spawn
 ) -> None:

@@ -19,7 +19,7 @@ import warden
 from tests.observe._http import get
 from warden.config._events import ConfigReloaded, ConfigReloadFailed
 from warden.lifecycle import Fact
-from warden.memory._events import MemoryLevelChanged, OomKillAttributed
+from warden.memory._events import MemoryLevelChanged, MemoryWatching, OomKillAttributed
 from warden.memory._levels import Level
 from warden.observe._metrics import FAMILIES, Metrics
 from warden.observe._server import HealthServer, serve_health
@@ -185,6 +185,21 @@ def _level(level: Level, working_set: int, ttl: float | None) -> Fact:
         rate=1.0,
         cgroup="/test",
     )
+
+
+async def test_a_sentinel_is_at_level_ok_from_its_start() -> None:
+    # It starts at ok and publishes a level only when the level changes: a service that
+    # never leaves ok had no memory level at all on /metrics or /readyz?verbose.
+    lifecycle = warden.Lifecycle(handle_signals=False)
+    server = serve_health(lifecycle, "127.0.0.1:0")
+    async with lifecycle:
+        assert key("warden_memory_level", level="ok") not in await scrape(server)
+        lifecycle.publish(MemoryWatching(reader="v1 /sys/fs/cgroup/memory/x", sources=()))
+        samples = await scrape(server)
+        assert samples[key("warden_memory_level", level="ok")] == 1
+        assert samples[key("warden_memory_level", level="critical")] == 0
+        verbose = await asyncio.to_thread(get, f"{server.url}/readyz?verbose")
+        assert "memory level ok" in verbose.text.splitlines(), verbose.text
 
 
 async def test_each_series_moves_when_its_fact_is_published() -> None:

@@ -175,6 +175,32 @@ def env_overlay(prefix: str | None, environ: Mapping[str, str]) -> dict[str, str
     return dict(sorted(found.items()))
 
 
+def blame_environment(
+    error: ConfigError, prefix: str | None, environ: Mapping[str, str]
+) -> ConfigError:
+    """``error`` naming the variable behind its field, when the environment set that field.
+
+    The environment wins over the file, so a bad value may not be in the file at all: the
+    reader is sent to the variable instead (its name only; the value may be a secret).
+    """
+    field = error.field
+    if not prefix or field is None:
+        return error
+    start = prefix + "__"
+    for name in sorted(environ):
+        if not name.startswith(start) or len(name) == len(start):
+            continue
+        dotted = ".".join(name[len(start) :].lower().split("__"))
+        if dotted == field or field.startswith(dotted + ".") or dotted.startswith(field + "."):
+            reason = (
+                f"{error.reason}; set by the environment variable {name}, which wins over the file"
+            )
+            blamed = ConfigError(error.path, reason, field=field)
+            blamed.__cause__ = error.__cause__
+            return blamed
+    return error
+
+
 def apply_overlay(data: dict[str, Any], overlay: Mapping[str, str], path: Path) -> dict[str, Any]:
     """``data`` with the overlay's values put in; the environment wins over the file."""
     if not overlay:

@@ -24,6 +24,7 @@ from ._snapshot import ReloadResult, Snapshot
 from ._sources import (
     DEFAULT_MAX_BYTES,
     apply_overlay,
+    blame_environment,
     content_digest,
     env_overlay,
     format_of,
@@ -251,7 +252,7 @@ class ConfigStore(Generic[T]):
             stage = "validate"
             value = self._validate(data)
         except ConfigError as exc:
-            return failed(str(exc), stage)
+            return failed(str(blame_environment(exc, self.env_prefix, self._environ)), stage)
         except Exception as exc:  # a validator's own bug: still not a reason to crash
             return failed(f"config {self.path}: {type(exc).__name__}: {exc}", stage)
         subscribers = self._subscribers
@@ -270,14 +271,20 @@ class ConfigStore(Generic[T]):
     def _build(self) -> tuple[str, Any]:
         raw = read_file(self.path, self.max_bytes)
         overlay = env_overlay(self.env_prefix, self._environ)
-        data = apply_overlay(parse(raw, self.path, self.format), overlay, self.path)
-        self._file_sha = hashlib.sha256(raw).hexdigest()
         try:
-            value = self._validate(data)
-        except ConfigError:
-            raise
-        except Exception as exc:
-            raise ConfigError(self.path, f"{type(exc).__name__}: {exc}") from exc
+            data = apply_overlay(parse(raw, self.path, self.format), overlay, self.path)
+            self._file_sha = hashlib.sha256(raw).hexdigest()
+            try:
+                value = self._validate(data)
+            except ConfigError:
+                raise
+            except Exception as exc:
+                raise ConfigError(self.path, f"{type(exc).__name__}: {exc}") from exc
+        except ConfigError as exc:
+            blamed = blame_environment(exc, self.env_prefix, self._environ)
+            if blamed is exc:
+                raise
+            raise blamed from exc.__cause__
         return content_digest(raw, overlay), value
 
     def _swap(self, snapshot: Snapshot[Any]) -> None:

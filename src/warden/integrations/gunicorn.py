@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import select
 import signal
@@ -152,7 +153,11 @@ def worker_exit(server: Any, worker: Any) -> None:
     """Worker, leaving: name what it started and left running."""
     if _baseline is None:
         return
-    baseline = _baseline
+    # gthread's pool starts its threads at the first requests, after the baseline, and lets
+    # them end on their own (``shutdown(wait=False)``): gunicorn's threads, not the app's.
+    pool = getattr(worker, "tpool", None)
+    own = {t.ident for t in getattr(pool, "_threads", ()) if t.ident is not None}
+    baseline = dataclasses.replace(_baseline, threads=_baseline.threads | own)
 
     async def scan() -> list[Leak]:
         return find_leaks(baseline)  # the scan asks asyncio for tasks: give it a loop

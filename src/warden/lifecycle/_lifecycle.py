@@ -735,11 +735,16 @@ class Lifecycle:
                 frame = frames.get(thread.ident or -1)
                 if frame is not None:
                     lines.append(f"  on thread {thread.name!r}:\n")
-                    lines.extend("  " + line for line in traceback.format_stack(frame))
+                    lines.extend(_indented(traceback.format_stack(frame)))
         if self._loop_thread is not None and self._loop_thread in frames:
             lines.append("warden: event loop thread is at:\n")
-            lines.extend("  " + line for line in traceback.format_stack(frames[self._loop_thread]))
+            lines.extend(_indented(traceback.format_stack(frames[self._loop_thread])))
         return "".join(lines)
+
+
+def _indented(entries: list[str]) -> list[str]:
+    """A formatted stack, two spaces in: each entry is a File line *and* its source line."""
+    return ["  " + line for line in "".join(entries).splitlines(True)]
 
 
 async def _interrupt_as_value(work: Awaitable[None]) -> BaseException | None:

@@ -423,6 +423,13 @@ def _config_failed(m: Metrics, event: Event, fact: Fact) -> None:
 _LEVELS = ("ok", "warn", "high", "critical")
 
 
+@rule("memory.watching")
+def _memory_watching(m: Metrics, event: Event, fact: Fact) -> None:
+    # A sentinel starts at ok and publishes a level only when it changes (from ok, at once
+    # if it starts above): without this, a service that stays at ok never shows a level.
+    m.enum("memory_level", "ok", _LEVELS)
+
+
 @rule("memory.level", "level", "working_set", "limit", "time_to_limit")
 def _memory_level(m: Metrics, event: Event, fact: Fact) -> None:
     m.enum("memory_level", _value(_get(fact, "level")), _LEVELS)
