@@ -24,7 +24,8 @@ EXIT_OK = 0
 """Clean stop; a client command that was done."""
 EXIT_FAILURE = 1
 """A component failed to start or to stop in time, or ``main`` raised; ``warden run`` gave up
-on a crash loop of clean exits."""
+on a crash loop of clean exits; the memory sentinel stopped the service (or the program, which
+then exited 0) at ``critical``: no success, so a service manager restarts it."""
 EXIT_REFUSED = 1
 """A client command (``warden status``, ``upgrade``...) the warden answered no to."""
 EXIT_USAGE = 2

@@ -239,6 +239,18 @@ def test_sys_exit_in_main_is_its_exit_code_after_a_clean_stop() -> None:
     assert stopped == ["db"]
 
 
+def test_a_stop_requested_with_an_exit_code_returns_it() -> None:
+    """A stop that is a failure (the memory sentinel's at critical) is no exit 0."""
+    lc = warden.Lifecycle(handle_signals=False)
+
+    async def main() -> None:
+        lc.request_stop("memory critical", exit_code=1)
+        lc.request_stop("later", exit_code=5)  # a no-op once stopping
+        await asyncio.Event().wait()
+
+    assert lc.run(main) == 1
+
+
 def test_main_that_raises_exits_1() -> None:
     lc = warden.Lifecycle(handle_signals=False)
 

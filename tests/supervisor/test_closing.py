@@ -246,11 +246,38 @@ def test_stopped_by_the_memory_sentinel_before_the_oom_killer(
     cgroups: Cgroups,  # noqa: F811 (the fixture)
 ) -> None:
     warden = start(procs, cgroups, "--memory-limit", "64M", "--", procs.script("r.py", POLITE_RAMP))
-    assert finish(warden, cgroups) == 0
+    # Exited 0 on its stop signal, yet no success: Restart=on-failure must bring it back.
+    assert finish(warden, cgroups) == 1
     reason = closing_reason(warden.err.text())
     assert reason.startswith("stopped by the memory sentinel at critical ("), reason
-    assert reason.endswith(" of 64 MiB), before the OOM killer; the program exited(0)")
-    assert _last(warden.err.text())["level"] == "info"
+    assert reason.endswith(
+        " of 64 MiB), before the OOM killer; the program exited(0); exit code 1, a failure to "
+        "restart on"
+    ), reason
+    assert _last(warden.err.text())["level"] == "warning"  # no success: said as a failure
+
+
+def test_a_program_stopped_at_critical_is_restarted_under_on_failure(
+    procs: Processes,
+    cgroups: Cgroups,  # noqa: F811 (the fixture)
+) -> None:
+    """Its clean exit on the stop signal is no success: ``--restart on-failure`` restarts it
+    (before, exit 0 ended warden with 0, and systemd's Restart=on-failure left it down)."""
+    warden = start(
+        procs,
+        cgroups,
+        "--memory-limit",
+        "64M",
+        "--restart",
+        "on-failure",
+        "--",
+        procs.script("r.py", POLITE_RAMP),
+    )
+    warden.err.wait_for('"kind": "restart"')
+    restart = next(line for line in warden.err.text().splitlines() if '"kind": "restart"' in line)
+    assert "exited(0)" in restart, restart
+    warden.kill(signal.SIGTERM)
+    finish(warden, cgroups)
 
 
 def test_the_termination_message_is_cut_at_4096_bytes_on_a_character(

@@ -297,15 +297,20 @@ class Lifecycle:
 
     # -- control ------------------------------------------------------------------------
 
-    def request_stop(self, reason: str = "requested") -> None:
-        """Begin the graceful stop; safe from any thread, a no-op once stopping."""
+    def request_stop(self, reason: str = "requested", *, exit_code: int | None = None) -> None:
+        """Begin the graceful stop; safe from any thread, a no-op once stopping.
+
+        ``exit_code``: what :meth:`run` returns after this stop when nothing fails in it; a
+        stop that is itself a failure gives one a service manager restarts on (the memory
+        sentinel's stop at ``critical`` gives 1, for ``Restart=on-failure``). None: 0.
+        """
         if self._loop is None:
             raise LifecycleError("request_stop() before the lifecycle runs; start it first")
         if threading.get_ident() == self._loop_thread:
-            self._begin_stop(reason)
+            self._begin_stop(reason, exit_code)
         else:
             with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._begin_stop, reason)
+                self._loop.call_soon_threadsafe(self._begin_stop, reason, exit_code)
 
     def reload(self) -> None:
         """Run the reload hooks, as SIGHUP does; safe from any thread."""
@@ -498,11 +503,13 @@ class Lifecycle:
 
     # -- stopping -----------------------------------------------------------------------
 
-    def _begin_stop(self, reason: str) -> None:
+    def _begin_stop(self, reason: str, exit_code: int | None = None) -> None:
         """Turn readiness false and arm the deadline; the rest happens in _shutdown."""
         assert self._stop_event is not None and self._guard is not None
         if self._stop_event.is_set():
             return
+        if exit_code is not None and self.exit_code == EXIT_OK:
+            self.exit_code = exit_code
         self._stop_reason = reason
         self._stopping = True
         self._stop_event.set()

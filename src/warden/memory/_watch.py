@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import tracemalloc
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from warden._exceptions import ConfigurationError
+from warden._exitcodes import EXIT_FAILURE
 from warden.lifecycle import Clock, Fact
 
 from ._actions import collect_and_trim, graceful_stop, shed_load, tracemalloc_top
@@ -27,7 +29,7 @@ class _Lifecycle(Protocol):
 
     def publish(self, fact: Fact) -> object: ...
 
-    def request_stop(self, reason: str = ...) -> None: ...
+    def request_stop(self, reason: str = ..., *, exit_code: int | None = ...) -> None: ...
 
     def ready_when(self, check: Callable[[], bool], *, what: str = ...) -> None: ...
 
@@ -68,7 +70,8 @@ def watch_memory(
       :class:`ShedLoadASGI`/:class:`ShedLoadWSGI` to answer 503 with ``Retry-After``), and
       ``evict_idle`` is called to close idle connections.
     * ``critical`` (95 %, or a projected time to the limit below ``flush_budget`` seconds
-      once above ``warn``): ``lc.request_stop()``, the graceful stop that flushes.
+      once above ``warn``): ``lc.request_stop()``, the graceful stop that flushes; ``run()``
+      then returns 1, so a service manager restarts the service (``Restart=on-failure``).
 
     Example::
 
@@ -111,7 +114,12 @@ def watch_memory(
         Level.WARN: list(defaults_warn if warn_actions is None else warn_actions),
         Level.HIGH: list(defaults_high if high_actions is None else high_actions),
         Level.CRITICAL: list(
-            [Action("stop", graceful_stop(lc.request_stop))]
+            [
+                Action(
+                    "stop",
+                    graceful_stop(functools.partial(lc.request_stop, exit_code=EXIT_FAILURE)),
+                )
+            ]
             if critical_actions is None
             else critical_actions
         ),

@@ -8,7 +8,7 @@ the termination message all say its ``reason``::
 
     oom-killed: working set 511 of 512 MiB; warned at 80 % 41 s before
     stopped by the memory sentinel at critical (51 of 64 MiB), before the OOM killer; the
-        program exited(0)
+        program exited(0); exit code 1, a failure to restart on
     the program exited(3)
     stopped by SIGTERM; the program exited(0)
 
@@ -222,9 +222,12 @@ class ClosingReason:
             )
         oom = end.fact.reason.kind is ExitKind.OOM_KILLED
         if end.stopped_by_memory and end.memory_stop is not None and not oom:
+            reason = end.fact.reason
+            clean = reason.kind is ExitKind.EXITED and reason.code == 0
             return "memory", (
                 f"stopped by the memory sentinel at critical ({_mib(end.memory_stop)}), "
                 f"before the OOM killer; {_the_program(end)}"
+                + (f"; exit code {reason.exit_code}, a failure to restart on" if clean else "")
             )
         return "program", _the_program(end)
 

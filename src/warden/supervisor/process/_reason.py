@@ -25,7 +25,7 @@ import dataclasses
 import enum
 import os
 
-from ..._exitcodes import EXIT_NOT_READY
+from ..._exitcodes import EXIT_FAILURE, EXIT_NOT_READY
 from ...lifecycle import signal_name
 
 
@@ -59,6 +59,9 @@ class ExitReason:
     core_dumped: bool = False
     #: Extra words after the reason: ``not an OOM kill``, ``command not found``, ``30s``.
     detail: str | None = None
+    #: The memory sentinel sent it its stop signal at ``critical``, before the OOM killer:
+    #: whatever it then exited with, the service did not end well (see :attr:`exit_code`).
+    stopped_at_critical: bool = False
 
     @classmethod
     def from_wait_status(cls, status: int) -> ExitReason:
@@ -95,8 +98,9 @@ class ExitReason:
 
     @property
     def success(self) -> bool:
-        """True only for ``exited(0)``: the one end the restart policy calls a success."""
-        return self.kind is ExitKind.EXITED and self.code == 0
+        """True only for ``exited(0)`` of a program not stopped for its memory: the one end the
+        restart policy calls a success."""
+        return self.kind is ExitKind.EXITED and self.code == 0 and not self.stopped_at_critical
 
     @property
     def exit_code(self) -> int:
@@ -104,10 +108,15 @@ class ExitReason:
 
         A program that was not ready in time was stopped by warden: whatever it then exited
         with (0, or 143 for the stop signal it got), the code is ``EXIT_NOT_READY``, so
-        ``Restart=on-failure`` and CI see a failure that does not read like its own.
+        ``Restart=on-failure`` and CI see a failure that does not read like its own. One the
+        memory sentinel stopped at ``critical`` that exited 0 gives ``EXIT_FAILURE`` (1).
         """
         if self.kind is ExitKind.NOT_READY:
             return EXIT_NOT_READY
+        if self.stopped_at_critical and self.code == 0:
+            # Stopped before the OOM killer, it exited cleanly: still an end the service
+            # manager must restart (Restart=on-failure, a Job's OnFailure), not a success.
+            return EXIT_FAILURE
         if self.code is not None:
             return self.code
         if self.signum is not None:

@@ -33,6 +33,7 @@ timeline; the sentinel's callbacks stay inside it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -120,6 +121,8 @@ class ProgramMemory:
         #: Critical was met during an upgrade: if memory is still critical once it is over
         #: (it failed), the stop signal goes then.
         self._critical_pending = False
+        #: The runs sent their stop signal at ``critical`` (their end is no success).
+        self._stopped: set[int] = set()
 
     @property
     def cgroup_procs(self) -> str | None:
@@ -258,6 +261,9 @@ class ProgramMemory:
         self._runs.pop(run.pid, None)
         self._became_ready.discard(run.pid)
         attribution = self._attributions.pop(run.pid, None)
+        if run.pid in self._stopped:
+            self._stopped.discard(run.pid)
+            reason = dataclasses.replace(reason, stopped_at_critical=True)
         if attribution is None or reason.kind is not ExitKind.KILLED:
             return reason
         timeline = self._sentinel.timeline() if self._sentinel is not None else []
@@ -343,7 +349,8 @@ class ProgramMemory:
                     limit=status.limit,
                 )
             )
-            run.send(signum, group=self._options.group)
+            if run.send(signum, group=self._options.group):
+                self._stopped.add(run.pid)
 
     def _maybe_recycle(self, status: MemoryStatus) -> None:
         at = self._options.recycle_at
