@@ -173,6 +173,14 @@ class DeadlineGuard:
             os._exit(code)
 
 
+def write_stderr(text: str) -> None:
+    """``text`` to stderr (fd 2), lost rather than waited for: on a helper thread given
+    0.5 s, so a full pipe nobody reads never holds the process's exit (PID 1 never blocks
+    on what it says)."""
+    _flush_stdio()
+    _in_helper(lambda: _write_all(2, text.encode("utf-8", "replace")), 0.5)
+
+
 def _write_byte(fd: int, value: int) -> None:
     # A full pipe means the guard already has a wake-up pending: dropping is correct.
     with contextlib.suppress(BlockingIOError, OSError):

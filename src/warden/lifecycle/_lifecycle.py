@@ -37,7 +37,7 @@ from ._events import (
     StopRequested,
 )
 from ._graph import start_order
-from ._guard import STOP_SIGNALS, DeadlineGuard
+from ._guard import STOP_SIGNALS, DeadlineGuard, write_stderr
 from ._leaks import Baseline, Leak, find_leaks, take_baseline, task_stack
 from ._signals import SignalIntake, signal_name
 from ._states import ALLOWED, State
@@ -336,8 +336,15 @@ class Lifecycle:
         signal arrives, :meth:`request_stop` is called, or ``main`` returns (an ``int`` it
         returns becomes the exit code of a clean stop). Without ``main`` it serves until a
         stop is requested.
+
+        A run that ends in failure with nothing observing the timeline (no
+        :func:`warden.log_events`) says why on stderr, one line per failure, as Python does
+        for an uncaught exception: a service never exits 1 in silence.
         """
-        return asyncio.run(self._run(main))
+        code = asyncio.run(self._run(main))
+        if code != EXIT_OK and not self.timeline.reported:
+            _say_unobserved(self.timeline, code)
+        return code
 
     async def __aenter__(self) -> Self:
         await self._startup()
@@ -765,6 +772,27 @@ async def _interrupt_as_value(work: Awaitable[None]) -> BaseException | None:
     except (KeyboardInterrupt, SystemExit) as exc:
         return exc
     return None
+
+
+#: At most this many failures are said when nothing observes the timeline (the last ones).
+_UNOBSERVED_LINES = 10
+
+
+def _say_unobserved(timeline: Timeline, code: int) -> None:
+    """The failures of a run nobody observed, on stderr: ``warden: main failed:
+    ZeroDivisionError: division by zero``, then the exit code and where the rest is."""
+    lines = []
+    for event in timeline:
+        if not event.fact.warning:
+            continue
+        words = " ".join(w for w in (event.kind, event.name, event.outcome) if w)
+        detail = (event.detail or "").strip().splitlines()
+        lines.append(f"warden: {words}: {detail[0]}" if detail else f"warden: {words}")
+    if not lines:
+        return  # an exit code main chose: nothing failed to say
+    lines = lines[-_UNOBSERVED_LINES:]
+    lines.append(f"warden: exit {code} (warden.log_events(lc) logs every step)")
+    write_stderr("\n".join(lines) + "\n")
 
 
 def _err(exc: BaseException) -> str:

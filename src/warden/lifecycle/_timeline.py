@@ -30,17 +30,31 @@ class Timeline:
     def __init__(self, maxlen: int = 2000) -> None:
         self._events: collections.deque[Event] = collections.deque(maxlen=maxlen)
         self._observers: list[Observer] = []
+        self._reporters: list[Observer] = []
         self._seq = itertools.count(1)
 
-    def subscribe(self, observer: Observer) -> Callable[[], None]:
-        """Call ``observer`` with every later event; returns a function that unsubscribes."""
+    def subscribe(self, observer: Observer, *, reports: bool = False) -> Callable[[], None]:
+        """Call ``observer`` with every later event; returns a function that unsubscribes.
+
+        ``reports``: the observer tells a person every event (a log does): a run that fails
+        is then not said a second time on stderr (see :attr:`reported`).
+        """
         self._observers.append(observer)
+        if reports:
+            self._reporters.append(observer)
 
         def unsubscribe() -> None:
             if observer in self._observers:
                 self._observers.remove(observer)
+            if observer in self._reporters:
+                self._reporters.remove(observer)
 
         return unsubscribe
+
+    @property
+    def reported(self) -> bool:
+        """Whether an observer subscribed with ``reports=True`` (a log) tells a person."""
+        return bool(self._reporters)
 
     def publish(self, fact: Fact, state: State) -> Event:
         """Record ``fact`` as the next event and call every observer with it."""

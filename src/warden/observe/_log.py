@@ -35,7 +35,7 @@ class _HasTimeline(Protocol):
 
 
 class _Subscribable(Protocol):
-    def subscribe(self, observer: _Observer) -> object: ...
+    def subscribe(self, observer: _Observer, *, reports: bool = ...) -> object: ...
 
 
 class _Observer(Protocol):
@@ -69,7 +69,7 @@ def log_events(lifecycle: _HasTimeline, *, stream: IO[str] | None = None) -> Non
         _LOG.addHandler(handler)
         _LOG.setLevel(logging.DEBUG)
         _LOG.propagate = False
-    lifecycle.timeline.subscribe(_emit)
+    lifecycle.timeline.subscribe(_emit, reports=True)
 
 
 def _to_journal() -> bool:
