@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from warden.config import ConfigStore
+from warden.config import ConfigError, ConfigStore
 
 GOOD = 'name = "good"\nport = 8080\nhosts = ["a", "b"]\n'
 
@@ -142,6 +142,12 @@ def test_a_directory_where_the_file_should_be(store: ConfigStore[Any]) -> None:
     store.path.unlink()
     store.path.mkdir()
     refused(store, "is a directory; give the path of the file inside it", stage="read")
+
+
+def test_a_directory_given_as_the_path_is_named_so(tmp_path: Path) -> None:
+    """``ConfigStore(".")``: the directory has no suffix, yet the error is what it is."""
+    with pytest.raises(ConfigError, match="is a directory; give the path of the file inside it"):
+        ConfigStore(tmp_path)
 
 
 def test_a_fifo_does_not_hang_the_reload(store: ConfigStore[Any]) -> None:

@@ -52,6 +52,8 @@ def format_of(path: Path, fmt: str | None) -> str:
         return fmt
     found = FORMATS.get(path.suffix.lower())
     if found is None:
+        if path.is_dir():  # ConfigStore("."): the directory, not the file in it
+            raise ConfigError(path, _ERRNO_REASONS[errno.EISDIR])
         raise ConfigError(
             path, f"suffix {path.suffix!r} names no format; pass format='toml', 'json' or 'yaml'"
         )
