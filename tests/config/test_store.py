@@ -245,6 +245,20 @@ def test_a_veto_rolls_back_and_abandons_those_that_prepared(tmp_path: Path) -> N
     path.write_text("n = 2\n")
     assert store.reload().error == f"config {path}: vetoed by no: prepare returned False"
     unsubscribe()
+    # Without a name, the veto names the prepare that vetoed, not the commit beside it.
+
+    class Pool:
+        def check(self, old: object, new: object) -> bool:
+            return False
+
+        def resize(self, old: object, new: object) -> None: ...
+
+    pool = Pool()
+    unsubscribe = store.subscribe(pool.resize, prepare=pool.check)
+    path.write_text("n = 3\n")
+    vetoed = store.reload().error
+    assert vetoed is not None and "vetoed by " in vetoed and "Pool.check: " in vetoed, vetoed
+    unsubscribe()
     log.clear()
     assert store.reload().changed
     assert log == [

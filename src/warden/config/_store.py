@@ -198,7 +198,9 @@ class ConfigStore(Generic[T]):
         ``abandon(old, new)``); ``commit(old, new)`` runs after the swap, and one that raises
         is reported without stopping the others. ``old`` and ``new`` are config values.
         """
-        sub = Subscriber(name or hook_name(commit, prepare, abandon), commit, prepare, abandon)
+        sub = Subscriber(
+            name or hook_name(commit, prepare, abandon), commit, prepare, abandon, named=bool(name)
+        )
         # Copy on write: a reload under way keeps the list it started with.
         with self._subscribers_lock:
             self._subscribers = [*self._subscribers, sub]

@@ -21,6 +21,13 @@ class Subscriber:
     commit: Hook | None
     prepare: Hook | None
     abandon: Hook | None
+    #: Whether ``name`` was given (``name=``); else a veto names the prepare that vetoed.
+    named: bool = False
+
+    @property
+    def vetoer(self) -> str:
+        """Who a veto names: the name given, else the prepare hook itself."""
+        return self.name if self.named else hook_name(self.prepare)
 
 
 def prepare_all(subscribers: list[Subscriber], old: object, new: object) -> str | None:
@@ -44,7 +51,7 @@ def prepare_all(subscribers: list[Subscriber], old: object, new: object) -> str 
                     done.abandon(old, new)
                 except Exception:
                     _LOG.exception("config subscriber %s: abandon raised", done.name)
-        return f"vetoed by {sub.name}: {reason}"
+        return f"vetoed by {sub.vetoer}: {reason}"
     return None
 
 
