@@ -202,6 +202,22 @@ async def test_a_sentinel_is_at_level_ok_from_its_start() -> None:
         assert "memory level ok" in verbose.text.splitlines(), verbose.text
 
 
+async def test_the_config_revision_serving_from_the_start_is_on_metrics(tmp_path: Path) -> None:
+    # The first load happens in the store's constructor: before it was said at the start,
+    # /metrics and /readyz?verbose showed no revision until the first reload.
+    path = tmp_path / "app.toml"
+    path.write_text("n = 1\n")
+    lifecycle = warden.Lifecycle(handle_signals=False)
+    warden.ConfigStore(path).attach(lifecycle)
+    server = serve_health(lifecycle, "127.0.0.1:0")
+    async with lifecycle:
+        samples = await scrape(server)
+        assert samples[key("warden_config_revision")] == 1
+        assert samples.get(key("warden_config_reloads_total", result="ok"), 0) == 0  # no reload
+        verbose = await asyncio.to_thread(get, f"{server.url}/readyz?verbose")
+        assert "config revision 1" in verbose.text.splitlines(), verbose.text
+
+
 async def test_each_series_moves_when_its_fact_is_published() -> None:
     lifecycle = warden.Lifecycle(handle_signals=False)
     server = serve_health(lifecycle, "127.0.0.1:0")

@@ -48,6 +48,19 @@ class Attachment:
     async def _start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        # The first load (in the store's constructor) is said too: the revision serving from
+        # the start is on the timeline, in /metrics and /readyz?verbose before any reload.
+        snap = self.store.snapshot
+        self.lifecycle.publish(
+            ConfigReloaded(
+                file=snap.path,
+                revision=snap.revision,
+                digest=snap.digest,
+                changed=True,
+                took=None,  # not timed: it happened before the lifecycle ran
+                trigger="start",
+            )
+        )
         if not self.store.watch:
             return
         ready = asyncio.Event()

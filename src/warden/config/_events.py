@@ -27,7 +27,8 @@ class ConfigReloaded(Fact):
         revision: the revision serving now.
         digest: its content hash (sha256, hex).
         changed: whether this reload swapped in a new snapshot.
-        took: seconds from read to the last commit.
+        took: seconds from read to the last commit (None for the first load, said at
+            ``start``: it happened in the store's constructor, before the lifecycle ran).
         trigger: ``signal``, ``watch``, ``call`` or ``start``.
         commit_errors: a line per subscriber whose ``commit`` raised (the swap stands).
     """
@@ -38,7 +39,7 @@ class ConfigReloaded(Fact):
     revision: int
     digest: str
     changed: bool
-    took: float
+    took: float | None
     trigger: str
     commit_errors: tuple[str, ...] = ()
 

@@ -409,7 +409,8 @@ def _upgrade_finished(m: Metrics, event: Event, fact: Fact) -> None:
 
 @rule("config.reloaded", "revision")
 def _config_reloaded(m: Metrics, event: Event, fact: Fact) -> None:
-    m.inc("config_reloads", ("ok",))
+    if _get(fact, "trigger") != "start":  # the first load is no reload: only its revision
+        m.inc("config_reloads", ("ok",))
     m.set("config_revision", _number(_get(fact, "revision")))
 
 
