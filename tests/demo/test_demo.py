@@ -249,6 +249,11 @@ def test_a_step_this_machine_cannot_run_is_not_run_and_says_why(
     memory = step(summary, "memory")
     assert memory["verdict"] == "not run", memory
     assert "no memory cgroup can be made here: cannot create memory cgroup" in memory["summary"]
+    # What the person can do about it, not warden run's advice about an option never given.
+    assert memory["summary"].endswith(
+        "; run the demo as root, or where a memory cgroup is delegated to this user"
+    ), memory["summary"]
+    assert "--memory-limit" not in memory["summary"]
     assert step(summary, "config reload")["measured"]["how"] == "--reload-on-change"
     assert "watchfiles" not in done.stdout + done.stderr
     assert summary["verdict"] == "held" and summary["not_run"] == 1, done.stdout[-3000:]

@@ -14,7 +14,7 @@ import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..memory import MemoryCgroup
+    from ..memory import MemoryCgroup, MemoryCgroupError
 
 #: The limit the probe's cgroup gets (it holds no process).
 _PROBE_LIMIT = 16 * 2**20
@@ -27,12 +27,19 @@ def why_no_memory_cgroup() -> str | None:
     try:
         group = ChildCgroup.create(_PROBE_LIMIT, name=f"warden-demo-probe-{os.getpid()}")
     except MemoryCgroupError as exc:
-        return exc.strerror or str(exc)  # the message alone, without "[Errno 13]"
+        return _for_the_demo(exc)
     try:
         group.remove()
     except MemoryCgroupError as exc:
-        return exc.strerror or str(exc)
+        return _for_the_demo(exc)
     return None
+
+
+def _for_the_demo(exc: MemoryCgroupError) -> str:
+    """What happened (the message alone, without "[Errno 13]"), and what the person who ran
+    the demo can do: warden's own advice names ``--memory-limit``, which they never gave."""
+    what = (exc.strerror or str(exc)).split("; ")[0]
+    return f"{what}; run the demo as root, or where a memory cgroup is delegated to this user"
 
 
 def program_cgroup(pid: int) -> MemoryCgroup | str:
