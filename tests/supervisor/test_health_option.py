@@ -99,8 +99,9 @@ def test_a_bad_health_address_is_one_line_and_nothing_starts(procs: Processes) -
 _RELEASE = """
 import os, signal, socket, time
 signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b"READY=1", os.environ["NOTIFY_SOCKET"])
+# Said before READY=1: once warden has it, the test may crash this run at once.
 print(f"ready {os.getpid()}", flush=True)
+socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b"READY=1", os.environ["NOTIFY_SOCKET"])
 time.sleep(3600)
 """
 
