@@ -113,7 +113,7 @@ def test_an_upgrade_and_a_crash_move_their_series(procs: Processes) -> None:
         "--health", f"127.0.0.1:{port}", "--ready", "notify", "--upgrade-confirm", "0",
         "--restart", "on-failure", "--", script,
     )  # fmt: skip
-    warden.out.wait_for(r"^ready \d+$")
+    warden.err.wait_for(r'"event": "state", "state": "ready"')  # warden has its READY=1
     reply = control(procs.control, "upgrade")
     assert reply["ok"] is True, reply
     samples = scrape(port)
