@@ -525,6 +525,12 @@ def test_stop_during_an_upgrade_stops_both_releases(service: Service) -> None:
     asking.join(DEADLINE)
     assert gone(service.first) and gone(new)
     assert not service.procs.control.exists()  # the control socket is removed at exit
+    # Said, for a person too: else a terminal shows the old release's end, then nothing while
+    # warden waits for a new release it never named.
+    [abandoned] = [e for e in service.warden.events("upgrade") if e["kind"] == "upgrade.abandoned"]
+    assert abandoned["level"] == "info"
+    assert abandoned["data"] == {"old_pid": service.first, "new_pid": new}
+    assert f"new release pid {new} is stopped with the old one" in str(abandoned["message"])
 
 
 ASK_AS_ANOTHER_USER = """\

@@ -49,6 +49,7 @@ from .._events import (
     ProgramStatus,
     ReleaseDraining,
     ReleasePromoted,
+    UpgradeAbandoned,
     UpgradeConfirming,
     UpgradeFinished,
     UpgradeGateShared,
@@ -295,6 +296,11 @@ class Upgrader:
                     detail += f"; pid {old.pid} keeps serving"
         except asyncio.CancelledError:
             if not promoted:
+                # warden is stopping: said, or a terminal shows nothing of the new release
+                # it now waits for (the stop ladder signals it with the old one).
+                candidate = self._program.candidate
+                new_pid = None if candidate is None else candidate.pid
+                self._publish(UpgradeAbandoned(old_pid=old.pid, new_pid=new_pid))
                 raise
             # warden is stopping, but the new release had taken over: that upgrade happened.
             outcome, new_pid = "ok", new.pid
