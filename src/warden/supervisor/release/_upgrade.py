@@ -41,6 +41,7 @@ import contextlib
 import shlex
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Literal
 
 from ..._exceptions import UpgradeFailed, UpgradeRefused, UpgradeRolledBack
 from ...lifecycle import Clock, Fact
@@ -69,6 +70,31 @@ from ._window import watch_window
 
 #: How often the old release's accept queue is looked at before it is told to stop.
 _QUEUE_CHECK = 0.002
+
+
+#: The step of an upgrade under way, as ``warden status`` names it: ``check``
+#: (``--upgrade-check`` runs), ``gate`` (the new release started, its gate not passed yet),
+#: ``confirming`` (its window), ``draining`` (it was promoted; the old release drains).
+UpgradeStep = Literal["check", "gate", "confirming", "draining"]
+
+
+@dataclass(frozen=True)
+class UnderWay:
+    """Where the upgrade under way is: its step, since when (the supervisor's clock), and the
+    releases (``new_pid`` once the new release is started)."""
+
+    step: UpgradeStep
+    since: float
+    old_pid: int
+    new_pid: int | None = None
+
+    def to_json(self, now: float) -> dict[str, object]:
+        return {
+            "step": self.step,
+            "for": max(0.0, now - self.since),
+            "old_pid": self.old_pid,
+            "new_pid": self.new_pid,
+        }
 
 
 @dataclass(frozen=True)
@@ -159,6 +185,8 @@ class Upgrader:
         self._queued: asyncio.Task[UpgradeResult] | None = None  # the one after it
         self._spawned = False  # the upgrade under way has started its new release
         self.last: UpgradeResult | None = None
+        #: The step of the upgrade under way, None between upgrades (``warden status``).
+        self.under_way: UnderWay | None = None
         #: Requesters waiting for an upgrade (more than one: coalesced).
         self.waiting = 0
         #: The release the upgrade under way is replacing, until it is replaced.
@@ -236,6 +264,7 @@ class Upgrader:
             task.exception()
         if all(t is None or t.done() for t in (self._task, self._queued)):
             self.replacing = None
+            self.under_way = None
             self.idle.set()
 
     async def _after(self, previous: asyncio.Task[UpgradeResult]) -> UpgradeResult:
@@ -255,14 +284,16 @@ class Upgrader:
         ready_after: float | None = None
         promoted = False
         try:
+            self._step("check", old)
             await self._check()
             self._spawned = True
-            new = await self._start_new()
+            new = await self._start_new(old)
             ready_after = self._clock.now() - started
             await self._confirm(new, old)
             self._promote(new, old)
             promoted = True
             self.replacing = None
+            self._step("draining", old, new)
             outcome: UpgradeOutcome = "ok"
             new_pid: int | None = new.pid
             had_ended = not old.running
@@ -305,6 +336,7 @@ class Upgrader:
             # warden is stopping, but the new release had taken over: that upgrade happened.
             outcome, new_pid = "ok", new.pid
             detail = f"pid {old.pid} -> {new.pid}; warden stopped during the drain"
+        self.under_way = None
         now = self._clock.now()
         result = UpgradeResult(
             outcome, detail, old.pid, new_pid, ready_after, now - started, finished_at=now
@@ -342,7 +374,12 @@ class Upgrader:
         if code != 0:
             raise UpgradeFailed(f"--upgrade-check {shlex.join(command)!r} exited with {code}")
 
-    async def _start_new(self) -> RunningChild:
+    def _step(self, step: UpgradeStep, old: RunningChild, new: RunningChild | None = None) -> None:
+        """The upgrade under way enters ``step`` (``warden status`` shows it)."""
+        new_pid = None if new is None else new.pid
+        self.under_way = UnderWay(step, self._clock.now(), old.pid, new_pid)
+
+    async def _start_new(self, old: RunningChild) -> RunningChild:
         """Spawn the new release and pass its gate; raises :class:`UpgradeFailed` otherwise
         (the new release is gone by then)."""
         given = self.sockets.for_new_release()
@@ -353,6 +390,7 @@ class Upgrader:
             self.sockets.undo()
             raise UpgradeFailed(f"the new release cannot start: {exc}") from None
         self._program.propose(new)  # until promoted or gone; a stop meanwhile stops it too
+        self._step("gate", old, new)
         try:
             failure = await self._gate.wait(
                 new, route=self.sockets.steering, stop_within=self._options.drain_seconds
@@ -373,6 +411,7 @@ class Upgrader:
         window = self._options.upgrade_confirm
         if window <= 0:
             return
+        self._step("confirming", old, new)
         self._publish(UpgradeConfirming(new_pid=new.pid, window=window))
         why = await watch_window(
             new,
