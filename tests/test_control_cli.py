@@ -281,6 +281,25 @@ def test_a_failed_upgrade_exits_1_with_warden_s_detail(served: Served) -> None:
     assert json.loads(result.stdout) == {"ok": False, "upgrade": failed}
 
 
+def test_a_rolled_back_upgrade_says_rolled_back_first(served: Served) -> None:
+    # As the log and `warden status` say it: the verdict first, and "rolled back" tells the
+    # old release was never told to stop.
+    rolled_back = {
+        **UPGRADED,
+        "result": "rolled back",
+        "detail": (
+            "new release pid 4711 exited(1) 0.694s after it was ready; pid 4702 keeps serving"
+        ),
+    }
+    served.replies["upgrade"] = {"ok": False, "upgrade": rolled_back}
+    result = warden("upgrade", "--control", str(served.path))
+    assert result.returncode == 1
+    assert result.stderr == (
+        "upgrade rolled back: new release pid 4711 exited(1) 0.694s after it was ready; "
+        "pid 4702 keeps serving\n"
+    )
+
+
 def test_reload_that_upgrades_and_reload_that_forwards(served: Served) -> None:
     served.replies["reload"] = {"upgrade": UPGRADED}
     result = warden("reload", "--control", str(served.path))

@@ -248,7 +248,8 @@ def _upgrade_line(upgrade: dict[str, object]) -> str:
     old, new = _pid(upgrade.get("old_pid")), _pid(upgrade.get("new_pid"))
     if upgrade.get("result") != "ok":
         # The detail says whether the old release still serves: warden knows, we do not.
-        return f"upgrade failed: {upgrade.get('detail') or 'no detail given'}"
+        verdict = "rolled back" if upgrade.get("result") == "rolled back" else "failed"
+        return f"upgrade {verdict}: {upgrade.get('detail') or 'no detail given'}"
     parts = [f"upgraded: pid {old} -> {new}"]
     ready = _number(upgrade.get("ready_after"))
     if ready is not None:
