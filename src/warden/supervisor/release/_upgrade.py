@@ -284,8 +284,7 @@ class Upgrader:
         ready_after: float | None = None
         promoted = False
         try:
-            self._step("check", old)
-            await self._check()
+            await self._check(old)
             self._spawned = True
             new = await self._start_new(old)
             ready_after = self._clock.now() - started
@@ -358,11 +357,12 @@ class Upgrader:
             raise UpgradeRefused("no ready program to upgrade; try again once it is ready")
         return child
 
-    async def _check(self) -> None:
+    async def _check(self, old: RunningChild) -> None:
         """``--upgrade-check``, if given; raises :class:`UpgradeFailed` if it fails."""
         command = self._options.upgrade_check
         if not command:
             return
+        self._step("check", old)
         timeout = self._options.ready_timeout
         try:
             async with self._clock.timeout(timeout):
