@@ -645,7 +645,7 @@ class ConfigWatchFailed(Fact):
     says: ClassVar[Says] = Says(
         name="{paths:list}",
         outcome="failed",
-        detail="{error}; changes are no longer seen (SIGHUP still reloads)",
+        detail="{error}; changes are no longer seen (SIGHUP and warden reload still work)",
     )
     paths: tuple[str, ...]
     error: str
@@ -661,7 +661,7 @@ class ConfigChangeRefused(Fact):
     says: ClassVar[Says] = Says(
         name="{path}",
         outcome="refused",
-        detail="changed, but {reason}, so another user may have changed it: no reload",
+        detail="changed, but {reason}, so another user may have changed it: ignored",
     )
     path: str
     reason: str
