@@ -189,6 +189,46 @@ def test_status_leaves_out_what_it_does_not_know(served: Served) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("current", "words"),
+    [
+        ({"step": "check", "for": 0.5, "old_pid": 7}, "running --upgrade-check for 0.50s"),
+        (
+            {"step": "gate", "for": 12.3, "old_pid": 7, "new_pid": 8},
+            "new release pid 8 waiting for its readiness gate for 12s",
+        ),
+        (
+            {"step": "confirming", "for": 1.2, "old_pid": 7, "new_pid": 8},
+            "new release pid 8 confirming beside pid 7 for 1.20s",
+        ),
+        (
+            {"step": "draining", "for": 75, "old_pid": 7, "new_pid": 8},
+            "pid 8 promoted, old release pid 7 draining for 1m15s",
+        ),
+    ],
+)
+def test_status_says_where_the_upgrade_under_way_is(
+    served: Served, current: dict[str, object], words: str
+) -> None:
+    served.replies["status"] = {
+        "status": {
+            "program": {"pid": 7, "state": "upgrading", "restart_in": None},
+            "upgrade": {"running": True, "ok": 0, "failed": 0, "last": None, "current": current},
+        }
+    }
+    result = warden("status", "--control", str(served.path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith(f"upgrades  none yet; running now: {words}\n"), result.stdout
+
+
+def test_status_says_when_a_program_in_its_backoff_starts_again(served: Served) -> None:
+    served.replies["status"] = {
+        "status": {"program": {"pid": 7, "state": "restarting", "restart_in": 4.25, "restarts": 1}}
+    }
+    result = warden("status", "--control", str(served.path))
+    assert result.stdout == "program   pid 7, restarting, starting again in 4.25s, 1 restart\n"
+
+
 def test_status_survives_a_reply_with_nothing_in_it(served: Served) -> None:
     served.replies["status"] = {"status": {"warden": "?", "upgrade": None, "sockets": None}}
     result = warden("status", "--control", str(served.path))
@@ -239,6 +279,25 @@ def test_a_failed_upgrade_exits_1_with_warden_s_detail(served: Served) -> None:
     result = warden("upgrade", "--json", "--control", str(served.path))
     assert result.returncode == 1
     assert json.loads(result.stdout) == {"ok": False, "upgrade": failed}
+
+
+def test_a_rolled_back_upgrade_says_rolled_back_first(served: Served) -> None:
+    # As the log and `warden status` say it: the verdict first, and "rolled back" tells the
+    # old release was never told to stop.
+    rolled_back = {
+        **UPGRADED,
+        "result": "rolled back",
+        "detail": (
+            "new release pid 4711 exited(1) 0.694s after it was ready; pid 4702 keeps serving"
+        ),
+    }
+    served.replies["upgrade"] = {"ok": False, "upgrade": rolled_back}
+    result = warden("upgrade", "--control", str(served.path))
+    assert result.returncode == 1
+    assert result.stderr == (
+        "upgrade rolled back: new release pid 4711 exited(1) 0.694s after it was ready; "
+        "pid 4702 keeps serving\n"
+    )
 
 
 def test_reload_that_upgrades_and_reload_that_forwards(served: Served) -> None:

@@ -79,7 +79,7 @@ def test_a_variable_is_refused_the_same_way() -> None:
     ("args", "value"),
     [
         (["--memory-limit", "4M"], 4 << 20),
-        (["--memory-limit", "64M", "--recycle-at", "60M"], 60 << 20),
+        (["--memory-limit", "64M", "--ready", "notify", "--recycle-at", "60M"], 60 << 20),
         (["--max-restarts", "1000000"], 1_000_000),
         (["--watchdog", "10ms"], 0.01),
         (["--stop-timeout", "2147478"], 2_147_478.0),
@@ -87,7 +87,8 @@ def test_a_variable_is_refused_the_same_way() -> None:
 )
 def test_the_edges_are_still_accepted(args: list[str], value: object) -> None:
     field = args[-2].removeprefix("--").replace("-", "_")
-    given = {args[i].removeprefix("--").replace("-", "_"): args[i + 1] for i in (0, len(args) - 2)}
+    flags = range(0, len(args), 2)
+    given = {args[i].removeprefix("--").replace("-", "_"): args[i + 1] for i in flags}
     options = SupervisorOptions.from_inputs(["true"], given, {})
     assert getattr(options, field) == value
 

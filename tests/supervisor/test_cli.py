@@ -114,6 +114,14 @@ def test_environment_supplies_every_option_and_the_command_line_wins() -> None:
         (["--", "true"], {"WARDEN_STOP_TIMEOUT": "-3"}, "WARDEN_STOP_TIMEOUT='-3' is negative"),
         (["--", "true"], {"WARDEN_GROUP": "maybe"}, "WARDEN_GROUP='maybe' is not a boolean"),
         (["--", "true"], {"WARDEN_STOP_SIGNAL": "SIGFOO"}, "WARDEN_STOP_SIGNAL='SIGFOO'"),
+        (
+            ["--", "true"],
+            {"WARDEN_STOPTIMEOUT": "30"},
+            "WARDEN_STOPTIMEOUT='30' is not a warden variable, so it would be ignored; did you "
+            "mean WARDEN_STOP_TIMEOUT?",
+        ),
+        (["--", "true"], {"WARDEN_MAX_RESTART": "3"}, "did you mean WARDEN_MAX_RESTARTS?"),
+        (["--", "true"], {"WARDEN_PIDFILE": "/run/a.pid"}, "did you mean WARDEN_PID_FILE?"),
     ],
 )
 def test_bad_input_is_one_clear_line(argv: list[str], env: dict[str, str], message: str) -> None:
@@ -121,6 +129,18 @@ def test_bad_input_is_one_clear_line(argv: list[str], env: dict[str, str], messa
         parse(argv, env)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_other_warden_variables_are_left_alone() -> None:
+    # The program's own (sharing a prefix is not a misspelling), and the library's.
+    env = {
+        "WARDEN_READY_URL": "x",
+        "WARDEN_HEALTH_PORT": "9",
+        "WARDEN_CONTROL_SOCKET": "y",
+        "WARDEN_SHUTDOWN_TIMEOUT": "5",
+        "WARDEN_STOP_TIMEOUT": "7",
+    }
+    assert parse(["--", "true"], env).stop_timeout == 7.0
 
 
 def _run_cli(*argv: str) -> subprocess.CompletedProcess[str]:

@@ -67,8 +67,10 @@ def test_the_flag_and_the_variable_give_the_same_value(name: str) -> None:
     given: object = [SAMPLES[name]] if option.repeat else SAMPLES[name]
     if option.switch:
         given = True
-    from_flag = SupervisorOptions.from_inputs(["x"], {name: given}, {})
-    from_env = SupervisorOptions.from_inputs(["x"], {}, {option.env: SAMPLES[name]})
+    # --recycle-at asks for upgrades, which need a gate (given as a flag: not the one tested).
+    gate = {"ready": "notify"} if name == "recycle_at" else {}
+    from_flag = SupervisorOptions.from_inputs(["x"], {**gate, name: given}, {})
+    from_env = SupervisorOptions.from_inputs(["x"], gate, {option.env: SAMPLES[name]})
     assert getattr(from_flag, name) == getattr(from_env, name)
     assert getattr(from_flag, name) != getattr(SupervisorOptions(command=("x",)), name)
 
@@ -113,6 +115,27 @@ def test_a_confirm_url_needs_a_window() -> None:
     values: dict[str, Any] = {"upgrade_confirm": 0, "upgrade_confirm_url": "http://[::1]:80/"}
     with pytest.raises(ConfigurationError, match="checked in the --upgrade-confirm window"):
         SupervisorOptions(command=("x",), **values)
+
+
+@pytest.mark.parametrize(
+    ("variables", "words"),
+    [
+        ({"WARDEN_ON_HUP": "upgrade"}, ["--on-hup upgrade needs a readiness gate", "forward"]),
+        ({"WARDEN_RECYCLE_AT": "high"}, ["--recycle-at high", "readiness gate"]),
+        ({"WARDEN_RECYCLE_AT": "400M"}, ["--recycle-at 400 MiB", "--memory-warn-signal"]),
+    ],
+)
+def test_what_asks_for_upgrades_without_a_gate_is_refused_at_start(
+    variables: dict[str, str], words: list[str]
+) -> None:
+    # Else it is accepted, and every SIGHUP, or memory climbing at night, meets "an upgrade
+    # needs a readiness gate" when it is too late to add one.
+    with pytest.raises(ConfigurationError) as raised:
+        SupervisorOptions.from_inputs(["x"], {}, variables)
+    for word in words:
+        assert word in str(raised.value)
+    with_a_gate = SupervisorOptions.from_inputs(["x"], {"ready": "notify"}, variables)
+    assert with_a_gate.hup_action == "upgrade"
 
 
 def test_a_value_built_directly_is_converted() -> None:

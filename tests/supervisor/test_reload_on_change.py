@@ -20,7 +20,9 @@ import pytest
 
 from tests.config._files import ConfigMap, write_atomic, write_in_place
 from tests.supervisor.conftest import DEADLINE, Processes
+from warden.lifecycle import Fact
 from warden.supervisor import SupervisorOptions
+from warden.supervisor._events import ConfigChangeRefused, ConfigWatchFailed
 
 # With a path and --ready notify, it first writes that file, as if someone changed it while the
 # program started (before the watch was armed: warden arms it once the program is ready).
@@ -280,3 +282,16 @@ def test_only_the_option_imports_the_watcher(procs: Processes, armed: bool) -> N
     }
     assert "warden.supervisor" in imported  # the profile is there: an absence means something
     assert ("watchfiles" in imported, "warden.config" in imported) == (False, armed)
+
+
+@pytest.mark.parametrize(
+    "fact",
+    [
+        ConfigWatchFailed(paths=("/etc/app.yaml",), error="inotify: no space left"),
+        ConfigChangeRefused(path="/etc/app.yaml", reason="/etc is writable by others"),
+    ],
+)
+def test_what_a_change_would_have_done_is_not_called_a_reload(fact: Fact) -> None:
+    # With --on-hup upgrade, SIGHUP (and a change) upgrades: "reload" means new configuration
+    # applied, which is not what happens then. The words hold for both actions.
+    assert "reload" not in (fact.detail or "").replace("warden reload", "")

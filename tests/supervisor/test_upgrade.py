@@ -486,6 +486,65 @@ def test_sighup_upgrades_and_status_tells_each_step(service: Service) -> None:
     assert program["last_exit"] is None  # the old release's end is the upgrade's, not a crash
 
 
+def test_status_names_the_step_of_the_upgrade_under_way_and_its_releases(
+    procs: Processes,
+) -> None:
+    """At 3 a.m. "one is running now" is not enough: which new release, at which step, for
+    how long (a gate that never passes, a window, a drain that will not end)."""
+    service = Service(procs, "--upgrade-confirm", "1h", "--drain-timeout", "1h")
+    fifo = make_fifo(procs.tmp_path / "gate")
+    service.deploy("gated", str(fifo))
+    asking = threading.Thread(target=service.control, args=("upgrade",))
+    asking.start()
+    new = service.started("gated")
+
+    def step() -> dict[str, object]:
+        current = service.upgrades()["current"]
+        assert isinstance(current, dict), current
+        return current
+
+    gate = step()
+    assert (gate["step"], gate["old_pid"], gate["new_pid"]) == ("gate", service.first, new)
+    assert service.program()["state"] == "upgrading"
+    table = subprocess.run(
+        [sys.executable, "-m", "warden", "status", "--control", str(procs.control)],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        check=False,
+    ).stdout
+    assert f"running now: new release pid {new} waiting for its readiness gate for " in table
+    release(fifo)
+    wait_until(lambda: step()["step"] == "confirming", "the window")
+    assert step()["new_pid"] == new
+    assert service.stop() == 0
+    asking.join(DEADLINE)
+
+
+def test_status_during_a_restart_backoff_says_when_the_program_starts_again(
+    procs: Processes,
+) -> None:
+    service = Service(
+        procs, "--restart", "on-failure", "--backoff-initial", "1h", "--backoff-max", "1h"
+    )
+    os.kill(service.first, signal.SIGKILL)
+    wait_until(lambda: service.program()["restart_in"] is not None, "the backoff")
+    program = service.program()
+    assert program["state"] == "restarting"
+    restart_in = program["restart_in"]
+    assert isinstance(restart_in, float) and 0 < restart_in <= 3600
+    assert program["uptime"] is None and program["status"] is None  # nothing of the dead run
+    table = subprocess.run(
+        [sys.executable, "-m", "warden", "status", "--control", str(procs.control)],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        check=False,
+    ).stdout
+    assert re.search(r"^program   pid \d+, restarting, starting again in \d", table, re.M), table
+    assert service.stop() == 128 + signal.SIGKILL  # its last end: said and exited with
+
+
 def test_upgrade_check_failing_cancels_the_upgrade(procs: Processes) -> None:
     flag = procs.tmp_path / "allowed"
     check = f"test -e {flag}"
@@ -525,6 +584,12 @@ def test_stop_during_an_upgrade_stops_both_releases(service: Service) -> None:
     asking.join(DEADLINE)
     assert gone(service.first) and gone(new)
     assert not service.procs.control.exists()  # the control socket is removed at exit
+    # Said, for a person too: else a terminal shows the old release's end, then nothing while
+    # warden waits for a new release it never named.
+    [abandoned] = [e for e in service.warden.events("upgrade") if e["kind"] == "upgrade.abandoned"]
+    assert abandoned["level"] == "info"
+    assert abandoned["data"] == {"old_pid": service.first, "new_pid": new}
+    assert f"new release pid {new} is stopped with the old one" in str(abandoned["message"])
 
 
 ASK_AS_ANOTHER_USER = """\

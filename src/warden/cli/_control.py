@@ -248,7 +248,8 @@ def _upgrade_line(upgrade: dict[str, object]) -> str:
     old, new = _pid(upgrade.get("old_pid")), _pid(upgrade.get("new_pid"))
     if upgrade.get("result") != "ok":
         # The detail says whether the old release still serves: warden knows, we do not.
-        return f"upgrade failed: {upgrade.get('detail') or 'no detail given'}"
+        verdict = "rolled back" if upgrade.get("result") == "rolled back" else "failed"
+        return f"upgrade {verdict}: {upgrade.get('detail') or 'no detail given'}"
     parts = [f"upgraded: pid {old} -> {new}"]
     ready = _number(upgrade.get("ready_after"))
     if ready is not None:
@@ -282,6 +283,9 @@ def _render_status(reply: dict[str, object]) -> str:
         uptime = _number(program.get("uptime"))
         if uptime is not None:
             parts.append(f"up {_seconds(uptime)}")
+        restart_in = _number(program.get("restart_in"))
+        if restart_in is not None:
+            parts.append(f"starting again in {_seconds(restart_in)}")
         restarts = _number(program.get("restarts"))
         if restarts:
             parts.append(f"{restarts:g} restart{'s' if restarts != 1 else ''}")
@@ -321,7 +325,7 @@ _RESULTS = ("ok", "failed", "rolled back")
 def _upgrades(upgrade: dict[str, object]) -> str:
     ok, failed = _number(upgrade.get("ok")) or 0, _number(upgrade.get("failed")) or 0
     last = _dict(upgrade.get("last"))
-    running = "; one is running now" if upgrade.get("running") else ""
+    running = _under_way(_dict(upgrade.get("current"))) if upgrade.get("running") else ""
     if not (ok or failed or last):
         return f"none yet{running}"
     rolled_back = _number(upgrade.get("rolled_back")) or 0
@@ -341,6 +345,29 @@ def _upgrades(upgrade: dict[str, object]) -> str:
         if ago is not None:
             text += f", {_seconds(ago)} ago"
     return text + running
+
+
+#: What the upgrade under way is doing, by step (``{new}``, ``{old}``: pids; ``{since}``).
+_STEPS = {
+    "check": "running --upgrade-check for {since}",
+    "gate": "new release pid {new} waiting for its readiness gate for {since}",
+    "confirming": "new release pid {new} confirming beside pid {old} for {since}",
+    "draining": "pid {new} promoted, old release pid {old} draining for {since}",
+}
+
+
+def _under_way(current: dict[str, object]) -> str:
+    """``; running now: new release pid 4790 confirming beside pid 4711 for 1.20s``."""
+    words = _STEPS.get(str(current.get("step")))
+    if words is None:
+        return "; one is running now"
+    since = _number(current.get("for"))
+    text = words.format(
+        new=_pid(current.get("new_pid")),
+        old=_pid(current.get("old_pid")),
+        since="?" if since is None else _seconds(since),
+    )
+    return f"; running now: {text}"
 
 
 def _render_reload(reply: dict[str, object]) -> str:

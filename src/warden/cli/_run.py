@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import errno
 import logging
 import os
@@ -17,7 +18,7 @@ import sys
 from collections.abc import Mapping
 from typing import NoReturn
 
-from .._exceptions import ConfigurationError, UsageError
+from .._exceptions import ConfigurationError, UsageError, shown
 from .._exitcodes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from ..supervisor import _OPTIONS as OPTIONS
 from ..supervisor import Supervisor, SupervisorOptions
@@ -120,10 +121,36 @@ def parse(argv: list[str], environ: Mapping[str, str]) -> SupervisorOptions:
             "no command to run; give it after '--', e.g. warden run -- python -m http.server"
         )
     given = given_values(namespace, OPTIONS)
+    _refuse_misspelt_variables(environ)
     try:
         return SupervisorOptions.from_inputs(command, given, environ)
     except ConfigurationError as exc:
         raise UsageError(str(exc)) from None
+
+
+#: ``WARDEN_*`` variables read elsewhere than ``warden run``'s options (the library's).
+_OTHER_VARIABLES = frozenset({"WARDEN_SHUTDOWN_TIMEOUT"})
+
+#: How alike a name must be to an option's variable to be its misspelling: a letter or an
+#: underscore off scores above 0.95; another name that merely shares a prefix
+#: (``WARDEN_READY_URL``, ``WARDEN_HEALTH_PORT``) below 0.86, and is left alone.
+_MISSPELT = 0.9
+
+
+def _refuse_misspelt_variables(environ: Mapping[str, str]) -> None:
+    """A ``WARDEN_*`` variable that is an option's name misspelt would be ignored in
+    silence (``WARDEN_STOPTIMEOUT=30``: the stop timeout stays 10 s, found out at the first
+    SIGKILL): refused, naming the one meant. Other ``WARDEN_*`` names may be the program's."""
+    known = {option.env for _, option in OPTIONS} | _OTHER_VARIABLES
+    for name in sorted(environ):
+        if not name.startswith("WARDEN_") or name in known:
+            continue
+        meant = difflib.get_close_matches(name, known, n=1, cutoff=_MISSPELT)
+        if meant:
+            raise UsageError(
+                f"{name}={shown(environ[name])} is not a warden variable, so it would be "
+                f"ignored; did you mean {meant[0]}? rename it"
+            )
 
 
 def main(argv: list[str]) -> int:

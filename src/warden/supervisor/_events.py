@@ -572,6 +572,24 @@ class DrainTimedOut(Fact):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UpgradeAbandoned(Fact):
+    """warden is stopping before the upgrade under way promoted its new release: the
+    upgrade ends here, unfinished and not counted; its new release (``new_pid``, if it was
+    started) gets the stop signal with the old one."""
+
+    kind: ClassVar[str] = "upgrade.abandoned"
+    says: ClassVar[Says] = Says(name=_OLD, outcome="abandoned")
+    old_pid: int
+    new_pid: int | None
+
+    @property
+    def detail(self) -> str:
+        if self.new_pid is None:
+            return "warden is stopping; no new release was started"
+        return f"warden is stopping; new release pid {self.new_pid} is stopped with the old one"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UpgradeFinished(Reloaded):
     """An upgrade ended, either way; ``result`` and ``reason`` say how."""
 
@@ -631,7 +649,7 @@ class ConfigWatchFailed(Fact):
     says: ClassVar[Says] = Says(
         name="{paths:list}",
         outcome="failed",
-        detail="{error}; changes are no longer seen (SIGHUP still reloads)",
+        detail="{error}; changes are no longer seen (SIGHUP and warden reload still work)",
     )
     paths: tuple[str, ...]
     error: str
@@ -647,7 +665,7 @@ class ConfigChangeRefused(Fact):
     says: ClassVar[Says] = Says(
         name="{path}",
         outcome="refused",
-        detail="changed, but {reason}, so another user may have changed it: no reload",
+        detail="changed, but {reason}, so another user may have changed it: ignored",
     )
     path: str
     reason: str

@@ -476,6 +476,28 @@ class SupervisorOptions:
                 f"{self.backoff_max:g}s; raise the maximum or lower the initial delay"
             )
         self._check_recycle_below_critical()
+        self._check_upgrades_have_a_gate()
+
+    def _check_upgrades_have_a_gate(self) -> None:
+        """``--on-hup upgrade`` and ``--recycle-at`` ask for upgrades, and an upgrade without
+        a readiness gate is refused: said at start, not at the first SIGHUP or the first time
+        memory climbs."""
+        if self.ready.kind != "none":
+            return
+        gates = "--ready notify, http://HOST:PORT/PATH, tcp or exec:CMD"
+        if self.on_hup == "upgrade":
+            raise ConfigurationError(
+                "--on-hup upgrade needs a readiness gate (an upgrade is refused without one): "
+                f"add {gates}, or use --on-hup forward to pass SIGHUP to the program"
+            )
+        at = self.recycle_at
+        if at is not None:
+            value = _mib(at) if isinstance(at, int) else at.value
+            raise ConfigurationError(
+                f"--recycle-at {value} replaces the program by an upgrade, which needs a "
+                f"readiness gate: add {gates}, or use --memory-warn-signal to warn the "
+                "program instead"
+            )
 
     def _check_recycle_below_critical(self) -> None:
         """A recycle size at or above ``critical`` of the limit is never reached: the program

@@ -106,6 +106,9 @@ class ProgramRunner:
         self._stopping = stopping
         self._started = False  # start ran (the ladder has work)
         self._starting = False  # start has not returned yet: a finish means "not ready"
+        #: When the program is started again (the supervisor's clock), while a restart's
+        #: backoff, or a failed start's, is waited out (``warden status``).
+        self.next_start_at: float | None = None
 
     # -- start and gate: the child component's start -------------------------------------
 
@@ -195,7 +198,7 @@ class ProgramRunner:
                 error=str(exc), errno=name, attempt=decision.attempt, delay=decision.delay
             )
         )
-        await self._clock.sleep(decision.delay)
+        await self._backoff(decision.delay)
         return True
 
     # -- run and decide: main ------------------------------------------------------------
@@ -286,7 +289,15 @@ class ProgramRunner:
         self._publish(
             RestartScheduled(attempt=restart.attempt, delay=restart.delay, after=child.reason)
         )
-        await self._clock.sleep(restart.delay)
+        await self._backoff(restart.delay)
+
+    async def _backoff(self, delay: float) -> None:
+        """Wait ``delay`` before the next start, which ``warden status`` tells meanwhile."""
+        self.next_start_at = self._clock.now() + delay
+        try:
+            await self._clock.sleep(delay)
+        finally:
+            self.next_start_at = None
 
     # -- stop: the child component's stop -------------------------------------------------
 

@@ -44,6 +44,8 @@ class ProgramStatus:
     last_exit_reason: str | None = None
     last_exit_code: int | None = None
     last_exit_ago: float | None = None
+    #: Seconds until it is started again, while a restart's backoff is waited out.
+    restart_in: float | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -54,6 +56,9 @@ class UpgradeStatus:
     failed: int
     rolled_back: int
     last: dict[str, object] | None
+    #: The upgrade under way: its step (check, gate, confirming, draining), seconds in it,
+    #: its old and new release.
+    current: dict[str, object] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -80,6 +85,9 @@ def snapshot(supervisor: Supervisor) -> Status:
     last = upgrader.last
     reason = supervisor.reason
     ended = supervisor.closing.last_exit()
+    running = child is not None and child.running
+    under_way = upgrader.under_way
+    next_start = supervisor.next_start_at
     return Status(
         warden=WardenStatus(
             pid=os.getpid(),
@@ -91,14 +99,16 @@ def snapshot(supervisor: Supervisor) -> Status:
         program=ProgramStatus(
             pid=None if child is None else child.pid,
             state=_program_state(supervisor, child),
-            uptime=None if child is None or not child.running else now - child.started_at,
+            uptime=None if child is None or not running else now - child.started_at,
             restarts=supervisor.tally.restarts,
-            status=None if child is None else child.status,
+            # A run that ended says nothing more: its last STATUS= would read as the present.
+            status=None if child is None or not running else child.status,
             command=tuple(supervisor.options.command),
             last_exit=None if reason is None else str(reason),
             last_exit_reason=None if ended is None else ended.words,
             last_exit_code=None if ended is None else ended.exit_code,
             last_exit_ago=None if ended is None else monotonic_age(ended.at),
+            restart_in=None if next_start is None else max(0.0, next_start - now),
         ),
         upgrade=UpgradeStatus(
             running=upgrader.running,
@@ -107,6 +117,7 @@ def snapshot(supervisor: Supervisor) -> Status:
             failed=supervisor.tally.upgrades["failed"],
             rolled_back=supervisor.tally.upgrades["rolled back"],
             last=None if last is None else last.to_json(now),
+            current=None if under_way is None else under_way.to_json(now),
         ),
         sockets=tuple(supervisor.sockets.describe()),
     )
@@ -118,6 +129,8 @@ def _program_state(supervisor: Supervisor, child: RunningChild | None) -> str:
     if child is None:
         return "starting"
     if not child.running:
+        if supervisor.upgrader.running:
+            return "upgrading"  # it ended during an upgrade: the new release may take over
         return "restarting" if supervisor.lifecycle.state is State.READY else "exited"
     if supervisor.upgrader.running:
         return "upgrading"

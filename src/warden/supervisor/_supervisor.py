@@ -336,6 +336,11 @@ class Supervisor:
         return self.program.current
 
     @property
+    def next_start_at(self) -> float | None:
+        """When the program starts again, while a restart's backoff is waited out."""
+        return self._runner.next_start_at
+
+    @property
     def reason(self) -> ExitReason | None:
         """The program's last exit reason, once it has ended at least once."""
         return self.program.last_reason

@@ -41,6 +41,7 @@ import contextlib
 import shlex
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Literal
 
 from ..._exceptions import UpgradeFailed, UpgradeRefused, UpgradeRolledBack
 from ...lifecycle import Clock, Fact
@@ -49,6 +50,7 @@ from .._events import (
     ProgramStatus,
     ReleaseDraining,
     ReleasePromoted,
+    UpgradeAbandoned,
     UpgradeConfirming,
     UpgradeFinished,
     UpgradeGateShared,
@@ -68,6 +70,31 @@ from ._window import watch_window
 
 #: How often the old release's accept queue is looked at before it is told to stop.
 _QUEUE_CHECK = 0.002
+
+
+#: The step of an upgrade under way, as ``warden status`` names it: ``check``
+#: (``--upgrade-check`` runs), ``gate`` (the new release started, its gate not passed yet),
+#: ``confirming`` (its window), ``draining`` (it was promoted; the old release drains).
+UpgradeStep = Literal["check", "gate", "confirming", "draining"]
+
+
+@dataclass(frozen=True)
+class UnderWay:
+    """Where the upgrade under way is: its step, since when (the supervisor's clock), and the
+    releases (``new_pid`` once the new release is started)."""
+
+    step: UpgradeStep
+    since: float
+    old_pid: int
+    new_pid: int | None = None
+
+    def to_json(self, now: float) -> dict[str, object]:
+        return {
+            "step": self.step,
+            "for": max(0.0, now - self.since),
+            "old_pid": self.old_pid,
+            "new_pid": self.new_pid,
+        }
 
 
 @dataclass(frozen=True)
@@ -158,6 +185,8 @@ class Upgrader:
         self._queued: asyncio.Task[UpgradeResult] | None = None  # the one after it
         self._spawned = False  # the upgrade under way has started its new release
         self.last: UpgradeResult | None = None
+        #: The step of the upgrade under way, None between upgrades (``warden status``).
+        self.under_way: UnderWay | None = None
         #: Requesters waiting for an upgrade (more than one: coalesced).
         self.waiting = 0
         #: The release the upgrade under way is replacing, until it is replaced.
@@ -235,6 +264,7 @@ class Upgrader:
             task.exception()
         if all(t is None or t.done() for t in (self._task, self._queued)):
             self.replacing = None
+            self.under_way = None
             self.idle.set()
 
     async def _after(self, previous: asyncio.Task[UpgradeResult]) -> UpgradeResult:
@@ -254,14 +284,15 @@ class Upgrader:
         ready_after: float | None = None
         promoted = False
         try:
-            await self._check()
+            await self._check(old)
             self._spawned = True
-            new = await self._start_new()
+            new = await self._start_new(old)
             ready_after = self._clock.now() - started
             await self._confirm(new, old)
             self._promote(new, old)
             promoted = True
             self.replacing = None
+            self._step("draining", old, new)
             outcome: UpgradeOutcome = "ok"
             new_pid: int | None = new.pid
             had_ended = not old.running
@@ -295,10 +326,16 @@ class Upgrader:
                     detail += f"; pid {old.pid} keeps serving"
         except asyncio.CancelledError:
             if not promoted:
+                # warden is stopping: said, or a terminal shows nothing of the new release
+                # it now waits for (the stop ladder signals it with the old one).
+                candidate = self._program.candidate
+                new_pid = None if candidate is None else candidate.pid
+                self._publish(UpgradeAbandoned(old_pid=old.pid, new_pid=new_pid))
                 raise
             # warden is stopping, but the new release had taken over: that upgrade happened.
             outcome, new_pid = "ok", new.pid
             detail = f"pid {old.pid} -> {new.pid}; warden stopped during the drain"
+        self.under_way = None
         now = self._clock.now()
         result = UpgradeResult(
             outcome, detail, old.pid, new_pid, ready_after, now - started, finished_at=now
@@ -320,11 +357,12 @@ class Upgrader:
             raise UpgradeRefused("no ready program to upgrade; try again once it is ready")
         return child
 
-    async def _check(self) -> None:
+    async def _check(self, old: RunningChild) -> None:
         """``--upgrade-check``, if given; raises :class:`UpgradeFailed` if it fails."""
         command = self._options.upgrade_check
         if not command:
             return
+        self._step("check", old)
         timeout = self._options.ready_timeout
         try:
             async with self._clock.timeout(timeout):
@@ -336,7 +374,12 @@ class Upgrader:
         if code != 0:
             raise UpgradeFailed(f"--upgrade-check {shlex.join(command)!r} exited with {code}")
 
-    async def _start_new(self) -> RunningChild:
+    def _step(self, step: UpgradeStep, old: RunningChild, new: RunningChild | None = None) -> None:
+        """The upgrade under way enters ``step`` (``warden status`` shows it)."""
+        new_pid = None if new is None else new.pid
+        self.under_way = UnderWay(step, self._clock.now(), old.pid, new_pid)
+
+    async def _start_new(self, old: RunningChild) -> RunningChild:
         """Spawn the new release and pass its gate; raises :class:`UpgradeFailed` otherwise
         (the new release is gone by then)."""
         given = self.sockets.for_new_release()
@@ -347,6 +390,7 @@ class Upgrader:
             self.sockets.undo()
             raise UpgradeFailed(f"the new release cannot start: {exc}") from None
         self._program.propose(new)  # until promoted or gone; a stop meanwhile stops it too
+        self._step("gate", old, new)
         try:
             failure = await self._gate.wait(
                 new, route=self.sockets.steering, stop_within=self._options.drain_seconds
@@ -367,6 +411,7 @@ class Upgrader:
         window = self._options.upgrade_confirm
         if window <= 0:
             return
+        self._step("confirming", old, new)
         self._publish(UpgradeConfirming(new_pid=new.pid, window=window))
         why = await watch_window(
             new,
