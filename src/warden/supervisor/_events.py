@@ -551,7 +551,7 @@ class ReleaseDraining(Fact):
     """The old release had its stop signal; SIGKILL to its group after ``timeout``."""
 
     kind: ClassVar[str] = "upgrade.draining"
-    for_people: ClassVar[bool] = False
+    # On a terminal too: a drain can take its whole timeout, silent otherwise until the end.
     says: ClassVar[Says] = Says(
         name=_OLD,
         outcome="draining",
