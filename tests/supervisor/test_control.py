@@ -106,9 +106,23 @@ async def test_socket_is_0600_in_new_0755_directories_and_removed_at_close(
             assert server.path == str(path)
             assert await status(path) == {"ok": True, "status": {"command": "status"}}
         assert not path.exists()
+        # The directories it made for the socket go with it (a --control PATH of the user's).
+        assert not (short_dir / "run").exists()
         await server.close()  # idempotent
     finally:
         os.umask(umask)
+
+
+async def test_the_directories_it_made_stay_when_not_empty_or_not_tidy(short_dir: Path) -> None:
+    path = short_dir / "run" / "warden" / "control.sock"
+    async with serving(path):
+        (path.parent / "other.sock").touch()  # another's file in the directory it made
+    assert path.parent.is_dir() and not path.exists()
+    shutil.rmtree(short_dir / "run")
+    server = ControlServer(str(path), status_handler, commands=COMMANDS, tidy=False)
+    await server.start()
+    await server.close()
+    assert path.parent.is_dir()  # the default path's directory is every warden's
 
 
 async def test_the_socket_is_0600_even_under_a_permissive_umask(short_dir: Path) -> None:

@@ -413,6 +413,7 @@ class Supervisor:
             commands=commands.TABLE,
             tally=self.tally,
             clock=self.clock,
+            tidy=not self.options.control_optional,  # the default path's directory stays
         )
         try:
             await control.start()

@@ -87,8 +87,13 @@ class ControlServer:
         commands: Collection[str],
         tally: Tally | None = None,
         clock: Clock | None = None,
+        tidy: bool = True,
     ) -> None:
+        """``tidy``: remove at :meth:`close` the directories :meth:`start` made for the
+        socket (not for the default path: its directory is every warden's on the machine)."""
         self.path = path
+        self._tidy = tidy
+        self._made: list[Path] = []
         self._clock = clock or Clock()
         self._handler = handler
         self._commands = frozenset(commands)
@@ -134,6 +139,18 @@ class ControlServer:
             self._sock.close()
         # Remove only our own file: another warden may have replaced a path we lost.
         unlink_if_ours(self.path, self._identity)
+        self._remove_made()
+
+    def _remove_made(self) -> None:
+        """The directories made for the socket, deepest first, each only if empty."""
+        made, self._made = self._made, []
+        if not self._tidy:
+            return
+        for directory in reversed(made):
+            try:
+                directory.rmdir()
+            except OSError:
+                return  # not empty (someone else's now), or gone: the ones above stay too
 
     def _bind(self) -> socket.socket:
         path = self.path
@@ -142,9 +159,13 @@ class ControlServer:
                 f"control socket path {path!r} is {path_bytes(path)} bytes, over the "
                 f"{SUN_PATH_MAX} an AF_UNIX address holds; give a shorter --control PATH"
             )
-        _make_parents(path)
-        _check_directory(path)
-        _clear_stale(path)
+        self._made = _make_parents(path)
+        try:
+            _check_directory(path)
+            _clear_stale(path)
+        except ConfigurationError:
+            self._remove_made()
+            raise
         sock = socket.socket(
             socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
         )
@@ -161,6 +182,7 @@ class ControlServer:
             identity = file_identity(path)
         except OSError as exc:
             sock.close()
+            self._remove_made()
             raise ConfigurationError(
                 f"cannot bind the control socket {path!r}: {exc.strerror or exc}; "
                 "give a --control PATH in a directory warden may write"
@@ -284,21 +306,30 @@ class ControlServer:
         return command, request
 
 
-def _make_parents(path: str) -> None:
-    """Create the missing directories above ``path``, each 0755 (less what the umask takes)."""
+def _make_parents(path: str) -> list[Path]:
+    """Create the missing directories above ``path``, each 0755 (less what the umask takes);
+    those it made, outermost first."""
     missing: list[Path] = []
     parent = Path(path).parent
     while not parent.exists() and parent != parent.parent:
         missing.append(parent)
         parent = parent.parent
-    try:
-        for directory in reversed(missing):
-            directory.mkdir(mode=0o755, exist_ok=True)
-    except OSError as exc:
-        raise ConfigurationError(
-            f"cannot create the directory of the control socket {path!r}: {exc.strerror}; "
-            "give a --control PATH in a directory warden may write"
-        ) from exc
+    made: list[Path] = []
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o755)
+        except FileExistsError:
+            continue  # made meanwhile (another warden's): not ours to remove
+        except OSError as exc:
+            for mine in reversed(made):
+                with contextlib.suppress(OSError):
+                    mine.rmdir()
+            raise ConfigurationError(
+                f"cannot create the directory of the control socket {path!r}: "
+                f"{exc.strerror}; give a --control PATH in a directory warden may write"
+            ) from exc
+        made.append(directory)
+    return made
 
 
 def _check_directory(path: str) -> None:
