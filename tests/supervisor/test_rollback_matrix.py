@@ -64,12 +64,22 @@ if name == "late":  # serve a little, then the whole release dies (a crash after
     threading.Timer(1.0, lambda: os.kill(master, signal.SIGKILL)).start()
 if name == "workers":  # each worker crashes; its master starts another, which crashes too
     threading.Timer(1.5, os._exit, (1,)).start()
-served = []
+
+
+def _first_answer():  # when the release (any of its workers) first answered: one epoch
+    mark = here / f"first-answer-{os.getppid()}"
+    try:
+        fd = os.open(mark, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return mark.stat().st_mtime
+    os.close(fd)
+    return mark.stat().st_mtime
 
 
 def app(environ, start_response):
-    served.append(time.monotonic())
-    if name == "hang" and served[-1] - served[0] > 0.5:  # a worker stops answering
+    # The whole release stops answering 0.5 s after its first answer: each worker, whenever
+    # its first request comes (per worker, a worker first asked late would answer a check).
+    if name == "hang" and time.time() - _first_answer() > 0.5:
         time.sleep(3600)
     body = f"{name} {os.getpid()}".encode()
     status = "500 Internal Server Error" if name == "err500" else "200 OK"
