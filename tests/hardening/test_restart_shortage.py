@@ -172,7 +172,7 @@ def test_a_first_start_out_of_descriptors(tmp_path: Path, policy: str) -> None:
         if "child.start_deferred" in result.stderr:
             deferred += 1
             assert policy == "always"
-            assert last.startswith("giving up after 1 restarts: 2 failures in a row")
+            assert last.startswith("giving up after 1 restart: 2 failures in a row")
             assert "Too many open files (EMFILE)" in last
         else:
             assert last.startswith("the program was not started: "), last

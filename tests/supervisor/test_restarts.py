@@ -34,7 +34,7 @@ def test_crash_loop_gives_up_with_a_clear_final_line(procs: Processes) -> None:
     attempts = [e["name"] for e in warden.events("restart")]
     assert attempts == ["attempt 1", "attempt 2", "attempt 3"]
     final = closing_reason(warden.err.text())
-    assert final.startswith("giving up after 3 restarts: the child ended 4 times")
+    assert final.startswith("giving up after 3 restarts: the program ended 4 times")
     assert "(last: exited(4))" in final
 
 

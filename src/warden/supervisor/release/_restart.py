@@ -127,8 +127,8 @@ class RestartTracker:
         return self._quick_end(
             reason.exit_code or 1,
             lambda ends: (
-                f"the child ended {ends} times in a row, each within {self.min_uptime:g}s of "
-                f"starting (last: {reason})"
+                f"the program ended {_times(ends)} in a row, each within {self.min_uptime:g}s "
+                f"of starting (last: {reason})"
             ),
         )
 
@@ -142,7 +142,8 @@ class RestartTracker:
         return self._quick_end(
             EXIT_FAILURE,
             lambda ends: (
-                f"{ends} failures in a row (last: the program could not be started: {error})"
+                f"{ends} failure{'' if ends == 1 else 's'} in a row (last: the program could not "
+                f"be started: {error})"
             ),
         )
 
@@ -156,8 +157,13 @@ class RestartTracker:
                 code,
                 gave_up=True,
                 message=(
-                    f"giving up after {self.max_restarts} restarts: {ends(self._quick_ends)}; "
+                    f"giving up after {self.max_restarts} restart"
+                    f"{'' if self.max_restarts == 1 else 's'}: {ends(self._quick_ends)}; "
                     f"exit code {code}"
                 ),
             )
         return Restart(self.backoff.delay(self._quick_ends, self._rng), self._quick_ends)
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else f"{n} times"
