@@ -251,8 +251,8 @@ def test_stopped_by_the_memory_sentinel_before_the_oom_killer(
     reason = closing_reason(warden.err.text())
     assert reason.startswith("stopped by the memory sentinel at critical ("), reason
     assert reason.endswith(
-        " of 64 MiB), before the OOM killer; the program exited(0); exit code 1, a failure to "
-        "restart on"
+        " of 64 MiB), before the OOM killer; the program exited(0), counted as a failure so "
+        "that it is restarted"
     ), reason
     assert _last(warden.err.text())["level"] == "warning"  # no success: said as a failure
 

@@ -8,7 +8,7 @@ the termination message all say its ``reason``::
 
     oom-killed: working set 511 of 512 MiB; warned at 80 % 41 s before
     stopped by the memory sentinel at critical (51 of 64 MiB), before the OOM killer; the
-        program exited(0); exit code 1, a failure to restart on
+        program exited(0), counted as a failure so that it is restarted
     the program exited(3)
     stopped by SIGTERM; the program exited(0)
 
@@ -227,7 +227,7 @@ class ClosingReason:
             return "memory", (
                 f"stopped by the memory sentinel at critical ({_mib(end.memory_stop)}), "
                 f"before the OOM killer; {_the_program(end)}"
-                + (f"; exit code {reason.exit_code}, a failure to restart on" if clean else "")
+                + (", counted as a failure so that it is restarted" if clean else "")
             )
         return "program", _the_program(end)
 
