@@ -55,3 +55,17 @@ def test_an_exit_code_main_chose_is_no_failure_to_explain() -> None:
     done = _run("three")
     assert done.returncode == 3
     assert done.stderr == ""
+
+
+def test_with_stderr_closed_the_exit_code_holds() -> None:
+    """``2>&-``: nowhere to say it; descriptor 2 is not written (it may be another file)."""
+    done = subprocess.run(
+        ["sh", "-c", 'exec "$0" -c "$1" 2>&-', sys.executable, SERVICE],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""

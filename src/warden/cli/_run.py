@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
 import errno
 import logging
 import os
@@ -145,6 +144,8 @@ def _refuse_misspelt_variables(environ: Mapping[str, str]) -> None:
     for name in sorted(environ):
         if not name.startswith("WARDEN_") or name in known:
             continue
+        import difflib  # only for an unknown WARDEN_* name: not PID 1's resident memory
+
         meant = difflib.get_close_matches(name, known, n=1, cutoff=_MISSPELT)
         if meant:
             raise UsageError(

@@ -176,9 +176,18 @@ class DeadlineGuard:
 def write_stderr(text: str) -> None:
     """``text`` to stderr (fd 2), lost rather than waited for: on a helper thread given
     0.5 s, so a full pipe nobody reads never holds the process's exit (PID 1 never blocks
-    on what it says)."""
-    _flush_stdio()
-    _in_helper(lambda: _write_all(2, text.encode("utf-8", "replace")), 0.5)
+    on what it says). Python's own buffers go first, on that thread too. Nothing when
+    there is no stderr (``2>&-``: descriptor 2 may be another file by now)."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+
+    def write() -> None:
+        _flush_stdio()
+        _write_all(fd, text.encode("utf-8", "replace"))
+
+    _in_helper(write, 0.5)
 
 
 def _write_byte(fd: int, value: int) -> None:
